@@ -1,0 +1,35 @@
+// Every message type either world carries. The codec refuses a type that is not listed here.
+// Numbers are part of the wire format: never renumber, only append.
+#pragma once
+
+#include <cstdint>
+
+namespace crowdtrain {
+
+enum class MsgType : uint16_t {
+  kRpcError = 1,       // a response that says the request failed: field kTagError holds why
+  kProbeRequest = 10,  // probe workload (core/probe.h)
+  kProbeResponse = 11,
+  kTransferRequest = 12,  // calibration transfers (sim/calibration.h)
+  kTransferResponse = 13,
+  // 100..199: DHT; 200..299: averaging; 300..399: mixture-of-experts (later issues).
+};
+
+// True for the values listed in MsgType.
+inline bool is_known_msg_type(uint16_t t) {
+  switch (static_cast<MsgType>(t)) {
+    case MsgType::kRpcError:
+    case MsgType::kProbeRequest:
+    case MsgType::kProbeResponse:
+    case MsgType::kTransferRequest:
+    case MsgType::kTransferResponse:
+      return true;
+  }
+  return false;
+}
+
+// Field tags shared by every message type; protocols define their own from 16 up.
+constexpr uint16_t kTagError = 1;
+constexpr uint16_t kTagPayload = 2;
+
+}  // namespace crowdtrain

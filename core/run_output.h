@@ -1,0 +1,43 @@
+// A run's output folder: summary.json (the figures), metrics.csv (time series), events.jsonl (the event
+// log, written by MetricsSink). Both worlds write through this, so their outputs have the same shape.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/metrics.h"
+#include "core/scenario.h"
+#include "core/status.h"
+
+namespace crowdtrain {
+
+class RunOutput {
+ public:
+  // Creates `dir` (and parents). Opens metrics.csv with `columns` as its header, and events.jsonl in
+  // `sink` when the scenario's event level asks for a file.
+  static Result<std::unique_ptr<RunOutput>> open(const std::string& dir, const std::vector<std::string>& columns,
+                                 MetricsSink& sink);
+  ~RunOutput();
+  const std::string& dir() const { return dir_; }
+  void metrics_row(const std::vector<double>& values);
+  // Writes summary.json (pretty-printed, keys sorted).
+  Status write_summary(const nlohmann::json& summary);
+
+ private:
+  RunOutput() = default;
+  std::string dir_;
+  std::FILE* csv_ = nullptr;
+  size_t columns_ = 0;
+};
+
+// The default output folder of a scenario: its output.dir, else runs/<name>/.
+std::string output_dir_for(const Scenario& s);
+// The command line that reproduces a run.
+std::string reproduce_command(const Scenario& s, const std::vector<std::string>& overrides,
+                              const std::string& verb);
+
+}  // namespace crowdtrain

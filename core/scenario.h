@@ -1,0 +1,125 @@
+// A scenario: one JSON file that describes a runnable experiment, read into plain typed structs with
+// defaults. Unknown keys, wrong types and out-of-range values are errors that name their JSON path
+// (e.g. "network.upload_mbps.median: must be > 0, got -3"). `--set a.b=value` overrides are applied to
+// the JSON before it is read. docs/scenarios.md is the reference of every key; keep it in step.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/distribution.h"
+#include "core/status.h"
+
+namespace crowdtrain {
+
+struct PeerClassSpec {
+  std::string name = "default";
+  double fraction = 1.0;        // share of peers in this class; shares are normalised
+  double flops_per_s = 1e12;    // compute throughput for the cost model
+  bool has_bandwidth = false;   // when true, the two below replace network.upload/download_mbps
+  DistSpec upload_mbps = DistSpec::constant(100);
+  DistSpec download_mbps = DistSpec::constant(100);
+};
+
+struct PeersSpec {
+  uint32_t count = 100;
+  std::vector<PeerClassSpec> classes{PeerClassSpec{}};
+};
+
+struct RegionsSpec {
+  std::string rtt_csv;                    // "" = one region; else a square RTT matrix (ms), see docs
+  std::map<std::string, double> weights;  // share of peers per region; empty = equal shares
+};
+
+struct NetworkSpec {
+  std::string fidelity = "message";  // "message" | "packet"
+  DistSpec access_latency_ms = DistSpec::constant(5);  // one way, peer <-> its region router
+  DistSpec upload_mbps = DistSpec::constant(100);
+  DistSpec download_mbps = DistSpec::constant(100);
+  RegionsSpec regions;
+  double loss_rate = 0.0;               // per message (message level) or per packet (packet level)
+  uint32_t tcp_segment_bytes = 1448;    // packet level
+  double core_bandwidth_gbps = 100.0;   // packet level: router-to-router links
+  uint64_t max_message_bytes = 256ull << 20;
+  bool serialize = false;  // encode and decode every message for real (exercises the codec)
+};
+
+struct ChurnSpec {
+  std::string model = "none";  // "none" | "sessions" | "trace"
+  DistSpec session_s = DistSpec::constant(3600);
+  DistSpec downtime_s = DistSpec::constant(600);
+  double initial_online_fraction = 1.0;  // sessions model: share of peers online at t = 0
+  std::string trace_csv;                 // trace model: rows "peer,join_s,leave_s"
+  double lifetime_s_max = 0.0;           // preemption: a peer is killed after this long (0 = never)
+  double preemption_notice_s = 30.0;     // ... and told this long before
+};
+
+struct FaultSpec {
+  double at_s = 0.0;
+  std::string kind;         // "kill" | "partition"
+  double fraction = 0.0;    // kill: share of the live peers, chosen from the fault stream
+  double restart_after_s = -1.0;  // kill: restart them after this long (< 0 = never)
+  std::vector<std::string> regions;  // partition: these regions vs the rest
+  double duration_s = 0.0;  // partition: how long
+};
+
+struct ComputeSpec {
+  std::string mode = "model";  // "model" (flops / flops_per_s) | "measured" (wall time of the call)
+};
+
+struct ProbeSpec {
+  double rate_hz = 1.0;  // requests per live peer per second (Poisson)
+  uint64_t request_bytes = 1024;
+  uint64_t response_bytes = 1024;
+  double timeout_s = 5.0;
+  int retries = 0;
+};
+
+struct TransfersSpec {                   // calibration workload
+  std::vector<uint64_t> sizes_bytes{1000, 64000, 1000000, 16000000, 64000000};
+  std::vector<uint32_t> concurrency{1, 4};  // transfers in flight per sender at once
+  uint32_t pairs = 8;                       // sender/receiver pairs measured at a time
+};
+
+struct WorkloadSpec {
+  std::string kind = "probe";  // "probe" | "transfers"
+  ProbeSpec probe;
+  TransfersSpec transfers;
+};
+
+struct OutputSpec {
+  std::string dir;                   // "" = runs/<name>/
+  double metrics_interval_s = 1.0;   // metrics.csv sampling period (simulated seconds)
+  std::string events = "auto";       // "all" | "lifecycle" | "auto" (all up to 10,000 peers)
+  bool progress = true;              // progress line on stderr
+};
+
+struct Scenario {
+  std::string name = "unnamed";
+  uint64_t seed = 1;
+  double duration_s = 30.0;
+  PeersSpec peers;
+  NetworkSpec network;
+  ChurnSpec churn;
+  std::vector<FaultSpec> faults;
+  ComputeSpec compute;
+  WorkloadSpec workload;
+  OutputSpec output;
+  nlohmann::json resolved;  // the JSON after overrides, as read (goes into summary.json)
+  std::string source_path;  // file it came from, "" when built in code
+};
+
+// Applies one "a.b.c=value" override: value is parsed as JSON when it parses, else taken as a string.
+// Creates missing objects on the way. Errors name the path.
+Status apply_override(nlohmann::json& doc, const std::string& assignment);
+// Reads a scenario from JSON. The error names the JSON path and what is wrong.
+Result<Scenario> parse_scenario(const nlohmann::json& doc);
+// Reads the file, applies overrides in order, parses. Relative paths inside the scenario (CSV files)
+// are resolved against the scenario file's folder, then against the current directory.
+Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace crowdtrain

@@ -1,0 +1,29 @@
+// SHA-256 (FIPS 180-4), incremental. Used for the event-log fingerprint; no dependency on OpenSSL.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace crowdtrain {
+
+class Sha256 {
+ public:
+  Sha256();
+  void update(const void* data, size_t size);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  // Hex digest of everything so far; the object can keep absorbing afterwards.
+  std::string hex_digest() const;
+
+ private:
+  void block(const uint8_t* p);
+  uint32_t h_[8];
+  uint8_t buf_[64];
+  size_t buf_len_ = 0;
+  uint64_t total_ = 0;
+};
+
+std::string sha256_hex(std::string_view data);
+
+}  // namespace crowdtrain
