@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/runtime.h"
 #include "core/scenario.h"
@@ -21,5 +22,10 @@ struct LiveOptions {
 
 // Runs one live peer until duration_s has passed; returns the process exit code.
 int run_live(const Scenario& scenario, const LiveOptions& options);
+
+// `crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,... [--duration S]
+// [--out DIR] [--seed N] [--set key=value ...]`: parses the arguments (after the verb), loads the
+// scenario (default scenarios/quickstart.json), runs. Exit 2 on bad arguments or a broken scenario.
+int live_main(const std::vector<std::string>& args);
 
 }  // namespace crowdtrain::net
