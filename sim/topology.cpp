@@ -1,5 +1,8 @@
 #include "sim/topology.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
