@@ -1,1 +1,387 @@
-// placeholder: being written
+// The simulated world's run: see sim_world.h.
+#include "sim/sim_world.h"
+
+#include <ns3/core-module.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "core/probe.h"
+#include "core/run_output.h"
+#include "sim/churn.h"
+#include "sim/network.h"
+#include "sim/sim_runtime.h"
+#include "sim/topology.h"
+
+namespace crowdtrain::sim {
+namespace {
+
+// Peak resident memory of this process in MiB (VmHWM), or 0 where /proc is missing.
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmHWM:") {
+      double kb = 0;
+      in >> kb;
+      return kb / 1024.0;
+    }
+    std::string rest;
+    std::getline(in, rest);
+  }
+  return 0.0;
+}
+
+const std::vector<std::string> kCsvColumns = {
+    "time_s",  "alive_peers", "messages_sent", "messages_delivered", "messages_dropped",
+    "bytes_sent", "probes_sent", "probes_ok",  "probes_failed",      "events_processed"};
+
+class World final : public SimHost {
+ public:
+  World(const Scenario& s, const SimOptions& o, Topology topology, ChurnPlan churn)
+      : s_(s), o_(o), topology_(std::move(topology)), churn_(std::move(churn)), peers_(s.peers.count) {}
+
+  ~World() override {
+    for (auto& slot : peers_) {
+      slot.app.reset();
+      slot.rt.reset();
+    }
+    network_.reset();
+    ns3::Simulator::Destroy();
+  }
+
+  Result<nlohmann::json> run();
+
+  void host_send(PeerId from, PeerId to, Message msg) override;
+  double compute_seconds(PeerId p, const ComputeCost& cost, double measured_s) const override {
+    if (s_.compute.mode == "measured") return measured_s;
+    const double fps = s_.peers.classes[topology_.peer(p).peer_class].flops_per_s;
+    return cost.flops / fps;
+  }
+  MetricsSink& sink() override { return sink_; }
+
+ private:
+  struct Slot {
+    std::unique_ptr<SimRuntime> rt;
+    std::unique_ptr<PeerApp> app;
+    uint32_t incarnation = 0;
+    bool alive = false;
+  };
+
+  void join(PeerId p, const char* reason);
+  void leave(PeerId p, const char* reason);
+  void after_leave(PeerId p, double restart_after_s);
+  void deliver(PeerId from, PeerId to, Message msg);
+  void schedule_faults();
+  void sample_metrics();
+  void progress_tick();
+  Time now() const { return Time(ns3::Simulator::Now().GetNanoSeconds()); }
+  void world_event(std::string_view kind, std::initializer_list<EventField> f) {
+    sink_.event(now(), kNoPeer, kind, EventDetail::kLifecycle, f);
+  }
+
+  const Scenario& s_;
+  const SimOptions& o_;
+  Topology topology_;
+  ChurnPlan churn_;
+  MetricsSink sink_;
+  std::unique_ptr<NetworkModel> network_;
+  std::unique_ptr<RunOutput> out_;
+  std::vector<Slot> peers_;
+  std::shared_ptr<const std::vector<PeerId>> targets_;
+  uint32_t alive_ = 0;
+  Rng fault_rng_{0};
+  std::chrono::steady_clock::time_point wall_start_, last_progress_;
+};
+
+void World::host_send(PeerId from, PeerId to, Message msg) {
+  if (to >= peers_.size()) {
+    sink_.count("messages_to_unknown_peer");
+    return;
+  }
+  const uint64_t wire = msg.wire_size();
+  if (wire > s_.network.max_message_bytes) {
+    sink_.count("messages_oversized");
+    return;
+  }
+  if (s_.network.serialize) {
+    // Real serialisation, so the codec is exercised: what arrives is what was decoded.
+    auto decoded = decode(Bytes::adopt(encode(msg)), CodecLimits{s_.network.max_message_bytes});
+    if (!decoded.ok()) {
+      sink_.count("messages_codec_errors");
+      return;
+    }
+    msg = std::move(decoded.value());
+  }
+  network_->send(from, to, std::move(msg), wire);
+}
+
+void World::deliver(PeerId from, PeerId to, Message msg) {
+  Slot& slot = peers_[to];
+  if (!slot.alive) {
+    sink_.count("messages_to_dead_peer");
+    return;
+  }
+  slot.app->on_message(from, std::move(msg));
+}
+
+void World::join(PeerId p, const char* reason) {
+  Slot& slot = peers_[p];
+  if (slot.alive) return;
+  slot.alive = true;
+  ++slot.incarnation;
+  ++alive_;
+  network_->peer_up(p);
+  slot.rt = std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
+  slot.app = make_probe_app(*slot.rt, s_.workload.probe, targets_);
+  sink_.count("joins");
+  sink_.event(now(), p, "join", EventDetail::kLifecycle,
+              {{"incarnation", slot.incarnation}, {"reason", reason}});
+  const uint32_t inc = slot.incarnation;
+  // When this session ends: churn, trace, or the preemption cap.
+  double session_s = -1.0;
+  if (churn_.sessions()) session_s = churn_.next_session_s(p);
+  if (churn_.trace()) {
+    for (const auto& t : *churn_.trace_sessions(p)) {
+      if (t.join_s * 1e9 <= now().count() + 1 && (t.leave_s < 0 || t.leave_s * 1e9 > now().count())) {
+        session_s = t.leave_s < 0 ? -1.0 : t.leave_s - to_seconds(now());
+      }
+    }
+  }
+  if (session_s >= 0.0) {
+    ns3::Simulator::Schedule(ns3::Seconds(session_s), [this, p, inc] {
+      if (peers_[p].alive && peers_[p].incarnation == inc) leave(p, "churn");
+    });
+  }
+  if (s_.churn.lifetime_s_max > 0.0) {
+    const double life = s_.churn.lifetime_s_max;
+    const double notice_at = std::max(0.0, life - s_.churn.preemption_notice_s);
+    ns3::Simulator::Schedule(ns3::Seconds(notice_at), [this, p, inc, life, notice_at] {
+      Slot& sl = peers_[p];
+      if (!sl.alive || sl.incarnation != inc) return;
+      sink_.event(now(), p, "preemption_notice", EventDetail::kLifecycle,
+                  {{"remaining_s", life - notice_at}});
+      sl.app->on_preemption_notice(from_seconds(life - notice_at));
+    });
+    ns3::Simulator::Schedule(ns3::Seconds(life), [this, p, inc] {
+      if (peers_[p].alive && peers_[p].incarnation == inc) leave(p, "preempted");
+    });
+  }
+  slot.app->start();
+}
+
+void World::leave(PeerId p, const char* reason) {
+  Slot& slot = peers_[p];
+  if (!slot.alive) return;
+  slot.alive = false;
+  --alive_;
+  slot.rt->shutdown();
+  slot.app.reset();
+  slot.rt.reset();
+  network_->peer_down(p);
+  sink_.count("leaves");
+  sink_.event(now(), p, "leave", EventDetail::kLifecycle, {{"reason", reason}});
+  if (churn_.sessions()) after_leave(p, churn_.next_downtime_s(p));
+}
+
+void World::after_leave(PeerId p, double restart_after_s) {
+  if (restart_after_s < 0.0) return;
+  const uint32_t inc = peers_[p].incarnation;
+  ns3::Simulator::Schedule(ns3::Seconds(restart_after_s), [this, p, inc] {
+    // Only if nothing else restarted it meanwhile.
+    if (!peers_[p].alive && peers_[p].incarnation == inc) join(p, "restart");
+  });
+}
+
+void World::schedule_faults() {
+  for (size_t i = 0; i < s_.faults.size(); ++i) {
+    const FaultSpec& f = s_.faults[i];
+    ns3::Simulator::Schedule(ns3::Seconds(f.at_s), [this, &f, i] {
+      if (f.kind == "kill") {
+        std::vector<PeerId> live;
+        for (PeerId p = 0; p < peers_.size(); ++p) {
+          if (peers_[p].alive) live.push_back(p);
+        }
+        const size_t k = static_cast<size_t>(std::llround(f.fraction * live.size()));
+        for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
+          std::swap(live[j], live[j + fault_rng_.uniform_int(live.size() - j)]);
+        }
+        world_event("fault_kill", {{"fault", i}, {"peers", k}});
+        for (size_t j = 0; j < k; ++j) {
+          const bool churn_restarts = churn_.sessions();
+          leave(live[j], "fault_kill");
+          // A fault's own restart time wins over the churn model's downtime.
+          if (f.restart_after_s >= 0.0 && !churn_restarts) after_leave(live[j], f.restart_after_s);
+        }
+      } else if (f.kind == "partition") {
+        std::vector<bool> side(topology_.region_count(), false);
+        for (const auto& r : f.regions) side[topology_.region_index(r)] = true;
+        topology_.set_partition(side);
+        world_event("partition_start", {{"fault", i}, {"duration_s", f.duration_s}});
+        ns3::Simulator::Schedule(ns3::Seconds(f.duration_s), [this, i] {
+          topology_.clear_partition();
+          world_event("partition_end", {{"fault", i}});
+        });
+      }
+    });
+  }
+}
+
+void World::sample_metrics() {
+  if (out_) {
+    const NetworkStats& n = network_->stats();
+    const uint64_t dropped = n.messages_dropped_loss + n.messages_dropped_partition +
+                             n.messages_dropped_down;
+    out_->metrics_row({to_seconds(now()), double(alive_), double(n.messages_sent),
+                       double(n.messages_delivered), double(dropped), double(n.bytes_sent),
+                       double(sink_.counter("probes_sent")), double(sink_.counter("probes_ok")),
+                       double(sink_.counter("probes_failed")),
+                       double(ns3::Simulator::GetEventCount())});
+  }
+  ns3::Simulator::Schedule(ns3::Seconds(s_.output.metrics_interval_s), &World::sample_metrics, this);
+}
+
+void World::progress_tick() {
+  const auto wall = std::chrono::steady_clock::now();
+  if (wall - last_progress_ > std::chrono::seconds(2)) {
+    last_progress_ = wall;
+    const double el = std::chrono::duration<double>(wall - wall_start_).count();
+    const double t = to_seconds(now());
+    const double eta = t > 0 ? el * (s_.duration_s - t) / t : 0.0;
+    std::fprintf(stderr, "\r[sim] t=%.0f/%.0f s  peers=%u  events/s=%.3g  eta=%.0f s   ", t,
+                 s_.duration_s, alive_, double(ns3::Simulator::GetEventCount()) / el, eta);
+    std::fflush(stderr);
+  }
+  ns3::Simulator::Schedule(ns3::Seconds(1), &World::progress_tick, this);
+}
+
+Result<nlohmann::json> World::run() {
+  wall_start_ = last_progress_ = std::chrono::steady_clock::now();
+  const std::string events = s_.output.events;
+  sink_.set_detail((events == "all" || (events == "auto" && s_.peers.count <= 10000))
+                       ? EventDetail::kOperation
+                       : EventDetail::kLifecycle);
+  const std::string dir = o_.out_dir.empty() ? output_dir_for(s_) : o_.out_dir;
+  if (o_.write_files) {
+    auto out = RunOutput::open(dir, kCsvColumns, sink_);
+    if (!out.ok()) return out.status();
+    out_ = std::move(out.value());
+  }
+  std::fprintf(stderr, "[sim] reproduce: %s\n", reproduce_command(s_, o_.overrides, "run").c_str());
+
+  ns3::Simulator::Destroy();
+  if (s_.peers.count > 20000) {
+    ns3::ObjectFactory f;
+    f.SetTypeId("ns3::HeapScheduler");
+    ns3::Simulator::SetScheduler(f);
+  }
+  ns3::RngSeedManager::SetSeed(static_cast<uint32_t>(derive_seed(s_.seed, "ns3") % 0x7FFFFFFF) + 1);
+  ns3::RngSeedManager::SetRun(1);
+  fault_rng_ = Rng(derive_seed(s_.seed, "faults"));
+  auto deliver = [this](PeerId f, PeerId t, Message m) { deliver(f, t, std::move(m)); };
+  const uint64_t loss_seed = derive_seed(s_.seed, "loss");
+  network_ = s_.network.fidelity == "packet"
+                 ? make_packet_network(topology_, s_.network, loss_seed, deliver)
+                 : make_message_network(topology_, s_.network, loss_seed, deliver);
+
+  auto ids = std::make_shared<std::vector<PeerId>>(s_.peers.count);
+  for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
+  targets_ = ids;
+
+  world_event("run_start", {{"peers", s_.peers.count}, {"seed", s_.seed}});
+  for (PeerId p = 0; p < s_.peers.count; ++p) {
+    if (churn_.initially_online(p)) {
+      join(p, "start");
+    } else if (churn_.sessions()) {
+      const uint32_t inc = peers_[p].incarnation;
+      ns3::Simulator::Schedule(ns3::Seconds(churn_.next_downtime_s(p)), [this, p, inc] {
+        if (!peers_[p].alive && peers_[p].incarnation == inc) join(p, "churn");
+      });
+    }
+    if (churn_.trace()) {
+      if (const auto* sessions = churn_.trace_sessions(p)) {
+        for (const auto& t : *sessions) {
+          if (t.join_s > 0.0) {
+            ns3::Simulator::Schedule(ns3::Seconds(t.join_s), [this, p] { join(p, "trace"); });
+          }
+        }
+      }
+    }
+  }
+  schedule_faults();
+  ns3::Simulator::Schedule(ns3::Seconds(0), &World::sample_metrics, this);
+  if (o_.progress && s_.output.progress) {
+    ns3::Simulator::Schedule(ns3::Seconds(1), &World::progress_tick, this);
+  }
+  ns3::Simulator::Stop(ns3::Seconds(s_.duration_s));
+  ns3::Simulator::Run();
+  if (o_.progress && s_.output.progress) std::fprintf(stderr, "\n");
+
+  for (PeerId p = 0; p < peers_.size(); ++p) {
+    if (peers_[p].alive) peers_[p].app->stop();
+  }
+  world_event("run_end", {{"alive_peers", alive_}});
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
+  const NetworkStats& n = network_->stats();
+  nlohmann::json sum;
+  sum["scenario"] = s_.name;
+  sum["seed"] = s_.seed;
+  sum["peers"] = s_.peers.count;
+  sum["world"] = "sim";
+  sum["fidelity"] = s_.network.fidelity;
+  sum["sim_time_s"] = to_seconds(now());
+  sum["wall_time_s"] = wall_s;
+  sum["events_processed"] = ns3::Simulator::GetEventCount();
+  sum["messages_sent"] = n.messages_sent;
+  sum["messages_delivered"] = n.messages_delivered;
+  sum["messages_dropped_loss"] = n.messages_dropped_loss;
+  sum["messages_dropped_partition"] = n.messages_dropped_partition;
+  sum["messages_dropped_down"] = n.messages_dropped_down;
+  sum["bytes_sent"] = n.bytes_sent;
+  sum["bytes_delivered"] = n.bytes_delivered;
+  sum["alive_peers_at_end"] = alive_;
+  sum["probes_sent"] = sink_.counter("probes_sent");
+  sum["probes_ok"] = sink_.counter("probes_ok");
+  sum["probes_failed"] = sink_.counter("probes_failed");
+  const auto pct = [this](double q) {
+    const double v = sink_.percentile("probe_rtt_ms", q);
+    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+  };
+  sum["rtt_ms_p50"] = pct(0.5);
+  sum["rtt_ms_p99"] = pct(0.99);
+  sum["counters"] = sink_.counters();
+  sum["events_logged"] = sink_.events_logged();
+  sum["event_log_sha256"] = sink_.event_log_sha256();
+  sum["peak_rss_mib"] = peak_rss_mib();
+  sum["reproduce"] = reproduce_command(s_, o_.overrides, "run");
+  sum["scenario_resolved"] = s_.resolved;
+  if (out_) {
+    sink_.close_event_file();
+    Status st = out_->write_summary(sum);
+    if (!st.ok()) return st;
+    sum["output_dir"] = out_->dir();
+  }
+  return sum;
+}
+
+}  // namespace
+
+Result<nlohmann::json> run_simulation(const Scenario& scenario, const SimOptions& options) {
+  auto topology = Topology::build(scenario);
+  if (!topology.ok()) return topology.status();
+  auto churn = ChurnPlan::create(scenario);
+  if (!churn.ok()) return churn.status();
+  for (const FaultSpec& f : scenario.faults) {
+    for (const auto& r : f.regions) {
+      if (topology->region_index(r) < 0) return Status::error("faults: no region named '" + r + "'");
+    }
+  }
+  auto world = std::make_unique<World>(scenario, options, std::move(topology.value()),
+                                       std::move(churn.value()));
+  return world->run();
+}
+
+}  // namespace crowdtrain::sim
