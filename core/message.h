@@ -1,20 +1,22 @@
 // The message both worlds carry, and its binary codec.
 //
-// A Message is a type, a request id (for RPC correlation), flags, and an ordered list of typed fields,
-// each with a tag; a tag may repeat (a list). Field kinds: unsigned and signed integers, doubles, byte
-// strings, tensors (dtype + shape + raw bytes, no LibTorch here: see core/tensor_codec.h), and filler (N
-// bytes of zeros that exist only as a length in memory: probes and transfers use it so the simulator can
-// charge a 64 MB message without allocating it).
+// A Message is a type, a request id (for RPC correlation), flags, and an ordered list of typed
+// fields, each with a tag; a tag may repeat (a list). Field kinds: unsigned and signed integers,
+// doubles, byte strings, tensors (dtype + shape + raw bytes, no LibTorch here: see
+// core/tensor_codec.h), and filler (N bytes of zeros that exist only as a length in memory: probes
+// and transfers use it so the simulator can charge a 64 MB message without allocating it).
 //
 // Wire format (little-endian), version 1:
 //   header (24 bytes): magic "CT", version u8, flags u8, type u16, reserved u16 (0),
 //                      request_id u64, field_count u32, body_bytes u32
 //   body: field_count fields, each: tag u16, kind u8, then
 //     kU64/kI64/kF64: 8 bytes; kBytes: len u32 + bytes; kFiller: len u64 + len zero bytes;
-//     kTensor: dtype u8, ndim u8, pad to 8, dims i64 x ndim, nbytes u64, pad so the data starts at a
+//     kTensor: dtype u8, ndim u8, pad to 8, dims i64 x ndim, nbytes u64, pad so the data starts at
+//     a
 //              multiple of 8 from the start of the message, data.
-// Decoding is strict and never trusts a length: a truncated, oversized, wrong-version, unknown-type,
-// unknown-kind, impossible-shape or inconsistent message is an error that names the field and the fault.
+// Decoding is strict and never trusts a length: a truncated, oversized, wrong-version,
+// unknown-type, unknown-kind, impossible-shape or inconsistent message is an error that names the
+// field and the fault.
 #pragma once
 
 #include <cstddef>
@@ -49,8 +51,8 @@ enum class DType : uint8_t {
 // Bytes per element, or 0 for a value that is not a DType.
 size_t dtype_size(uint8_t dtype);
 
-// Bytes that stay alive as long as any holder does. A decoded tensor's bytes point into the received
-// buffer (no copy); `owner` keeps that buffer alive.
+// Bytes that stay alive as long as any holder does. A decoded tensor's bytes point into the
+// received buffer (no copy); `owner` keeps that buffer alive.
 struct Bytes {
   std::shared_ptr<const void> owner;
   const uint8_t* data = nullptr;
@@ -71,13 +73,22 @@ struct Filler {
   uint64_t size = 0;
 };
 
-enum class FieldKind : uint8_t { kU64 = 1, kI64 = 2, kF64 = 3, kBytes = 4, kTensor = 5, kFiller = 6 };
+enum class FieldKind : uint8_t {
+  kU64 = 1,
+  kI64 = 2,
+  kF64 = 3,
+  kBytes = 4,
+  kTensor = 5,
+  kFiller = 6
+};
 
 struct Field {
   uint16_t tag = 0;
   std::variant<uint64_t, int64_t, double, std::string, TensorData, Filler> value;
   FieldKind kind() const;
 };
+// "u64", "i64", "f64", "bytes", "tensor" or "filler" (for error messages).
+const char* field_kind_name(FieldKind k);
 
 struct Message {
   MsgType type = MsgType::kRpcError;
@@ -117,8 +128,13 @@ struct CodecLimits {
 
 std::vector<uint8_t> encode(const Message& msg);
 // Decodes a whole message from `bytes`. Tensor fields alias `bytes` (kept alive through its owner).
+// Input that does not start at a multiple of 8 in memory is first copied to an aligned buffer, so
+// decoded tensor data is always 8-byte aligned.
 Result<Message> decode(const Bytes& bytes, const CodecLimits& limits = {});
-// Convenience: copies `data` into a fresh buffer first.
+// Convenience: copies `data` into a fresh buffer first (after checking the header and the size).
 Result<Message> decode_copy(const uint8_t* data, size_t size, const CodecLimits& limits = {});
+// For stream framing: the whole message's size, read from its first kHeaderBytes (`size` may be
+// larger). Checks magic, version, reserved, type, field count and the size limit; nothing more.
+Result<size_t> peek_message_size(const uint8_t* data, size_t size, const CodecLimits& limits = {});
 
 }  // namespace crowdtrain
