@@ -122,4 +122,12 @@ Result<Scenario> parse_scenario(const nlohmann::json& doc);
 // are resolved against the scenario file's folder, then against the current directory.
 Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides);
 
+// parse_scenario with relative CSV paths resolved against `base_dir` first ("" = current directory
+// only). load_scenario passes the scenario file's folder.
+Result<Scenario> parse_scenario(const nlohmann::json& doc, const std::string& base_dir);
+// Reads a distribution: a plain number (a constant) or one of the object forms in distribution.h, with
+// its parameters checked. `positive`: the quantity must be > 0 (bandwidths); else >= 0. A weibull given
+// by "median" gets scale = median / ln(2)^(1/shape).
+Result<DistSpec> parse_dist(const nlohmann::json& v, const std::string& path, bool positive = false);
+
 }  // namespace crowdtrain

@@ -1,0 +1,175 @@
+// The per-section readers of the scenario JSON: every key, its type and its range. Cross-section
+// checks (probe sizes against network.max_message_bytes, region names, CSV files) are in
+// scenario.cpp.
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/scenario_parse.h"
+
+namespace crowdtrain::scenario_detail {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kMaxPeers = 10'000'000;
+constexpr double kMaxMessageBytes = 4294967296.0;  // 4 GiB
+constexpr double kMaxConcurrency = 1024;
+constexpr double kMaxRetries = 100;
+
+// A non-empty string (names, region names).
+void read_name(JsonReader& r, const std::string& key, std::string& out) {
+  r.read(key, out);
+  if (r.ok() && r.has(key) && out.empty()) r.fail(r.path_of(key), "must not be empty");
+}
+
+// A non-empty array of unsigned integers inside `range`.
+template <typename T>
+void read_uint_list(JsonReader& r, const std::string& key, std::vector<T>& out,
+                    const NumberRange& range) {
+  if (!r.has(key)) return (void)r.take(key);
+  std::vector<T> values;
+  r.array(key, [&](const json& item, const std::string& path) {
+    auto v = json_to_uint(item, path, range);
+    v.ok() ? values.push_back(static_cast<T>(v.value())) : r.absorb(v.status());
+  });
+  if (!r.ok()) return;
+  if (values.empty()) return r.fail(r.path_of(key), "must not be empty");
+  out = std::move(values);
+}
+
+}  // namespace
+
+void read_peers(JsonReader& r, PeersSpec& out, std::vector<bool>& class_sets_upload,
+                std::vector<bool>& class_sets_download) {
+  r.read("count", out.count, NumberRange::closed(1, kMaxPeers));
+  if (!r.has("classes")) return (void)r.take("classes");
+  std::vector<PeerClassSpec> classes;
+  std::set<std::string> names;
+  r.objects("classes", [&](JsonReader& c, size_t index) {
+    PeerClassSpec spec;
+    spec.name = "class" + std::to_string(index);
+    read_name(c, "name", spec.name);
+    if (c.ok() && !names.insert(spec.name).second) {
+      c.fail(c.path_of("name"), "duplicate class name \"" + spec.name + "\"");
+    }
+    c.read("fraction", spec.fraction, NumberRange::fraction());
+    c.read("flops_per_s", spec.flops_per_s, NumberRange::positive());
+    class_sets_upload.push_back(c.has("upload_mbps"));
+    class_sets_download.push_back(c.has("download_mbps"));
+    spec.has_bandwidth = c.has("upload_mbps") || c.has("download_mbps");
+    read_dist(c, "upload_mbps", spec.upload_mbps, /*positive=*/true);
+    read_dist(c, "download_mbps", spec.download_mbps, /*positive=*/true);
+    classes.push_back(std::move(spec));
+  });
+  if (!r.ok()) return;
+  if (classes.empty()) return r.fail(r.path_of("classes"), "must list at least one class");
+  double total = 0.0;
+  for (const auto& c : classes) total += c.fraction;
+  if (total <= 0.0) return r.fail(r.path_of("classes"), "the fractions must not all be 0");
+  out.classes = std::move(classes);
+}
+
+void read_network(JsonReader& r, NetworkSpec& out) {
+  r.read_choice("fidelity", out.fidelity, {"message", "packet"});
+  read_dist(r, "access_latency_ms", out.access_latency_ms, /*positive=*/false);
+  read_dist(r, "upload_mbps", out.upload_mbps, /*positive=*/true);
+  read_dist(r, "download_mbps", out.download_mbps, /*positive=*/true);
+  r.object("regions", [&](JsonReader& g) {
+    g.read("rtt_csv", out.regions.rtt_csv);
+    if (const json* w = g.take("weights")) {
+      const std::string path = g.path_of("weights");
+      if (!w->is_object()) return g.fail(path, "expected an object, got " + json_type_name(*w));
+      double total = 0.0;
+      for (auto it = w->begin(); it != w->end() && g.ok(); ++it) {
+        auto v = json_to_double(*it, json_child_path(path, it.key()), NumberRange::non_negative());
+        if (!v.ok()) return g.absorb(v.status());
+        out.regions.weights[it.key()] = v.value();
+        total += v.value();
+      }
+      if (!w->empty() && total <= 0.0) g.fail(path, "the weights must not all be 0");
+    }
+  });
+  r.read("loss_rate", out.loss_rate, NumberRange::half_open(0, 1));
+  r.read("tcp_segment_bytes", out.tcp_segment_bytes, NumberRange::closed(536, 65000));
+  r.read("core_bandwidth_gbps", out.core_bandwidth_gbps, NumberRange::positive());
+  r.read("max_message_bytes", out.max_message_bytes, NumberRange::closed(1, kMaxMessageBytes));
+  r.read("serialize", out.serialize);
+}
+
+void read_churn(JsonReader& r, ChurnSpec& out) {
+  r.read_choice("model", out.model, {"none", "sessions", "trace"});
+  read_dist(r, "session_s", out.session_s, /*positive=*/true);
+  read_dist(r, "downtime_s", out.downtime_s, /*positive=*/false);
+  r.read("initial_online_fraction", out.initial_online_fraction, NumberRange::fraction());
+  r.read("trace_csv", out.trace_csv);
+  r.read("lifetime_s_max", out.lifetime_s_max, NumberRange::non_negative());
+  r.read("preemption_notice_s", out.preemption_notice_s, NumberRange::non_negative());
+  if (r.ok() && out.model == "trace" && out.trace_csv.empty()) {
+    r.fail(r.path_of("trace_csv"), "required when churn.model is \"trace\"");
+  }
+}
+
+void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
+  r.objects("faults", [&](JsonReader& f, size_t) {
+    FaultSpec spec;
+    f.read("at_s", spec.at_s, NumberRange::non_negative());
+    if (!f.require("kind", "(\"kill\" or \"partition\")")) return;
+    f.read_choice("kind", spec.kind, {"kill", "partition"});
+    if (!f.ok()) return;
+    if (spec.kind == "kill") {
+      if (f.require("fraction", "for a kill")) {
+        f.read("fraction", spec.fraction, NumberRange::fraction());
+      }
+      f.read("restart_after_s", spec.restart_after_s);
+    } else {
+      if (f.require("regions", "for a partition")) {
+        f.array("regions", [&](const json& item, const std::string& path) {
+          auto name = json_to_string(item, path);
+          if (!name.ok()) return f.absorb(name.status());
+          if (name.value().empty()) return f.fail(path, "must not be empty");
+          spec.regions.push_back(name.value());
+        });
+        if (f.ok() && spec.regions.empty()) {
+          f.fail(f.path_of("regions"), "must name at least one region");
+        }
+      }
+      if (f.require("duration_s", "for a partition")) {
+        f.read("duration_s", spec.duration_s, NumberRange::positive());
+      }
+    }
+    out.push_back(std::move(spec));
+  });
+}
+
+void read_compute(JsonReader& r, ComputeSpec& out) {
+  r.read_choice("mode", out.mode, {"model", "measured"});
+}
+
+void read_workload(JsonReader& r, WorkloadSpec& out) {
+  r.read_choice("kind", out.kind, {"probe", "transfers"});
+  r.object("probe", [&](JsonReader& p) {
+    p.read("rate_hz", out.probe.rate_hz, NumberRange::non_negative());
+    p.read("request_bytes", out.probe.request_bytes);
+    p.read("response_bytes", out.probe.response_bytes);
+    p.read("timeout_s", out.probe.timeout_s, NumberRange::positive());
+    p.read("retries", out.probe.retries, NumberRange::closed(0, kMaxRetries));
+  });
+  r.object("transfers", [&](JsonReader& t) {
+    read_uint_list(t, "sizes_bytes", out.transfers.sizes_bytes, NumberRange::at_least(1));
+    read_uint_list(t, "concurrency", out.transfers.concurrency,
+                   NumberRange::closed(1, kMaxConcurrency));
+    t.read("pairs", out.transfers.pairs, NumberRange::at_least(1));
+  });
+}
+
+void read_output(JsonReader& r, OutputSpec& out) {
+  r.read("dir", out.dir);
+  r.read("metrics_interval_s", out.metrics_interval_s, NumberRange::positive());
+  r.read_choice("events", out.events, {"all", "lifecycle", "auto"});
+  r.read("progress", out.progress);
+}
+
+}  // namespace crowdtrain::scenario_detail
