@@ -11,9 +11,9 @@
 //                      request_id u64, field_count u32, body_bytes u32
 //   body: field_count fields, each: tag u16, kind u8, then
 //     kU64/kI64/kF64: 8 bytes; kBytes: len u32 + bytes; kFiller: len u64 + len zero bytes;
-//     kTensor: dtype u8, ndim u8, pad to 8, dims i64 x ndim, nbytes u64, pad so the data starts at
-//     a
-//              multiple of 8 from the start of the message, data.
+//     kTensor: dtype u8, ndim u8, pad to 8, dims i64 x ndim, nbytes u64, pad so the data starts
+//              at a multiple of 8 from the start of the message, data.
+//   Padding and filler bytes are zeros; every offset counts from the start of the message.
 // Decoding is strict and never trusts a length: a truncated, oversized, wrong-version,
 // unknown-type, unknown-kind, impossible-shape or inconsistent message is an error that names the
 // field and the fault.
