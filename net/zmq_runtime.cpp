@@ -1,1 +1,328 @@
-// placeholder: being written
+#include "net/zmq_runtime.h"
+
+#include <zmq.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace crowdtrain::net {
+
+namespace {
+
+constexpr size_t kMaxIdentityBytes = 11;  // "p" + 10 digits
+constexpr size_t kMaxAddressBytes = 256;
+constexpr Time kMaxPoll = std::chrono::milliseconds(200);
+
+// Applies the options every socket of a peer shares.
+void set_common_options(zmq::socket_t& s, const ZmqRuntimeOptions& o) {
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(o.max_message_bytes()));
+  s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms());
+  s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms());
+  s.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms());
+  s.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms());
+  s.set(zmq::sockopt::heartbeat_ttl, o.heartbeat_timeout_ms());
+}
+
+// Owns an encoded frame until ZeroMQ has sent it (zero-copy send).
+void free_encoded(void* /*data*/, void* hint) { delete static_cast<std::vector<uint8_t>*>(hint); }
+
+}  // namespace
+
+std::string peer_identity(PeerId id) { return "p" + std::to_string(id); }
+
+std::optional<PeerId> parse_peer_identity(std::string_view identity) {
+  if (identity.size() < 2 || identity.size() > kMaxIdentityBytes || identity[0] != 'p') return {};
+  const std::string_view digits = identity.substr(1);
+  if (digits.size() > 1 && digits[0] == '0') return {};
+  uint64_t v = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return {};
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v >= kNoPeer) return {};
+  return static_cast<PeerId>(v);
+}
+
+ZmqRuntime::ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink)
+    : options_(options),
+      start_(std::chrono::steady_clock::now()),
+      rng_(derive_seed(options.seed(), "peer", options.id())),
+      metrics_(&sink, options.id(), [this]() { return now(); }),
+      context_(1) {
+  context_.set(zmq::ctxopt::blocky, 0);
+  context_.set(zmq::ctxopt::max_sockets, static_cast<int>(options.max_peers() + 8));
+}
+
+ZmqRuntime::~ZmqRuntime() {
+  directory_.clear();
+  router_.reset();
+}
+
+Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& options,
+                                                       MetricsSink& sink) {
+  if (options.id() == kNoPeer)
+    return Status::error("zmq runtime: peer id " + std::to_string(kNoPeer) + " is reserved");
+  if (options.max_message_bytes() < kHeaderBytes) {
+    return Status::error("zmq runtime: max_message_bytes must be >= " +
+                         std::to_string(kHeaderBytes));
+  }
+  std::unique_ptr<ZmqRuntime> rt(new ZmqRuntime(options, sink));
+  Status st = rt->bind();
+  if (!st.ok()) return st;
+  return rt;
+}
+
+Status ZmqRuntime::bind() {
+  try {
+    router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    set_common_options(*router_, options_);
+    router_->set(zmq::sockopt::rcvhwm, options_.recv_hwm());
+    // A restarted peer (same identity, new connection) takes over from its old incarnation.
+    router_->set(zmq::sockopt::router_handover, 1);
+    router_->bind(options_.listen());
+    endpoint_ = router_->get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    router_.reset();
+    return Status::error("zmq runtime: cannot listen on '" + options_.listen() + "': " + e.what());
+  }
+  return Status::ok_status();
+}
+
+Status ZmqRuntime::add_peer(PeerId id, const std::string& address) {
+  if (id == kNoPeer)
+    return Status::error("peer directory: peer id " + std::to_string(id) + " is reserved");
+  if (address.empty() || address.size() > kMaxAddressBytes ||
+      address.find("://") == std::string::npos) {
+    return Status::error("peer directory: peer " + std::to_string(id) + ": bad address '" +
+                         address + "' (want e.g. tcp://host:port)");
+  }
+  auto it = directory_.find(id);
+  if (it == directory_.end() && directory_.size() >= options_.max_peers()) {
+    return Status::error("peer directory: more than " + std::to_string(options_.max_peers()) +
+                         " peers");
+  }
+  Destination& d = directory_[id];
+  if (d.address != address) d.socket.reset();
+  d.address = address;
+  return Status::ok_status();
+}
+
+Status ZmqRuntime::connect_all() {
+  for (auto& [id, d] : directory_) {
+    if (!connect(id, d)) {
+      return Status::error("peer directory: cannot connect to peer " + std::to_string(id) +
+                           " at '" + d.address + "'");
+    }
+  }
+  return Status::ok_status();
+}
+
+zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d) {
+  if (d.socket) return d.socket.get();
+  try {
+    auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+    set_common_options(*s, options_);
+    s->set(zmq::sockopt::sndhwm, options_.send_hwm());
+    s->set(zmq::sockopt::rcvhwm, 1);     // nothing is ever sent back on this socket
+    s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
+    s->set(zmq::sockopt::routing_id, peer_identity(self()));
+    s->connect(d.address);
+    d.socket = std::move(s);
+  } catch (const zmq::error_t& e) {
+    metrics_.count("net_connect_failed");
+    metrics_.event("net_connect_failed",
+                   {{"to", to}, {"address", std::string_view(d.address)}, {"error", e.what()}});
+    return nullptr;
+  }
+  return d.socket.get();
+}
+
+Time ZmqRuntime::now() const {
+  return std::chrono::duration_cast<Time>(std::chrono::steady_clock::now() - start_);
+}
+
+TimerId ZmqRuntime::schedule(Time delay, std::function<void()> fn) {
+  CT_CHECK(delay.count() >= 0);
+  CT_CHECK(timers_.size() < options_.max_timers());
+  const TimerId id = next_timer_++;
+  timers_.emplace(id, std::move(fn));
+  timer_heap_.push(TimerEntry{now() + delay, id});
+  if (timer_heap_.size() > 2 * timers_.size() + 1024) compact_timers();
+  return id;
+}
+
+void ZmqRuntime::cancel(TimerId id) { timers_.erase(id); }
+
+// Drops heap entries of cancelled timers, so that cancel-heavy engines keep the heap bounded.
+void ZmqRuntime::compact_timers() {
+  std::vector<TimerEntry> live;
+  live.reserve(timers_.size());
+  while (!timer_heap_.empty()) {
+    if (timers_.count(timer_heap_.top().id)) live.push_back(timer_heap_.top());
+    timer_heap_.pop();
+  }
+  for (const TimerEntry& e : live) timer_heap_.push(e);
+}
+
+std::optional<Time> ZmqRuntime::fire_due_timers() {
+  size_t fired = 0;
+  while (!timer_heap_.empty()) {
+    const TimerEntry top = timer_heap_.top();
+    auto it = timers_.find(top.id);
+    if (it == timers_.end()) {  // cancelled
+      timer_heap_.pop();
+      continue;
+    }
+    if (top.deadline > now() || fired >= options_.max_timers_per_turn() || stopped_.load()) {
+      return top.deadline;
+    }
+    timer_heap_.pop();
+    std::function<void()> fn = std::move(it->second);
+    timers_.erase(it);
+    ++fired;
+    fn();
+  }
+  return std::nullopt;
+}
+
+void ZmqRuntime::send(PeerId to, Message msg) {
+  auto it = directory_.find(to);
+  if (it == directory_.end()) {
+    metrics_.count("net_send_unknown_peer");
+    return;
+  }
+  if (msg.wire_size() > options_.max_message_bytes()) {
+    metrics_.count("net_send_oversize");
+    metrics_.event("net_send_oversize", {{"to", to}, {"bytes", uint64_t{msg.wire_size()}}});
+    return;
+  }
+  zmq::socket_t* s = connect(to, it->second);
+  if (!s) return;
+  auto* frame = new std::vector<uint8_t>(encode(msg));
+  const size_t bytes = frame->size();
+  zmq::message_t m(frame->data(), frame->size(), free_encoded, frame);  // owns `frame` from here
+  zmq::send_result_t sent;
+  try {
+    sent = s->send(m, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    sent.reset();
+  }
+  if (!sent) {
+    metrics_.count("net_send_dropped");
+    return;
+  }
+  metrics_.count("messages_sent");
+  metrics_.count("net_bytes_sent", static_cast<int64_t>(bytes));
+}
+
+void ZmqRuntime::compute(ComputeCost /*cost*/, std::function<void()> work,
+                         std::function<void()> done) {
+  // Work runs inline on the loop, after the caller returns. Timers of equal deadline fire in the
+  // order they were scheduled, so calls run one at a time, in order.
+  schedule(Time(0), [this, work = std::move(work), done = std::move(done)]() {
+    const Time t0 = now();
+    if (work) work();
+    metrics_.observe("compute_ms", to_millis(now() - t0));
+    if (done) done();
+  });
+}
+
+void ZmqRuntime::reject(std::string_view reason, std::string_view identity) {
+  metrics_.count("net_rejected_messages");
+  if (rejected_logged_ >= options_.max_reject_events()) return;
+  ++rejected_logged_;
+  // An identity may hold any bytes: log a printable rendering of at most kMaxIdentityBytes + 1.
+  std::string shown;
+  for (char c : identity.substr(0, kMaxIdentityBytes + 1)) {
+    shown.push_back(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? c : '?');
+  }
+  metrics_.event("net_reject", {{"reason", reason}, {"identity", std::string_view(shown)}});
+}
+
+void ZmqRuntime::receive_some() {
+  for (size_t n = 0; n < options_.max_receives_per_turn() && !stopped_.load(); ++n) {
+    zmq::message_t identity;
+    try {
+      if (!router_->recv(identity, zmq::recv_flags::dontwait)) return;  // nothing more
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) return;
+      throw;
+    }
+    const std::string id_bytes = identity.to_string();
+    if (!identity.more()) {
+      reject("no payload frame", id_bytes);
+      continue;
+    }
+    auto payload = std::make_shared<zmq::message_t>();
+    (void)router_->recv(*payload, zmq::recv_flags::none);  // parts of a message arrive together
+    if (payload->more()) {
+      zmq::message_t rest;
+      size_t parts = 0;
+      do {
+        (void)router_->recv(rest, zmq::recv_flags::none);
+        ++parts;
+      } while (rest.more());
+      reject("multipart message (" + std::to_string(parts + 1) + " payload frames)", id_bytes);
+      continue;
+    }
+    const std::optional<PeerId> from = parse_peer_identity(id_bytes);
+    if (!from) {
+      reject("malformed identity", id_bytes);
+      continue;
+    }
+    if (!directory_.count(*from)) {
+      reject("unknown peer", id_bytes);
+      continue;
+    }
+    metrics_.count("net_bytes_received", static_cast<int64_t>(payload->size()));
+    // Decode in place when the frame is 8-aligned (tensors alias it); otherwise copy first.
+    Result<Message> msg = Status::error("not decoded");
+    if (reinterpret_cast<uintptr_t>(payload->data()) % 8 == 0) {
+      Bytes b;
+      b.data = static_cast<const uint8_t*>(payload->data());
+      b.size = payload->size();
+      b.owner = payload;
+      msg = decode(b, CodecLimits{options_.max_message_bytes(), CodecLimits{}.max_fields});
+    } else {
+      msg = decode_copy(static_cast<const uint8_t*>(payload->data()), payload->size(),
+                        CodecLimits{options_.max_message_bytes(), CodecLimits{}.max_fields});
+    }
+    if (!msg.ok()) {
+      reject(msg.error(), id_bytes);
+      continue;
+    }
+    if (!handler_) {
+      metrics_.count("net_undelivered");
+      continue;
+    }
+    metrics_.count("messages_delivered");
+    handler_(*from, std::move(msg).value());
+  }
+}
+
+void ZmqRuntime::run_until(Time end) {
+  while (!stopped_.load()) {
+    const std::optional<Time> next = fire_due_timers();
+    if (stopped_.load()) break;
+    const Time t = now();
+    if (t >= end) break;
+    // Sleep until the next timer or the end, at most kMaxPoll (so a stop() from another thread is
+    // seen). zmq_poll counts milliseconds: round up, so that a timer due in 0.3 ms is not a busy
+    // spin.
+    Time wait = std::min({end, next.value_or(end), t + kMaxPoll}) - t;
+    if (wait.count() < 0) wait = Time(0);
+    const long wait_ms = static_cast<long>((wait.count() + 999999) / 1000000);
+    zmq_pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
+    const int rc = zmq_poll(&item, 1, wait_ms);
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) continue;  // a signal: stop() may have been called
+      throw zmq::error_t();
+    }
+    if (rc > 0 && (item.revents & ZMQ_POLLIN)) receive_some();
+  }
+}
+
+}  // namespace crowdtrain::net

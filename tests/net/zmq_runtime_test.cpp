@@ -1,1 +1,307 @@
-// placeholder: being written
+// ZmqRuntime on loopback: several runtimes in one process, each bound to an ephemeral port, driven
+// alternately in short run_until() slices on the test's thread.
+#include "net/zmq_runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace crowdtrain::net {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::unique_ptr<ZmqRuntime> make_runtime(PeerId id, MetricsSink& sink, uint64_t seed = 7) {
+  auto rt = ZmqRuntime::create(ZmqRuntimeOptions().id(id).seed(seed), sink);
+  EXPECT_TRUE(rt.ok()) << rt.error();
+  return std::move(rt).value();
+}
+
+// Drives every runtime in 5 ms slices until `done` holds or `limit` passes; returns `done()`.
+bool drive(std::vector<ZmqRuntime*> rts, const std::function<bool()>& done,
+           Time limit = std::chrono::seconds(5)) {
+  const auto start = std::chrono::steady_clock::now();
+  while (!done()) {
+    if (std::chrono::steady_clock::now() - start > limit) return false;
+    for (ZmqRuntime* rt : rts) rt->run_until(rt->now() + milliseconds(5));
+  }
+  return true;
+}
+
+// Sends `make()` from `a` to `to` every 20 ms until `done` (a DEALER drops messages until its
+// connection is up, by design), while driving both.
+bool send_until(ZmqRuntime& a, ZmqRuntime& b, PeerId to, const std::function<Message()>& make,
+                const std::function<bool()>& done) {
+  std::function<void()> tick;
+  TimerId timer = 0;
+  tick = [&]() {
+    a.send(to, make());
+    timer = a.schedule(milliseconds(20), tick);
+  };
+  tick();
+  const bool ok = drive({&a, &b}, done);
+  a.cancel(timer);
+  return ok;
+}
+
+TEST(ZmqRuntimeTest, PeerIdentityIsStrict) {
+  EXPECT_EQ(parse_peer_identity(peer_identity(0)), PeerId{0});
+  EXPECT_EQ(parse_peer_identity(peer_identity(4294967294u)), PeerId{4294967294u});
+  for (const char* bad :
+       {"", "p", "p01", "p-1", "p+1", "q1", "p1x", "p4294967295", "p99999999999", " p1", "P1"}) {
+    EXPECT_FALSE(parse_peer_identity(bad).has_value()) << bad;
+  }
+  EXPECT_FALSE(parse_peer_identity(std::string("p1\0", 3)).has_value());
+}
+
+TEST(ZmqRuntimeTest, TimersFireInOrderAndCancelWorks) {
+  MetricsSink sink;
+  auto rt = make_runtime(0, sink);
+  std::vector<int> fired;
+  rt->schedule(milliseconds(30), [&] { fired.push_back(30); });
+  rt->schedule(milliseconds(10), [&] { fired.push_back(10); });
+  rt->schedule(milliseconds(20), [&] {
+    fired.push_back(20);
+    rt->schedule(Time(0), [&] { fired.push_back(21); });  // scheduled from a callback
+  });
+  rt->schedule(milliseconds(10), [&] { fired.push_back(11); });  // same deadline: FIFO
+  const TimerId cancelled = rt->schedule(milliseconds(15), [&] { fired.push_back(15); });
+  rt->cancel(cancelled);
+  rt->cancel(cancelled);  // twice: a no-op
+  rt->cancel(12345);      // unknown: a no-op
+  const Time t0 = rt->now();
+  rt->run_until(t0 + milliseconds(60));
+  EXPECT_EQ(fired, (std::vector<int>{10, 11, 20, 21, 30}));
+  EXPECT_GE(rt->now() - t0, milliseconds(60));
+}
+
+TEST(ZmqRuntimeTest, TimerDoesNotFireEarly) {
+  MetricsSink sink;
+  auto rt = make_runtime(0, sink);
+  Time fired_at{-1};
+  const Time t0 = rt->now();
+  rt->schedule(milliseconds(25), [&] { fired_at = rt->now(); });
+  rt->run_until(t0 + milliseconds(100));
+  EXPECT_GE(fired_at - t0, milliseconds(25));
+  EXPECT_LT(fired_at - t0, milliseconds(90));
+}
+
+TEST(ZmqRuntimeTest, StopFromACallbackEndsTheLoop) {
+  MetricsSink sink;
+  auto rt = make_runtime(0, sink);
+  bool late = false;
+  rt->schedule(milliseconds(5), [&] { rt->stop(); });
+  rt->schedule(milliseconds(10), [&] { late = true; });
+  const auto wall = std::chrono::steady_clock::now();
+  rt->run_until(rt->now() + std::chrono::seconds(10));
+  EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(2));
+  EXPECT_TRUE(rt->stopped());
+  rt->run_until(rt->now() + milliseconds(20));  // stop is for good
+  EXPECT_FALSE(late);
+}
+
+TEST(ZmqRuntimeTest, ComputeRunsWorkThenDoneAfterTheCall) {
+  MetricsSink sink;
+  auto rt = make_runtime(0, sink);
+  std::vector<std::string> order;
+  rt->compute(
+      ComputeCost{1e9}, [&] { order.push_back("work1"); }, [&] { order.push_back("done1"); });
+  rt->compute(
+      ComputeCost{1e9}, [&] { order.push_back("work2"); }, [&] { order.push_back("done2"); });
+  EXPECT_TRUE(order.empty());  // never inside compute() itself
+  rt->run_until(rt->now() + milliseconds(10));
+  EXPECT_EQ(order, (std::vector<std::string>{"work1", "done1", "work2", "done2"}));
+  EXPECT_EQ(sink.sample_count("compute_ms"), 2u);
+}
+
+TEST(ZmqRuntimeTest, RngIsSeededPerPeer) {
+  MetricsSink sink;
+  auto a = make_runtime(3, sink, 42);
+  auto b = make_runtime(3, sink, 42);
+  auto c = make_runtime(4, sink, 42);
+  const uint64_t x = a->rng().next_u64();
+  EXPECT_EQ(x, b->rng().next_u64());
+  EXPECT_NE(x, c->rng().next_u64());
+  EXPECT_EQ(x, Rng(derive_seed(42, "peer", 3)).next_u64());
+}
+
+TEST(ZmqRuntimeTest, MessagesArriveIntactWithTensors) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+
+  std::vector<float> values(1000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 0.5f * static_cast<float>(i) - 7.0f;
+  auto make = [&]() {
+    Message m(MsgType::kProbeRequest);
+    m.request_id = 0x1234567890ull;
+    m.add_u64(20, 7).add_i64(21, -9).add_f64(22, 2.5).add_bytes(23, std::string("he\0llo", 6));
+    TensorData t;
+    t.dtype = DType::kFloat32;
+    t.shape = {10, 100};
+    t.bytes = Bytes::copy_of(values.data(), values.size() * sizeof(float));
+    m.add_tensor(24, std::move(t)).add_filler(25, 3000);
+    return m;
+  };
+  std::vector<std::pair<PeerId, Message>> got_b, got_a;
+  b->set_handler([&](PeerId from, Message m) {
+    // Answer every message: the reply travels b -> a over b's own DEALER.
+    Message r(MsgType::kProbeResponse);
+    r.flags = kFlagResponse;
+    r.request_id = m.request_id;
+    b->send(from, r);
+    got_b.emplace_back(from, std::move(m));
+  });
+  a->set_handler([&](PeerId from, Message m) { got_a.emplace_back(from, std::move(m)); });
+  ASSERT_TRUE(send_until(*a, *b, 1, make, [&] { return !got_a.empty(); }));
+
+  ASSERT_FALSE(got_b.empty());
+  const auto& [from, m] = got_b.front();
+  EXPECT_EQ(from, 0u);
+  EXPECT_EQ(m.type, MsgType::kProbeRequest);
+  EXPECT_EQ(m.request_id, 0x1234567890ull);
+  EXPECT_EQ(m.u64(20).value(), 7u);
+  EXPECT_EQ(m.i64(21).value(), -9);
+  EXPECT_EQ(m.f64(22).value(), 2.5);
+  EXPECT_EQ(m.bytes(23).value(), std::string("he\0llo", 6));
+  EXPECT_EQ(m.filler(25).value(), 3000u);
+  const TensorData t = m.tensor(24).value();
+  EXPECT_EQ(t.dtype, DType::kFloat32);
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{10, 100}));
+  ASSERT_EQ(t.bytes.size, values.size() * sizeof(float));
+  EXPECT_EQ(std::memcmp(t.bytes.data, values.data(), t.bytes.size), 0);
+
+  EXPECT_EQ(got_a.front().first, 1u);
+  EXPECT_TRUE(got_a.front().second.is_response());
+  EXPECT_EQ(got_a.front().second.request_id, 0x1234567890ull);
+  EXPECT_GE(sink_a.counter("messages_sent"), 1);
+  EXPECT_EQ(sink_b.counter("messages_delivered"), static_cast<int64_t>(got_b.size()));
+  EXPECT_EQ(sink_b.counter("net_rejected_messages"), 0);
+}
+
+// A raw DEALER: no ZMQ_IMMEDIATE, so what it sends waits for the connection rather than dropping.
+zmq::socket_t raw_dealer(zmq::context_t& ctx, const std::string& identity, const std::string& to) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  if (!identity.empty()) s.set(zmq::sockopt::routing_id, identity);
+  s.connect(to);
+  return s;
+}
+
+TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(7, "tcp://127.0.0.1:1").ok());  // the raw socket's identity is known
+  int delivered = 0;
+  b->set_handler([&](PeerId, Message) { ++delivered; });
+
+  zmq::context_t ctx(1);
+  zmq::socket_t known = raw_dealer(ctx, "p7", b->endpoint());
+  zmq::socket_t anonymous = raw_dealer(ctx, "", b->endpoint());      // ROUTER makes up an id
+  zmq::socket_t malformed = raw_dealer(ctx, "p007", b->endpoint());  // not canonical
+  zmq::socket_t stranger = raw_dealer(ctx, "p99", b->endpoint());    // not in the directory
+  const std::vector<uint8_t> good = encode(Message(MsgType::kProbeRequest));
+  std::vector<uint8_t> truncated(good.begin(), good.end() - 1);
+  std::vector<uint8_t> wrong_version = good;
+  wrong_version[2] = 99;
+  const std::string garbage = "garbage";
+  known.send(zmq::buffer(garbage), zmq::send_flags::none);
+  known.send(zmq::buffer(truncated), zmq::send_flags::none);
+  known.send(zmq::buffer(wrong_version), zmq::send_flags::none);
+  known.send(zmq::buffer(good), zmq::send_flags::sndmore);  // multipart
+  known.send(zmq::buffer(good), zmq::send_flags::none);
+  known.send(zmq::message_t(), zmq::send_flags::none);  // empty frame
+  anonymous.send(zmq::buffer(good), zmq::send_flags::none);
+  malformed.send(zmq::buffer(good), zmq::send_flags::none);
+  stranger.send(zmq::buffer(good), zmq::send_flags::none);
+  constexpr int kBad = 8;
+  ASSERT_TRUE(drive({b.get()}, [&] { return sink_b.counter("net_rejected_messages") >= kBad; }))
+      << sink_b.counter("net_rejected_messages");
+  EXPECT_EQ(delivered, 0);
+
+  // A well-formed frame from the known raw identity is delivered, and so is a peer's message.
+  known.send(zmq::buffer(good), zmq::send_flags::none);
+  ASSERT_TRUE(drive({b.get()}, [&] { return delivered == 1; }));
+  ASSERT_TRUE(send_until(
+      *a, *b, 1, [] { return Message(MsgType::kProbeResponse); }, [&] { return delivered >= 2; }));
+  EXPECT_EQ(sink_b.counter("net_rejected_messages"), kBad);
+  EXPECT_EQ(sink_b.counter("messages_delivered"), delivered);
+}
+
+TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
+  MetricsSink sink;
+  auto a = make_runtime(0, sink);
+  // Port 1 on loopback: nothing listens there.
+  ASSERT_TRUE(a->add_peer(5, "tcp://127.0.0.1:1").ok());
+  Message m(MsgType::kProbeRequest);
+  m.add_filler(kTagPayload, 1000);
+  constexpr int kSends = 5000;
+  const auto wall = std::chrono::steady_clock::now();
+  for (int i = 0; i < kSends; ++i) a->send(5, m);
+  for (int i = 0; i < 10; ++i) a->send(42, m);  // not in the directory
+  a->run_until(a->now() + milliseconds(50));
+  for (int i = 0; i < kSends; ++i) a->send(5, m);
+  EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(3));
+  EXPECT_EQ(sink.counter("net_send_dropped"), 2 * kSends);
+  EXPECT_EQ(sink.counter("net_send_unknown_peer"), 10);
+  EXPECT_EQ(sink.counter("messages_sent"), 0);
+}
+
+TEST(ZmqRuntimeTest, SendingToAPeerThatDiedDoesNotBlock) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  int delivered = 0;
+  b->set_handler([&](PeerId, Message) { ++delivered; });
+  ASSERT_TRUE(send_until(
+      *a, *b, 1, [] { return Message(MsgType::kProbeRequest); }, [&] { return delivered > 0; }));
+  b.reset();  // the peer dies; a has not noticed yet
+  Message m(MsgType::kProbeRequest);
+  m.add_filler(kTagPayload, 1000);
+  const int64_t sent_before = sink_a.counter("messages_sent");
+  const int64_t dropped_before = sink_a.counter("net_send_dropped");
+  constexpr int kSends = 5000;  // more than the send high-water mark
+  const auto wall = std::chrono::steady_clock::now();
+  for (int i = 0; i < kSends; ++i) a->send(1, m);
+  a->run_until(a->now() + milliseconds(20));
+  for (int i = 0; i < kSends; ++i) a->send(1, m);
+  EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(3));
+  const int64_t dropped = sink_a.counter("net_send_dropped") - dropped_before;
+  EXPECT_EQ(sink_a.counter("messages_sent") - sent_before + dropped, 2 * kSends);
+  EXPECT_GT(dropped, 0);
+}
+
+TEST(ZmqRuntimeTest, OversizeMessagesAreRefused) {
+  MetricsSink sink;
+  auto a = ZmqRuntime::create(ZmqRuntimeOptions().id(0).max_message_bytes(4096), sink).value();
+  ASSERT_TRUE(a->add_peer(1, "tcp://127.0.0.1:1").ok());
+  Message m(MsgType::kProbeRequest);
+  m.add_filler(kTagPayload, 8192);
+  a->send(1, m);
+  EXPECT_EQ(sink.counter("net_send_oversize"), 1);
+}
+
+TEST(ZmqRuntimeTest, BadAddressesAreErrors) {
+  MetricsSink sink;
+  auto a = make_runtime(0, sink);
+  EXPECT_FALSE(a->add_peer(1, "127.0.0.1:5000").ok());
+  EXPECT_FALSE(a->add_peer(kNoPeer, "tcp://127.0.0.1:5000").ok());
+  auto busy = ZmqRuntime::create(ZmqRuntimeOptions().id(1).listen(a->endpoint()), sink);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().find(a->endpoint()), std::string::npos) << busy.error();
+  ASSERT_TRUE(a->add_peer(2, "nosuch://x").ok());
+  EXPECT_FALSE(a->connect_all().ok());
+}
+
+}  // namespace
+}  // namespace crowdtrain::net

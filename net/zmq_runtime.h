@@ -1,0 +1,151 @@
+// The live world's Runtime: one peer over ZeroMQ, in wall-clock (steady) time.
+//
+// One ROUTER socket bound to the listen address receives; one DEALER per destination peer
+// (connected lazily from the peer directory, routing id "p<self>") sends. A message is one frame of
+// the codec's bytes. Frames that fail to decode, come from a malformed or unknown identity, or are
+// multipart are counted ("net_rejected_messages"), logged and dropped; they never reach the app.
+// Sends never block: a full or unconnected pipe drops the message and counts it
+// ("net_send_dropped").
+//
+// Threading contract: single-threaded. Every method, and every callback, runs on the thread that
+// calls run_until(); the one exception is stop(), which may be called from any thread or a signal
+// handler. Several ZmqRuntimes may live in one process (each owns its ZeroMQ context).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "core/message.h"
+#include "core/metrics.h"
+#include "core/random.h"
+#include "core/runtime.h"
+#include "core/status.h"
+
+namespace crowdtrain::net {
+
+// Options, LibTorch builder style: ZmqRuntimeOptions().id(3).listen("tcp://127.0.0.1:5503").
+struct ZmqRuntimeOptions {
+#define CT_OPT(type, name, init)               \
+ public:                                       \
+  ZmqRuntimeOptions& name(type v) {            \
+    name##_ = std::move(v);                    \
+    return *this;                              \
+  }                                            \
+  const type& name() const { return name##_; } \
+                                               \
+ private:                                      \
+  type name##_ = init;
+  CT_OPT(PeerId, id, 0)
+  CT_OPT(std::string, listen, "tcp://127.0.0.1:*")  // "*" port: see ZmqRuntime::endpoint()
+  CT_OPT(uint64_t, seed, 1)                      // master seed; rng = derive_seed(seed, "peer", id)
+  CT_OPT(size_t, max_message_bytes, 256u << 20)  // larger frames are refused on both sides
+  CT_OPT(size_t, max_peers, 1000)                // directory size (one DEALER socket each)
+  CT_OPT(size_t, max_timers, 1u << 20)           // pending timers; more is a bug (aborts)
+  CT_OPT(int, send_hwm, 1000)                    // messages queued per destination
+  CT_OPT(int, recv_hwm, 1000)                    // messages queued per incoming connection
+  CT_OPT(int, reconnect_ivl_ms, 50)              // first reconnect delay ...
+  CT_OPT(int, reconnect_ivl_max_ms, 500)         // ... doubling up to this
+  CT_OPT(int, heartbeat_ivl_ms, 1000)            // ZMTP heartbeats detect a dead peer ...
+  CT_OPT(int, heartbeat_timeout_ms, 3000)        // ... after this long without traffic
+  CT_OPT(size_t, max_receives_per_turn, 1024)    // fairness between receiving and timers
+  CT_OPT(size_t, max_timers_per_turn, 1024)
+  CT_OPT(size_t, max_reject_events, 100)  // rejections logged as events; then counted only
+#undef CT_OPT
+};
+
+class ZmqRuntime : public Runtime {
+ public:
+  using Handler = std::function<void(PeerId from, Message msg)>;
+
+  // Binds the ROUTER. Errors (a bad or busy address) name the address and ZeroMQ's reason.
+  static Result<std::unique_ptr<ZmqRuntime>> create(const ZmqRuntimeOptions& options,
+                                                    MetricsSink& sink);
+  ~ZmqRuntime() override;
+  ZmqRuntime(const ZmqRuntime&) = delete;
+  ZmqRuntime& operator=(const ZmqRuntime&) = delete;
+
+  // The address others reach this peer at (the bound port resolved when listen used "*").
+  const std::string& endpoint() const { return endpoint_; }
+  // Adds or replaces a directory entry. A replaced address drops the old connection.
+  Status add_peer(PeerId id, const std::string& address);
+  size_t known_peers() const { return directory_.size(); }
+  // Connects DEALERs to every directory entry now rather than on the first send (warm-up).
+  Status connect_all();
+  // Receives every message delivered to this peer (an app's on_message). Unset: counted, dropped.
+  void set_handler(Handler handler) { handler_ = std::move(handler); }
+
+  // Runs the loop (timers, receipt) until now() >= end or stop() is called.
+  void run_until(Time end);
+  // Ends run_until() at its next turn, for good: no timer fires and nothing is received afterwards.
+  // Safe from any thread and from a signal handler.
+  void stop() { stopped_.store(true); }
+  bool stopped() const { return stopped_.load(); }
+
+  // Runtime.
+  PeerId self() const override { return options_.id(); }
+  Time now() const override;
+  TimerId schedule(Time delay, std::function<void()> fn) override;
+  void cancel(TimerId id) override;
+  void send(PeerId to, Message msg) override;
+  void compute(ComputeCost cost, std::function<void()> work, std::function<void()> done) override;
+  Rng& rng() override { return rng_; }
+  Metrics& metrics() override { return metrics_; }
+
+ private:
+  struct Destination {
+    std::string address;
+    std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
+  };
+  struct TimerEntry {
+    Time deadline;
+    TimerId id;
+    bool operator>(const TimerEntry& o) const {
+      return deadline != o.deadline ? deadline > o.deadline : id > o.id;
+    }
+  };
+
+  ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink);
+  Status bind();
+  zmq::socket_t* connect(PeerId to, Destination& d);
+  // Fires due timers (at most max_timers_per_turn); returns the next deadline, if any.
+  std::optional<Time> fire_due_timers();
+  void receive_some();
+  void reject(std::string_view reason, std::string_view identity);
+  void compact_timers();
+
+  ZmqRuntimeOptions options_;
+  std::chrono::steady_clock::time_point start_;
+  Rng rng_;
+  Metrics metrics_;
+  Handler handler_;
+  std::atomic<bool> stopped_{false};
+  std::string endpoint_;
+
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timer_heap_;
+  std::unordered_map<TimerId, std::function<void()>> timers_;  // pending (not fired or cancelled)
+  TimerId next_timer_ = 1;
+
+  // Destroyed in reverse order: sockets before their context.
+  zmq::context_t context_;
+  std::unique_ptr<zmq::socket_t> router_;
+  std::map<PeerId, Destination> directory_;
+  uint64_t rejected_logged_ = 0;
+};
+
+// The ROUTER identity a peer's DEALERs present: "p" + decimal id.
+std::string peer_identity(PeerId id);
+// Strict inverse of peer_identity(): no sign, no leading zeros, no kNoPeer, nothing trailing.
+std::optional<PeerId> parse_peer_identity(std::string_view identity);
+
+}  // namespace crowdtrain::net
