@@ -67,7 +67,7 @@ void SimRuntime::compute(ComputeCost cost, std::function<void()> work, std::func
   const int64_t start = std::max(now_ns, compute_busy_until_ns_);
   compute_busy_until_ns_ = start + static_cast<int64_t>(std::llround(secs * 1e9));
   metrics_.observe("compute_s", secs);
-  schedule(Time(compute_busy_until_ns_ - now_ns), std::move(done));
+  if (done) schedule(Time(compute_busy_until_ns_ - now_ns), std::move(done));
 }
 
 }  // namespace crowdtrain::sim

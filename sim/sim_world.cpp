@@ -280,11 +280,11 @@ Result<nlohmann::json> World::run() {
   ns3::RngSeedManager::SetSeed(static_cast<uint32_t>(derive_seed(s_.seed, "ns3") % 0x7FFFFFFF) + 1);
   ns3::RngSeedManager::SetRun(1);
   fault_rng_ = Rng(derive_seed(s_.seed, "faults"));
-  auto deliver = [this](PeerId f, PeerId t, Message m) { deliver(f, t, std::move(m)); };
+  auto on_deliver = [this](PeerId f, PeerId t, Message m) { deliver(f, t, std::move(m)); };
   const uint64_t loss_seed = derive_seed(s_.seed, "loss");
   network_ = s_.network.fidelity == "packet"
-                 ? make_packet_network(topology_, s_.network, loss_seed, deliver)
-                 : make_message_network(topology_, s_.network, loss_seed, deliver);
+                 ? make_packet_network(topology_, s_.network, loss_seed, on_deliver)
+                 : make_message_network(topology_, s_.network, loss_seed, on_deliver);
 
   auto ids = std::make_shared<std::vector<PeerId>>(s_.peers.count);
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
