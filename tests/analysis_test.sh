@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# analysis/plot_run.py on a small hand-made run folder: the PNGs exist and are PNGs, --out works,
+# and a folder without the run files exits 2. Usage: tests/analysis_test.sh [REPO_ROOT]
+# Skips (exit 0 with a note) when /usr/bin/python3 has no matplotlib.
+set -euo pipefail
+
+root="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
+py=/usr/bin/python3
+script="$root/analysis/plot_run.py"
+if ! "$py" -c 'import matplotlib' 2>/dev/null; then
+  echo "SKIP: $py has no matplotlib (apt-get install python3-matplotlib)"
+  exit 0
+fi
+
+tmp="$(mktemp -d)"
+trap "${KEEP_TMP:+:} rm -rf \"$tmp\"" EXIT
+run="$tmp/run"
+mkdir -p "$run"
+
+"$py" - "$run" <<'EOF'
+import json, math, random, sys
+run = sys.argv[1]
+rng = random.Random(7)
+with open(run + "/summary.json", "w") as f:
+    json.dump({"name": "fake", "seed": 42, "event_log_sha256": "ab" * 32}, f, indent=2)
+alive, sent, delivered, ok, failed = 100, 0, 0, 0, 0
+events = []
+with open(run + "/metrics.csv", "w") as f:
+    f.write("time_s,alive_peers,messages_sent,messages_delivered,probes_ok,probes_failed\n")
+    for i in range(61):
+        t = float(i)
+        alive = max(10, alive + rng.randint(-4, 3))
+        new = alive * 5
+        sent += new
+        delivered += int(new * 0.97)
+        ok += alive - 3
+        failed += 3 if i % 10 else 40
+        f.write("%g,%d,%d,%d,%d,%d\n" % (t, alive, sent, delivered, ok, failed))
+        for _ in range(20):
+            kind = rng.choice(["probe", "probe", "probe", "send", "join", "leave", 'we"ird'])
+            events.append((int((t + rng.random()) * 1e9), rng.randint(0, 99), kind))
+with open(run + "/events.jsonl", "w") as f:
+    for t, p, k in sorted(events):
+        f.write('{"t_ns":%d,"peer":%d,"ev":%s,"ok":1}\n' % (t, p, json.dumps(k)))
+EOF
+
+out="$("$py" "$script" "$run")"
+echo "$out"
+for png in metrics.png events.png; do
+  grep -qx "$run/$png" <<<"$out" || { echo "FAIL: $png not printed"; exit 1; }
+  [[ "$(head -c 8 "$run/$png" | od -An -tx1 | tr -d ' \n')" == 89504e470d0a1a0a ]] ||
+    { echo "FAIL: $run/$png is not a PNG"; exit 1; }
+done
+
+# --out, and a run without events.jsonl: only metrics.png.
+rm "$run/events.jsonl"
+out="$("$py" "$script" "$run" --out "$tmp/plots")"
+[[ "$out" == "$tmp/plots/metrics.png" && -s "$tmp/plots/metrics.png" ]] ||
+  { echo "FAIL: --out gave: $out"; exit 1; }
+
+# Not a run folder: exit 2 with a message that names what is missing.
+mkdir -p "$tmp/empty"
+set +e
+err="$("$py" "$script" "$tmp/empty" 2>&1 >/dev/null)"
+rc=$?
+set -e
+[[ $rc -eq 2 && "$err" == *summary.json* ]] || { echo "FAIL: rc=$rc err=$err"; exit 1; }
+
+echo "PASS"
