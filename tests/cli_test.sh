@@ -1,1 +1,67 @@
-exit 0
+#!/usr/bin/env bash
+# The program end to end: `check` and `run` exit codes, broken scenarios naming their JSON path
+# (exit 2), the quickstart scenario at a small size writing its run folder, the same seed giving the
+# same event_log_sha256 (and another seed another), and the plot script on the run folder.
+# usage: cli_test.sh <crowdtrain binary> <repo root>
+set -uo pipefail
+BIN="$1"
+ROOT="$2"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# 1. check: a good scenario exits 0.
+"$BIN" check "$ROOT/scenarios/quickstart.json" > "$TMP/out" 2>&1 || fail "check quickstart: $(cat "$TMP/out")"
+
+# 2. broken scenarios exit 2 and name what is wrong.
+expect_broken() {  # name, json text, text the error must contain
+  printf '%s' "$2" > "$TMP/$1.json"
+  "$BIN" check "$TMP/$1.json" > "$TMP/err" 2>&1
+  local rc=$?
+  [ $rc -eq 2 ] || fail "$1: exit $rc, expected 2: $(cat "$TMP/err")"
+  grep -qF -- "$3" "$TMP/err" || fail "$1: error does not mention '$3': $(cat "$TMP/err")"
+  # `run` refuses it the same way, before simulating anything.
+  "$BIN" run "$TMP/$1.json" --quiet --out "$TMP/none" > /dev/null 2>&1
+  [ $? -eq 2 ] || fail "$1: run did not exit 2"
+  [ ! -e "$TMP/none" ] || fail "$1: run wrote output for a broken scenario"
+}
+expect_broken unknown_key '{"peers": {"count": 10, "colour": "red"}}' "peers.colour"
+expect_broken wrong_type '{"peers": {"count": "ten"}}' "peers.count"
+expect_broken negative_bw '{"network": {"upload_mbps": -3}}' "network.upload_mbps"
+expect_broken truncated '{"peers": {"count": 10' "truncated"
+expect_broken bad_fidelity '{"network": {"fidelity": "quantum"}}' "network.fidelity"
+expect_broken bad_fault '{"faults": [{"at_s": 1, "kind": "meteor"}]}' "faults[0].kind"
+
+# 3. a bad override exits 2 and names the key.
+"$BIN" check "$ROOT/scenarios/quickstart.json" --set peers.count=-5 > "$TMP/err" 2>&1
+[ $? -eq 2 ] || fail "override peers.count=-5 did not exit 2"
+grep -qF "peers.count" "$TMP/err" || fail "override error does not name peers.count"
+"$BIN" run > /dev/null 2>&1
+[ $? -eq 2 ] || fail "run without a scenario did not exit 2"
+
+# 4. quickstart, small: runs, writes its folder, and is deterministic.
+small=(--set peers.count=60 --set duration_s=15 --quiet)
+"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --out "$TMP/a" > "$TMP/a.log" 2>&1 \
+  || fail "quickstart run: $(tail -5 "$TMP/a.log")"
+for f in summary.json metrics.csv events.jsonl; do
+  [ -s "$TMP/a/$f" ] || fail "run folder lacks $f"
+done
+"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --out "$TMP/b" > /dev/null 2>&1 || fail "second run"
+"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --seed 43 --out "$TMP/c" > /dev/null 2>&1 \
+  || fail "third run"
+sha() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['event_log_sha256'])" "$1"; }
+get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+[ "$(sha "$TMP/a/summary.json")" = "$(sha "$TMP/b/summary.json")" ] || fail "same seed, different event logs"
+[ "$(sha "$TMP/a/summary.json")" != "$(sha "$TMP/c/summary.json")" ] || fail "other seed, same event log"
+[ "$(sha256sum < "$TMP/a/events.jsonl" | cut -d' ' -f1)" = "$(sha "$TMP/a/summary.json")" ] \
+  || fail "event_log_sha256 is not the SHA-256 of events.jsonl"
+for k in scenario seed peers sim_time_s wall_time_s events_processed messages_sent messages_delivered \
+         rtt_ms_p50 rtt_ms_p99; do
+  get "$TMP/a/summary.json" "$k" > /dev/null 2>&1 || fail "summary.json lacks $k"
+done
+[ "$(get "$TMP/a/summary.json" probes_ok)" -gt 100 ] || fail "too few probes answered"
+
+# 5. the plot script draws the run.
+/usr/bin/python3 "$ROOT/analysis/plot_run.py" "$TMP/a" > "$TMP/plot.log" 2>&1 || fail "plot_run.py: $(cat "$TMP/plot.log")"
+ls "$TMP/a"/*.png > /dev/null 2>&1 || fail "plot_run.py wrote no PNG"
+echo "cli_test: all checks passed"
