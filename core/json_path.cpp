@@ -166,6 +166,18 @@ JsonReader::JsonReader(const json& value, std::string path, std::shared_ptr<Stat
   if (!value.is_object()) fail(path_, "expected an object, got " + got_text(value));
 }
 
+namespace {
+// Stores a converted value, or records its error in `reader`.
+template <typename T, typename Out>
+void store_or_absorb(JsonReader& reader, Result<T> result, Out& out) {
+  if (result.ok()) {
+    out = static_cast<Out>(std::move(result).value());
+  } else {
+    reader.absorb(result.status());
+  }
+}
+}  // namespace
+
 bool JsonReader::has(const std::string& key) const { return value_.contains(key); }
 
 void JsonReader::mark_known(const std::string& key) {
@@ -189,15 +201,13 @@ void JsonReader::absorb(const Status& status) {
 
 void JsonReader::read(const std::string& key, double& out, const NumberRange& range) {
   if (const json* v = take(key)) {
-    auto r = json_to_double(*v, path_of(key), range);
-    r.ok() ? void(out = r.value()) : absorb(r.status());
+    store_or_absorb(*this, json_to_double(*v, path_of(key), range), out);
   }
 }
 
 void JsonReader::read(const std::string& key, uint64_t& out, const NumberRange& range) {
   if (const json* v = take(key)) {
-    auto r = json_to_uint(*v, path_of(key), range);
-    r.ok() ? void(out = r.value()) : absorb(r.status());
+    store_or_absorb(*this, json_to_uint(*v, path_of(key), range), out);
   }
 }
 
@@ -217,22 +227,19 @@ void JsonReader::read(const std::string& key, int& out, const NumberRange& range
     NumberRange bounded = range;
     if (!bounded.lo) bounded.lo = std::numeric_limits<int>::min();
     if (!bounded.hi) bounded.hi = std::numeric_limits<int>::max();
-    auto r = json_to_int(*v, path_of(key), bounded);
-    r.ok() ? void(out = static_cast<int>(r.value())) : absorb(r.status());
+    store_or_absorb(*this, json_to_int(*v, path_of(key), bounded), out);
   }
 }
 
 void JsonReader::read(const std::string& key, bool& out) {
   if (const json* v = take(key)) {
-    auto r = json_to_bool(*v, path_of(key));
-    r.ok() ? void(out = r.value()) : absorb(r.status());
+    store_or_absorb(*this, json_to_bool(*v, path_of(key)), out);
   }
 }
 
 void JsonReader::read(const std::string& key, std::string& out) {
   if (const json* v = take(key)) {
-    auto r = json_to_string(*v, path_of(key));
-    r.ok() ? void(out = std::move(r).value()) : absorb(r.status());
+    store_or_absorb(*this, json_to_string(*v, path_of(key)), out);
   }
 }
 

@@ -79,9 +79,9 @@ Result<std::string> resolve_data_file(const std::string& value, const std::strin
 Result<std::vector<std::string>> region_names(const std::string& file,
                                               const std::string& key_path) {
   std::ifstream in(file);
-  std::string header;
-  if (!in || !std::getline(in, header)) {
-    return json_error(key_path, "cannot read \"" + file + "\"");
+  if (!in) return json_error(key_path, "cannot read \"" + file + "\"");
+  std::string header;  // the first line that is not blank or a '#' comment
+  while (std::getline(in, header) && (header.empty() || header[0] == '#' || header == "\r")) {
   }
   std::vector<std::string> names;
   std::stringstream cells(header);
@@ -219,7 +219,8 @@ Status apply_override(json& doc, const std::string& assignment) {
     } else {
       if (cur->is_null()) *cur = json::object();
       if (!cur->is_object()) {
-        return json_error(path, "cannot set a key inside " + walked + ": it is " +
+        return json_error(path, "cannot set a key inside " +
+                                    (walked.empty() ? "the scenario" : walked) + ": it is " +
                                     json_type_name(*cur) + ", not an object");
       }
       cur = &(*cur)[step.key];

@@ -151,7 +151,11 @@ void read_dist(JsonReader& r, const std::string& key, DistSpec& out, bool positi
   const json* v = r.take(key);
   if (!v) return;
   auto d = parse_dist(*v, r.path_of(key), positive);
-  d.ok() ? void(out = std::move(d).value()) : r.absorb(d.status());
+  if (d.ok()) {
+    out = std::move(d).value();
+  } else {
+    r.absorb(d.status());
+  }
 }
 
 }  // namespace scenario_detail

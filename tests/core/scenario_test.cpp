@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -437,6 +438,44 @@ TEST(ScenarioTest, RelativeCsvFallsBackToCurrentDirectory) {
   fs::current_path(old);
   ASSERT_TRUE(s.ok()) << s.error();
   EXPECT_EQ(s->network.regions.rtt_csv, "m.csv");
+}
+
+TEST(ScenarioTest, ShippedWorldMatrixIsSquareSymmetricAndUsable) {
+  const fs::path csv =
+      fs::path(__FILE__).parent_path() / "../../scenarios/data/world_regions_rtt.csv";
+  std::ifstream in(csv);
+  ASSERT_TRUE(in) << csv;
+  std::vector<std::vector<std::string>> rows;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    rows.push_back(cells);
+  }
+  const size_t n = rows.size() - 1;
+  ASSERT_GE(n, 10u);
+  for (size_t i = 1; i <= n; ++i) {
+    ASSERT_EQ(rows[i].size(), n + 1);
+    EXPECT_EQ(rows[i][0], rows[0][i]);
+    for (size_t j = 1; j <= n; ++j) {
+      const int v = std::stoi(rows[i][j]);
+      EXPECT_EQ(v, std::stoi(rows[j][i])) << rows[i][0] << " " << rows[0][j];
+      EXPECT_EQ(v % 5, 0);
+      EXPECT_EQ(v == 0, i == j);
+    }
+  }
+  json doc = {{"network", {{"regions", {{"rtt_csv", csv.string()}, {"weights", {{"india", 2}}}}}}}};
+  auto s = parse_scenario(doc);
+  ASSERT_TRUE(s.ok()) << s.error();
+}
+
+TEST(ScenarioTest, MatrixHeaderAfterCommentLines) {
+  TempDir dir;
+  const std::string m = dir.write("m.csv", std::string("# measured 2024\n\n") + kMatrix).string();
+  json doc = {{"network", {{"regions", {{"rtt_csv", m}, {"weights", {{"c", 1}}}}}}}};
+  auto s = parse_scenario(doc);
+  ASSERT_TRUE(s.ok()) << s.error();
 }
 
 TEST(ScenarioTest, MalformedJsonNamesFileLineAndColumn) {
