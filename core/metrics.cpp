@@ -144,7 +144,13 @@ double MetricsSink::percentile(std::string_view name, double q) const {
   auto it = samples_.find(name);
   if (it == samples_.end() || it->second.empty()) return std::numeric_limits<double>::quiet_NaN();
   // A copy, so that the stored order (and so the summation order of sample_mean) never changes.
-  std::vector<double> v = it->second;
+  // NaN samples have no rank (and would break nth_element's ordering); they are left out.
+  std::vector<double> v;
+  v.reserve(it->second.size());
+  for (double x : it->second) {
+    if (!std::isnan(x)) v.push_back(x);
+  }
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
   // Nearest rank: the smallest sample with at least q of the samples at or below it. The epsilon
   // keeps 0.07 * 100 = 7.000000000000001 at rank 7.
   q = std::clamp(q, 0.0, 1.0);

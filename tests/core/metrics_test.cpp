@@ -83,6 +83,13 @@ TEST(MetricsSinkTest, PercentilesNearestRank) {
   EXPECT_EQ(hundred.percentile("x", 0.99), 99.0);
   EXPECT_EQ(hundred.percentile("x", 0.991), 100.0);
   EXPECT_DOUBLE_EQ(hundred.sample_mean("x"), 50.5);
+
+  MetricsSink with_nan;
+  with_nan.observe("y", std::nan(""));
+  EXPECT_TRUE(std::isnan(with_nan.percentile("y", 0.5)));
+  for (double x : {3.0, 1.0, 2.0}) with_nan.observe("y", x);
+  EXPECT_EQ(with_nan.percentile("y", 0.5), 2.0);
+  EXPECT_EQ(with_nan.percentile("y", 1.0), 3.0);
 }
 
 TEST(MetricsSinkTest, EventLineFormat) {
