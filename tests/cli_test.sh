@@ -28,7 +28,7 @@ expect_broken() {  # name, json text, text the error must contain
 expect_broken unknown_key '{"peers": {"count": 10, "colour": "red"}}' "peers.colour"
 expect_broken wrong_type '{"peers": {"count": "ten"}}' "peers.count"
 expect_broken negative_bw '{"network": {"upload_mbps": -3}}' "network.upload_mbps"
-expect_broken truncated '{"peers": {"count": 10' "truncated"
+expect_broken truncated '{"peers": {"count": 10' "malformed JSON"
 expect_broken bad_fidelity '{"network": {"fidelity": "quantum"}}' "network.fidelity"
 expect_broken bad_fault '{"faults": [{"at_s": 1, "kind": "meteor"}]}' "faults[0].kind"
 

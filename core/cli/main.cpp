@@ -30,6 +30,16 @@ int usage_error(const std::string& why) {
   return 2;
 }
 
+// A broken scenario: the error names the JSON path (and the file, unless it already does); exit 2.
+int scenario_error(const std::string& file, const std::string& error) {
+  if (error.rfind(file, 0) == 0) {
+    std::fprintf(stderr, "crowdtrain: %s\n", error.c_str());
+  } else {
+    std::fprintf(stderr, "crowdtrain: %s: %s\n", file.c_str(), error.c_str());
+  }
+  return 2;
+}
+
 struct CommonArgs {
   std::string scenario;
   std::vector<std::string> overrides;
@@ -75,10 +85,7 @@ int cmd_check(const std::vector<std::string>& args) {
   CommonArgs a;
   if (auto e = parse_common(args, a); !e.empty()) return usage_error(e);
   auto s = ct::load_scenario(a.scenario, a.overrides);
-  if (!s.ok()) {
-    std::fprintf(stderr, "crowdtrain: %s: %s\n", a.scenario.c_str(), s.error().c_str());
-    return 2;
-  }
+  if (!s.ok()) return scenario_error(a.scenario, s.error());
   std::printf("ok: %s (%u peers, %s fidelity, %g s, workload %s, seed %llu)\n", s->name.c_str(),
               s->peers.count, s->network.fidelity.c_str(), s->duration_s,
               s->workload.kind.c_str(), static_cast<unsigned long long>(s->seed));
@@ -89,10 +96,7 @@ int cmd_run(const std::vector<std::string>& args) {
   CommonArgs a;
   if (auto e = parse_common(args, a); !e.empty()) return usage_error(e);
   auto s = ct::load_scenario(a.scenario, a.overrides);
-  if (!s.ok()) {
-    std::fprintf(stderr, "crowdtrain: %s: %s\n", a.scenario.c_str(), s.error().c_str());
-    return 2;
-  }
+  if (!s.ok()) return scenario_error(a.scenario, s.error());
 #if CROWDTRAIN_WITH_SIM
   if (s->workload.kind == "transfers") {
     const std::string dir = a.out_dir.empty() ? ct::output_dir_for(*s) : a.out_dir;
