@@ -8,7 +8,7 @@
 #include <fstream>
 #include <memory>
 
-#include "core/probe.h"
+#include "core/workload.h"
 #include "core/run_output.h"
 #include "sim/churn.h"
 #include "sim/network.h"
@@ -90,7 +90,7 @@ class World final : public SimHost {
   std::unique_ptr<NetworkModel> network_;
   std::unique_ptr<RunOutput> out_;
   std::vector<Slot> peers_;
-  std::shared_ptr<const std::vector<PeerId>> targets_;
+  WorkloadContext context_;
   uint32_t alive_ = 0;
   Rng fault_rng_{0};
   std::chrono::steady_clock::time_point wall_start_, last_progress_;
@@ -135,7 +135,9 @@ void World::join(PeerId p, const char* reason) {
   ++alive_;
   network_->peer_up(p);
   slot.rt = std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
-  slot.app = make_probe_app(*slot.rt, s_.workload.probe, targets_);
+  auto app = make_workload_app(s_, *slot.rt, context_);
+  CT_CHECK(app.ok());  // the kind was checked before the run started
+  slot.app = std::move(app.value());
   sink_.count("joins");
   sink_.event(now(), p, "join", EventDetail::kLifecycle,
               {{"incarnation", slot.incarnation}, {"reason", reason}});
@@ -288,7 +290,7 @@ Result<nlohmann::json> World::run() {
 
   auto ids = std::make_shared<std::vector<PeerId>>(s_.peers.count);
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
-  targets_ = ids;
+  context_.peers = ids;
 
   world_event("run_start", {{"peers", s_.peers.count}, {"seed", s_.seed}});
   for (PeerId p = 0; p < s_.peers.count; ++p) {
@@ -370,6 +372,10 @@ Result<nlohmann::json> World::run() {
 }  // namespace
 
 Result<nlohmann::json> run_simulation(const Scenario& scenario, const SimOptions& options) {
+  if (!is_peer_workload(scenario.workload.kind)) {
+    return Status::error("workload.kind: '" + scenario.workload.kind +
+                         "' is not a peer workload the simulated world can run");
+  }
   auto topology = Topology::build(scenario);
   if (!topology.ok()) return topology.status();
   auto churn = ChurnPlan::create(scenario);
