@@ -13,7 +13,7 @@ using Time = std::chrono::nanoseconds;
 
 inline Time from_seconds(double s) { return Time(static_cast<int64_t>(std::llround(s * 1e9))); }
 inline Time from_millis(double ms) { return Time(static_cast<int64_t>(std::llround(ms * 1e6))); }
-inline double to_seconds(Time t) { return static_cast<double>(t.count()) * 1e-9; }
-inline double to_millis(Time t) { return static_cast<double>(t.count()) * 1e-6; }
+inline double to_seconds(Time t) { return static_cast<double>(t.count()) / 1e9; }
+inline double to_millis(Time t) { return static_cast<double>(t.count()) / 1e6; }
 
 }  // namespace crowdtrain
