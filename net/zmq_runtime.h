@@ -55,7 +55,7 @@ struct ZmqRuntimeOptions {
   CT_OPT(int, send_hwm, 1000)                    // messages queued per destination
   CT_OPT(int, recv_hwm, 1000)                    // messages queued per incoming connection
   CT_OPT(int, reconnect_ivl_ms, 50)              // first reconnect delay ...
-  CT_OPT(int, reconnect_ivl_max_ms, 500)         // ... doubling up to this
+  CT_OPT(int, reconnect_ivl_max_ms, 250)         // ... doubling up to this
   CT_OPT(int, heartbeat_ivl_ms, 1000)            // ZMTP heartbeats detect a dead peer ...
   CT_OPT(int, heartbeat_timeout_ms, 3000)        // ... after this long without traffic
   CT_OPT(size_t, max_receives_per_turn, 1024)    // fairness between receiving and timers

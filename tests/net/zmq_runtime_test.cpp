@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -184,6 +189,32 @@ TEST(ZmqRuntimeTest, MessagesArriveIntactWithTensors) {
   EXPECT_EQ(sink_b.counter("net_rejected_messages"), 0);
 }
 
+TEST(ZmqRuntimeTest, LargeTensorArrivesIntact) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  std::vector<double> values(1 << 20);  // 8 MiB
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>(i) * 0.25;
+  auto make = [&]() {
+    TensorData t;
+    t.dtype = DType::kFloat64;
+    t.shape = {1024, 1024};
+    t.bytes = Bytes::copy_of(values.data(), values.size() * sizeof(double));
+    Message m(MsgType::kTransferRequest);
+    m.add_bytes(20, "x").add_tensor(21, std::move(t));
+    return m;
+  };
+  std::vector<Message> got;
+  b->set_handler([&](PeerId, Message m) { got.push_back(std::move(m)); });
+  ASSERT_TRUE(send_until(*a, *b, 1, make, [&] { return !got.empty(); }));
+  const TensorData t = got.front().tensor(21).value();
+  EXPECT_EQ(t.shape, (std::vector<int64_t>{1024, 1024}));
+  ASSERT_EQ(t.bytes.size, values.size() * sizeof(double));
+  EXPECT_EQ(std::memcmp(t.bytes.data, values.data(), t.bytes.size), 0);
+}
+
 // A raw DEALER: no ZMQ_IMMEDIATE, so what it sends waits for the connection rather than dropping.
 zmq::socket_t raw_dealer(zmq::context_t& ctx, const std::string& identity, const std::string& to) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
@@ -202,6 +233,8 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
   ASSERT_TRUE(b->add_peer(7, "tcp://127.0.0.1:1").ok());  // the raw socket's identity is known
   int delivered = 0;
   b->set_handler([&](PeerId, Message) { ++delivered; });
+  const std::string events_path = ::testing::TempDir() + "zmq_runtime_test_rejects.jsonl";
+  ASSERT_TRUE(sink_b.open_event_file(events_path));
 
   zmq::context_t ctx(1);
   zmq::socket_t known = raw_dealer(ctx, "p7", b->endpoint());
@@ -234,6 +267,20 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
       *a, *b, 1, [] { return Message(MsgType::kProbeResponse); }, [&] { return delivered >= 2; }));
   EXPECT_EQ(sink_b.counter("net_rejected_messages"), kBad);
   EXPECT_EQ(sink_b.counter("messages_delivered"), delivered);
+
+  // Each rejection is one well-formed event line that says why.
+  sink_b.close_event_file();
+  std::ifstream in(events_path);
+  std::string line;
+  std::vector<std::string> reasons;
+  while (std::getline(in, line)) {
+    const nlohmann::json e = nlohmann::json::parse(line);  // throws on a malformed line
+    if (e.at("ev") == "net_reject") reasons.push_back(e.at("reason").get<std::string>());
+  }
+  ASSERT_EQ(reasons.size(), static_cast<size_t>(kBad));
+  EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "malformed identity"), 2);
+  EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "unknown peer"), 1);
+  std::remove(events_path.c_str());
 }
 
 TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
