@@ -28,6 +28,7 @@ namespace {
 
 constexpr size_t kMaxPeers = 1000;
 constexpr int kMaxParentsSearched = 16;
+constexpr double kMaxWarmupS = 5.0;  // the longest wait for peers before the workload starts
 
 const char* kLiveUsage =
     "usage: crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,...\n"
@@ -125,6 +126,7 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     return 1;
   }
   ZmqRuntime& rt = *created.value();
+  SignalScope signals(&rt);  // Ctrl-C ends the run early; the outputs are still written
   auto targets = std::make_shared<std::vector<PeerId>>();
   for (const auto& [id, addr] : o.peers) {
     Status st = rt.add_peer(id, addr);
@@ -134,9 +136,19 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     }
     targets->push_back(id);
   }
-  if (Status st = rt.connect_all(); !st.ok()) {
-    std::fprintf(stderr, "crowdtrain live: --peers: %s\n", st.message().c_str());
+  // Warm-up: wait (bounded) until the other peers are up, so that the first probes are not lost to
+  // peers that are still starting. Messages that arrive meanwhile wait in ZeroMQ's queue.
+  const auto warmup_start = std::chrono::steady_clock::now();
+  auto connected = rt.await_connections(from_seconds(std::min(kMaxWarmupS, duration_s / 4)));
+  if (!connected.ok()) {
+    std::fprintf(stderr, "crowdtrain live: --peers: %s\n", connected.error().c_str());
     return 2;
+  }
+  const double warmup_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - warmup_start).count();
+  if (connected.value() < rt.known_peers()) {
+    std::fprintf(stderr, "[live %u] %zu of %zu peers reachable after %.1f s; starting anyway\n",
+                 o.id, connected.value(), rt.known_peers(), warmup_s);
   }
 
   const std::string dir =
@@ -161,9 +173,9 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   const Time end = t0 + from_seconds(duration_s);
   const Time interval = from_seconds(std::max(s.output.metrics_interval_s, 0.01));
   rt.metrics().event("live_start", {{"peers", uint64_t{o.peers.size()}},
+                                    {"connected", uint64_t{connected.value()}},
                                     {"listen", std::string_view(rt.endpoint())}});
   {
-    SignalScope signals(&rt);
     app->start();
     sample(0.0);
     Time next_sample = t0 + interval;
@@ -201,6 +213,8 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   sum["sim_time_s"] = run_s;
   sum["wall_time_s"] = wall_s;
   sum["interrupted"] = rt.stopped();
+  sum["warmup_s"] = warmup_s;
+  sum["peers_connected_at_start"] = connected.value();
   for (const char* c : {"probes_sent", "probes_ok", "probes_failed", "messages_sent",
                         "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
     sum[c] = sink.counter(c);

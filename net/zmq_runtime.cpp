@@ -120,7 +120,56 @@ Status ZmqRuntime::connect_all() {
   return Status::ok_status();
 }
 
-zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d) {
+Result<size_t> ZmqRuntime::await_connections(Time limit) {
+  const Time deadline = now() + limit;
+  struct Watch {
+    zmq::socket_t* dealer;
+    zmq::socket_t events;
+    bool up;
+  };
+  std::vector<Watch> watches;
+  watches.reserve(directory_.size());
+  for (auto& [id, d] : directory_) {
+    // A fresh socket, so that its handshake is seen by the monitor attached before it connects.
+    d.socket.reset();
+    zmq::socket_t events(context_, zmq::socket_type::pair);
+    events.set(zmq::sockopt::linger, 0);
+    zmq::socket_t* s = connect(id, d, &events);
+    if (!s) {
+      return Status::error("peer directory: cannot connect to peer " + std::to_string(id) +
+                           " at '" + d.address + "'");
+    }
+    watches.push_back(Watch{s, std::move(events), false});
+  }
+  size_t up = 0;
+  std::vector<zmq_pollitem_t> items;
+  for (Watch& w : watches) items.push_back(zmq_pollitem_t{w.events.handle(), 0, ZMQ_POLLIN, 0});
+  while (up < watches.size() && !stopped_.load()) {
+    const Time wait = std::min(deadline - now(), kMaxPoll);
+    if (wait.count() <= 0) break;
+    const int rc = zmq_poll(items.data(), static_cast<int>(items.size()),
+                            static_cast<long>((wait.count() + 999999) / 1000000));
+    if (rc < 0 && zmq_errno() != EINTR) throw zmq::error_t();
+    for (size_t i = 0; rc > 0 && i < watches.size(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      // An event is two frames: {u16 event, u32 value} and the endpoint.
+      zmq::message_t head, endpoint;
+      while (watches[i].events.recv(head, zmq::recv_flags::dontwait)) {
+        if (head.more()) (void)watches[i].events.recv(endpoint, zmq::recv_flags::none);
+        uint16_t event = 0;
+        if (head.size() >= sizeof(event)) std::memcpy(&event, head.data(), sizeof(event));
+        const bool was_up = watches[i].up;
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) watches[i].up = true;
+        if (event == ZMQ_EVENT_DISCONNECTED) watches[i].up = false;
+        if (watches[i].up != was_up) watches[i].up ? ++up : --up;
+      }
+    }
+  }
+  for (Watch& w : watches) zmq_socket_monitor(w.dealer->handle(), nullptr, 0);
+  return up;
+}
+
+zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* monitor_reader) {
   if (d.socket) return d.socket.get();
   try {
     auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
@@ -129,6 +178,14 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d) {
     s->set(zmq::sockopt::rcvhwm, 1);     // nothing is ever sent back on this socket
     s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
     s->set(zmq::sockopt::routing_id, peer_identity(self()));
+    if (monitor_reader) {
+      const std::string monitor = "inproc://ct-monitor-" + std::to_string(to);
+      if (zmq_socket_monitor(s->handle(), monitor.c_str(),
+                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+        throw zmq::error_t();
+      }
+      monitor_reader->connect(monitor);
+    }
     s->connect(d.address);
     d.socket = std::move(s);
   } catch (const zmq::error_t& e) {

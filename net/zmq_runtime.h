@@ -80,8 +80,12 @@ class ZmqRuntime : public Runtime {
   // Adds or replaces a directory entry. A replaced address drops the old connection.
   Status add_peer(PeerId id, const std::string& address);
   size_t known_peers() const { return directory_.size(); }
-  // Connects DEALERs to every directory entry now rather than on the first send (warm-up).
+  // Connects DEALERs to every directory entry now rather than on the first send.
   Status connect_all();
+  // Warm-up before the app starts: (re)connects to every directory entry and waits until each
+  // connection has completed its handshake, or `limit` passes. Fires no timer and receives nothing
+  // meanwhile (arrivals wait in ZeroMQ's bounded queue). Returns how many peers are connected.
+  Result<size_t> await_connections(Time limit);
   // Receives every message delivered to this peer (an app's on_message). Unset: counted, dropped.
   void set_handler(Handler handler) { handler_ = std::move(handler); }
 
@@ -117,7 +121,10 @@ class ZmqRuntime : public Runtime {
 
   ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink);
   Status bind();
-  zmq::socket_t* connect(PeerId to, Destination& d);
+  // The DEALER to `to`, created and connected on first use; null when the address is refused.
+  // With `monitor_reader`: its connection events go to that PAIR socket (hooked up before the
+  // DEALER connects, so that no event is missed).
+  zmq::socket_t* connect(PeerId to, Destination& d, zmq::socket_t* monitor_reader = nullptr);
   // Fires due timers (at most max_timers_per_turn); returns the next deadline, if any.
   std::optional<Time> fire_due_timers();
   void receive_some();

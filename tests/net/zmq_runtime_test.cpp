@@ -328,6 +328,31 @@ TEST(ZmqRuntimeTest, SendingToAPeerThatDiedDoesNotBlock) {
   EXPECT_GT(dropped, 0);
 }
 
+TEST(ZmqRuntimeTest, AwaitConnectionsWaitsForLivePeersOnly) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  auto all_up = a->await_connections(std::chrono::seconds(5));
+  ASSERT_TRUE(all_up.ok()) << all_up.error();
+  EXPECT_EQ(all_up.value(), 1u);
+  // Connected means the first message goes through: no drop at start-up.
+  int delivered = 0;
+  b->add_peer(0, a->endpoint());
+  b->set_handler([&](PeerId, Message) { ++delivered; });
+  a->send(1, Message(MsgType::kProbeRequest));
+  EXPECT_EQ(sink_a.counter("net_send_dropped"), 0);
+  EXPECT_TRUE(drive({b.get()}, [&] { return delivered == 1; }));
+
+  ASSERT_TRUE(a->add_peer(2, "tcp://127.0.0.1:1").ok());  // nobody there
+  const auto wall = std::chrono::steady_clock::now();
+  auto some_up = a->await_connections(milliseconds(300));
+  ASSERT_TRUE(some_up.ok());
+  EXPECT_EQ(some_up.value(), 1u);
+  EXPECT_GE(std::chrono::steady_clock::now() - wall, milliseconds(290));
+  EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(2));
+}
+
 TEST(ZmqRuntimeTest, OversizeMessagesAreRefused) {
   MetricsSink sink;
   auto a = ZmqRuntime::create(ZmqRuntimeOptions().id(0).max_message_bytes(4096), sink).value();
