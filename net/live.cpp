@@ -1,8 +1,9 @@
 // `crowdtrain live`: one peer process of the live world. It builds a ZmqRuntime, runs the
 // scenario's probe workload on it (the PeerApp the simulator runs) for the run's duration in
 // wall-clock time, and writes the same output folder as a simulated run (summary.json, metrics.csv,
-// events.jsonl). A bounded warm-up first waits until the other peers are reachable, so that start-up
-// skew between processes loses no probes. Single-threaded: everything runs on the caller's thread.
+// events.jsonl). A bounded warm-up first waits until the other peers are reachable, so that
+// start-up skew between processes loses no probes. Single-threaded: everything runs on the caller's
+// thread.
 #include "net/live.h"
 
 #include <algorithm>
