@@ -13,6 +13,12 @@ enum class MsgType : uint16_t {
   kTransferRequest = 12,  // calibration transfers (sim/calibration.h)
   kTransferResponse = 13,
   // 100..199: DHT; 200..299: averaging; 300..399: mixture-of-experts (later issues).
+  kDhtPingRequest = 100,  // DHT (core/dht/protocol.h)
+  kDhtPingResponse = 101,
+  kDhtStoreRequest = 102,
+  kDhtStoreResponse = 103,
+  kDhtFindRequest = 104,
+  kDhtFindResponse = 105,
 };
 
 // True for the values listed in MsgType.
@@ -23,6 +29,12 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kProbeResponse:
     case MsgType::kTransferRequest:
     case MsgType::kTransferResponse:
+    case MsgType::kDhtPingRequest:
+    case MsgType::kDhtPingResponse:
+    case MsgType::kDhtStoreRequest:
+    case MsgType::kDhtStoreResponse:
+    case MsgType::kDhtFindRequest:
+    case MsgType::kDhtFindResponse:
       return true;
   }
   return false;

@@ -1,0 +1,144 @@
+// DhtNode: one peer's Kademlia node. It serves ping, store and find on the peer's RpcEndpoint,
+// keeps a routing table (updated from every request and response; ping-before-evict), a primary
+// storage and a cache, and offers bootstrap, store (plain and dictionary subkeys, to the `replicas`
+// nearest peers), get (iterative FIND_VALUE, caching the value at the nearest peer that lacked it)
+// and find_nearest, each for many keys at once through one traversal (core/dht/traverse.h).
+// Periodic timers refresh idle buckets and republish stored records. A peer that fails a call is
+// dropped from the routing table and blacklisted for a while (doubling per repeated failure).
+// Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
+// RpcEndpoint (both outlive it); callbacks that come after the node is destroyed are dropped.
+// Threading: single-threaded, on the runtime's loop.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/dht/dht_id.h"
+#include "core/dht/dht_options.h"
+#include "core/dht/protocol.h"
+#include "core/dht/routing_table.h"
+#include "core/dht/storage.h"
+#include "core/dht/traverse.h"
+#include "core/rpc.h"
+#include "core/runtime.h"
+
+namespace crowdtrain::dht {
+
+// Checks a record before it is stored (incoming or local) or accepted from a find response; an
+// error refuses it with that reason. Size limits are checked before; signatures can go here later.
+using RecordValidator = std::function<Status(const StoreRecord& record)>;
+
+struct StoreItem {
+  std::string key;
+  std::optional<std::string> subkey;  // set: one entry of the dictionary under `key`
+  std::string value;
+  Time expiration{0};
+};
+
+class DhtNode {
+ public:
+  using StatusDone = std::function<void(Status)>;
+  using StoreDone = std::function<void(size_t stored_at)>;  // replicas that took it (0: failed)
+  using GetDone = std::function<void(Result<DhtValue>)>;
+  using ContactsDone = std::function<void(std::vector<Contact>)>;
+
+  DhtNode(Runtime& rt, RpcEndpoint& rpc, DhtId id, DhtOptions options = DhtOptions());
+  ~DhtNode();
+  DhtNode(const DhtNode&) = delete;
+  DhtNode& operator=(const DhtNode&) = delete;
+
+  // Starts the refresh and republish timers.
+  void start();
+  // Pings `peers`, then looks up the node's own id. Ok when one answered, or when `peers` holds no
+  // other peer (the first node of a network).
+  void bootstrap(std::vector<PeerId> peers, StatusDone done);
+
+  void store(const std::string& key, std::string value, Time expiration, StoreDone done);
+  void store_subkey(const std::string& key, std::string subkey, std::string value, Time expiration,
+                    StoreDone done);
+  // One traversal for all keys; done gets, per item, how many peers stored it.
+  void store_many(std::vector<StoreItem> items, std::function<void(std::vector<size_t>)> done);
+  // The value under `key` (a dictionary merges the entries of every answer); an error when no peer
+  // holds an unexpired value.
+  void get(const std::string& key, GetDone done);
+  // Values this node holds are returned without asking anyone, unless `latest`: then the lookup
+  // asks the whole beam and merges every answer (the freshest dictionary, at a higher cost).
+  void get_many(std::vector<std::string> keys,
+                std::function<void(std::vector<Result<DhtValue>>)> done, bool latest = false);
+  // The `count` live peers nearest to `target` (this node included when it is among them).
+  void find_nearest(const DhtId& target, size_t count, ContactsDone done);
+
+  void set_validator(RecordValidator validator) { validator_ = std::move(validator); }
+
+  const DhtId& id() const { return id_; }
+  Contact contact() const { return Contact{id_, rt_.self()}; }
+  const DhtOptions& options() const { return options_; }
+  RoutingTable& routing_table() { return table_; }
+  Storage& storage() { return storage_; }
+  Storage& cache() { return cache_; }
+  bool blacklisted(PeerId peer) const;
+
+ private:
+  // What a lookup learns about one key's value (get only).
+  struct Found {
+    std::optional<DhtValue> value;
+    std::vector<DhtId> holders;  // peers that returned a value
+  };
+  using LookupDone = std::function<void(std::vector<TraverseResult>, std::vector<Found>)>;
+
+  // Server side (node.cpp).
+  void serve_ping(PeerId from, Message req, RpcEndpoint::Responder respond);
+  void serve_store(PeerId from, Message req, RpcEndpoint::Responder respond);
+  void serve_find(PeerId from, Message req, RpcEndpoint::Responder respond);
+  Status store_local(const StoreRecord& record, bool in_cache);
+  Status validate(const StoreRecord& record) const;
+  std::optional<DhtValue> local_value(const DhtId& key);
+
+  // Routing and failures (node.cpp).
+  void saw(const Contact& c, bool client);
+  void ping_contact(const Contact& c);
+  void call_failed(PeerId peer, const std::optional<DhtId>& id);
+  CallOptions call_options() const;
+  // Runs `fn` after `delay` unless the node is gone by then.
+  void later(Time delay, std::function<void()> fn);
+  void refresh();
+  void republish();
+
+  // Lookups (node_ops.cpp).
+  enum class Want { kNodes, kFirstValue, kAllValues };
+  // One traversal for `keys` (distinct); done runs later, never inside lookup().
+  void lookup(std::vector<DhtId> keys, Want want, LookupDone done);
+  // `v` without its expired and invalid entries; nullopt when nothing is left.
+  std::optional<DhtValue> accept(const DhtId& key, DhtValue v) const;
+  // Stores each record at the `replicas` peers nearest its key (this node among them when it is).
+  void store_records(std::vector<StoreRecord> records,
+                     std::function<void(std::vector<size_t>)> done);
+  // Sends records[i] to every peer in targets[i], batching per peer; done gets the stores per
+  // record.
+  void send_stores(std::vector<StoreRecord> records, std::vector<std::vector<Contact>> targets,
+                   bool in_cache, std::function<void(std::vector<size_t>)> done);
+  void cache_found(const std::vector<DhtId>& keys, const std::vector<TraverseResult>& results,
+                   const std::vector<Found>& found);
+
+  Runtime& rt_;
+  RpcEndpoint& rpc_;
+  DhtId id_;
+  DhtOptions options_;
+  ProtocolLimits limits_;
+  RoutingTable table_;
+  Storage storage_;
+  Storage cache_;
+  RecordValidator validator_;
+  struct Strike {
+    Time until{0};
+    int count = 0;
+  };
+  std::map<PeerId, Strike> blacklist_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace crowdtrain::dht
