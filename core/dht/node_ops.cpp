@@ -1,5 +1,6 @@
 // DhtNode's client side, part 1: the lookup (one traversal on the RPC endpoint) and stores.
 #include <algorithm>
+#include <utility>
 
 #include "core/dht/node.h"
 
@@ -82,7 +83,8 @@ void DhtNode::lookup(std::vector<DhtId> keys, Want want, LookupDone done) {
                  rt_.metrics().observe("dht_messages_per_lookup",
                                        static_cast<double>(stats.requests) / n);
                }
-               done(std::move(results), std::move(*found));
+               // Replies still in flight may write into `found` later: leave them a fresh one.
+               done(std::move(results), std::exchange(*found, std::vector<Found>(n)));
              };
              auto a = alive.lock();
              if (!a || !*a) return;

@@ -39,9 +39,12 @@ class Reader {
   Result<DhtId> id(uint16_t tag, const char* name) {
     auto raw = bytes(tag, kIdBytes, name);
     if (!raw.ok()) return raw.status();
-    auto id = DhtId::from_bytes(raw.value(), name);
-    if (!id.ok()) return fail(name, id.error());
-    return id;
+    if (raw.value().size() != kIdBytes) {
+      --pos_;  // name the field just read
+      return fail(name, "an id has " + std::to_string(kIdBytes) + " bytes, got " +
+                            std::to_string(raw.value().size()));
+    }
+    return DhtId::from_bytes(raw.value(), name);
   }
   Status finish() {
     if (at_end()) return Status::ok_status();
