@@ -19,6 +19,9 @@ enum class MsgType : uint16_t {
   kDhtStoreResponse = 103,
   kDhtFindRequest = 104,
   kDhtFindResponse = 105,
+  kAvgPart = 200,    // all-reduce (core/averaging/allreduce.h): a sender's chunk to its reducer
+  kAvgResult = 201,  // all-reduce: the averaged chunk back to a sender
+  kAvgRefuse = 202,  // all-reduce: a reducer refuses a sender's chunks, with the reason
 };
 
 // True for the values listed in MsgType.
@@ -35,6 +38,9 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kDhtStoreResponse:
     case MsgType::kDhtFindRequest:
     case MsgType::kDhtFindResponse:
+    case MsgType::kAvgPart:
+    case MsgType::kAvgResult:
+    case MsgType::kAvgRefuse:
       return true;
   }
   return false;

@@ -1,0 +1,258 @@
+#include "core/averaging/compression.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <optional>
+
+#include "core/tensor_codec.h"
+
+namespace crowdtrain {
+namespace {
+
+constexpr double kFp16Max = 65504.0;
+constexpr double kUniformRangeSigmas = 6.0;
+
+// Population mean and standard deviation, in double.
+std::pair<double, double> mean_std(const at::Tensor& x) {
+  if (x.numel() == 0) return {0.0, 0.0};
+  const at::Tensor d = x.to(torch::kFloat64);
+  const double mean = d.mean().item<double>();
+  const double var = (d - mean).square().mean().item<double>();
+  return {mean, std::sqrt(std::max(var, 0.0))};
+}
+
+// Each bin's average value; an empty bin gets `fallback[k]`.
+at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::Tensor& fallback) {
+  const at::Tensor sums = torch::bincount(bins, x.to(torch::kFloat64), kQuantBins);
+  const at::Tensor counts = torch::bincount(bins, {}, kQuantBins).to(torch::kFloat64);
+  const at::Tensor avg = sums / counts.clamp_min(1.0);
+  return torch::where(counts > 0, avg, fallback.to(avg.options())).to(torch::kFloat32);
+}
+
+std::optional<c10::ScalarType> float_type(DType d) {
+  switch (d) {
+    case DType::kFloat32:
+      return torch::kFloat32;
+    case DType::kFloat16:
+      return torch::kFloat16;
+    case DType::kBFloat16:
+      return torch::kBFloat16;
+    case DType::kFloat64:
+      return torch::kFloat64;
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+const char* compression_name(Compression c) {
+  switch (c) {
+    case Compression::kNone:
+      return "none";
+    case Compression::kFloat16:
+      return "fp16";
+    case Compression::kScaledFloat16:
+      return "meanstd_fp16";
+    case Compression::kUniform8Bit:
+      return "uniform8";
+    case Compression::kQuantile8Bit:
+      return "quantile8";
+  }
+  return "?";
+}
+
+Result<Compression> compression_from_wire(uint64_t v) {
+  if (v > static_cast<uint64_t>(Compression::kQuantile8Bit)) {
+    return Status::error("unknown compression " + std::to_string(v));
+  }
+  return static_cast<Compression>(v);
+}
+
+Result<Compression> compression_from_name(const std::string& name) {
+  for (uint64_t v = 0; v <= static_cast<uint64_t>(Compression::kQuantile8Bit); ++v) {
+    if (name == compression_name(static_cast<Compression>(v))) return static_cast<Compression>(v);
+  }
+  return Status::error("unknown compression '" + name +
+                       "' (none, fp16, meanstd_fp16, uniform8, quantile8)");
+}
+
+double wire_bytes_per_element(Compression c, DType original) {
+  switch (c) {
+    case Compression::kNone:
+      return static_cast<double>(dtype_size(static_cast<uint8_t>(original)));
+    case Compression::kFloat16:
+    case Compression::kScaledFloat16:
+      return 2.0;
+    case Compression::kUniform8Bit:
+    case Compression::kQuantile8Bit:
+      return 1.0;
+  }
+  return 4.0;
+}
+
+size_t wire_overhead_bytes(Compression c) {
+  const bool quantized = c == Compression::kUniform8Bit || c == Compression::kQuantile8Bit;
+  return 128 + (quantized ? kQuantBins * sizeof(float) : 0);  // fields and headers, codebook
+}
+
+at::Tensor quantile_borders(const at::Tensor& flat) {
+  const at::Tensor x = flat.reshape(-1).to(torch::kFloat32);
+  const int64_t n = x.numel();
+  CT_CHECK(n > 0);
+  const int64_t stride = (n + kQuantileSample - 1) / kQuantileSample;
+  const at::Tensor sorted = std::get<0>(x.slice(0, 0, n, stride).sort());
+  const int64_t s = sorted.numel();
+  // Nearest-rank quantiles k/256, k = 1..255.
+  const at::Tensor ranks =
+      (torch::arange(1, kQuantBins, x.options().dtype(torch::kFloat64)) * (s - 1) / kQuantBins)
+          .round()
+          .to(torch::kLong);
+  return sorted.index_select(0, ranks);
+}
+
+CompressedTensor compress(const at::Tensor& t, Compression c) {
+  CT_CHECK(t.is_floating_point());
+  torch::NoGradGuard no_grad;
+  const at::Tensor x = t.detach().reshape(-1);
+  CompressedTensor out;
+  out.codec = c;
+  switch (c) {
+    case Compression::kNone:
+      out.data = to_tensor_data(x);
+      break;
+    case Compression::kFloat16:
+      out.data = to_tensor_data(x.clamp(-kFp16Max, kFp16Max).to(torch::kFloat16));
+      break;
+    case Compression::kScaledFloat16: {
+      auto [mean, std] = mean_std(x);
+      const double scale = std::max(std, 1e-30);
+      out.mean = mean;
+      out.scale = scale;
+      out.data = to_tensor_data(
+          ((x.to(torch::kFloat64) - mean) / scale).clamp(-kFp16Max, kFp16Max).to(torch::kFloat16));
+      break;
+    }
+    case Compression::kUniform8Bit: {
+      auto [mean, std] = mean_std(x);
+      double width = kUniformRangeSigmas * std / kQuantBins;
+      if (!(width > 0)) width = 1.0;
+      const at::Tensor bins = ((x.to(torch::kFloat64) - mean) / width)
+                                  .round()
+                                  .add(kQuantBins / 2)
+                                  .clamp(0, kQuantBins - 1)
+                                  .to(torch::kUInt8);
+      const at::Tensor centres =
+          (torch::arange(kQuantBins, x.options().dtype(torch::kFloat64)) - kQuantBins / 2) * width +
+          mean;
+      out.data = to_tensor_data(bins);
+      out.codebook = to_tensor_data(bin_averages(x, bins, centres));
+      break;
+    }
+    case Compression::kQuantile8Bit: {
+      if (x.numel() == 0) {
+        out.data = to_tensor_data(torch::zeros({0}, x.options().dtype(torch::kUInt8)));
+        out.codebook =
+            to_tensor_data(torch::zeros({kQuantBins}, x.options().dtype(torch::kFloat32)));
+        break;
+      }
+      const at::Tensor borders = quantile_borders(x);
+      const at::Tensor bins = torch::bucketize(x.to(torch::kFloat32), borders, /*out_int32=*/true)
+                                  .clamp(0, kQuantBins - 1)
+                                  .to(torch::kUInt8);
+      // An empty bin (repeated borders) falls back to its lower border.
+      const at::Tensor fallback = torch::cat({borders.slice(0, 0, 1), borders});
+      out.data = to_tensor_data(bins);
+      out.codebook = to_tensor_data(bin_averages(x, bins, fallback));
+      break;
+    }
+  }
+  return out;
+}
+
+Result<at::Tensor> decompress(const CompressedTensor& c, Compression expect, DType want,
+                              int64_t expect_numel) {
+  torch::NoGradGuard no_grad;
+  if (c.codec != expect) {
+    return Status::error(std::string("codec ") + compression_name(c.codec) + ", expected " +
+                         compression_name(expect));
+  }
+  DType data_dtype = want;
+  if (c.codec == Compression::kFloat16 || c.codec == Compression::kScaledFloat16) {
+    data_dtype = DType::kFloat16;
+  } else if (c.codec == Compression::kUniform8Bit || c.codec == Compression::kQuantile8Bit) {
+    data_dtype = DType::kUInt8;
+  }
+  if (c.data.dtype != data_dtype) return Status::error("data dtype does not match the codec");
+  if (c.data.shape.size() != 1 || c.data.numel() != expect_numel) {
+    return Status::error("data has " + std::to_string(c.data.numel()) + " elements, expected " +
+                         std::to_string(expect_numel));
+  }
+  auto data = from_tensor_data(c.data);
+  if (!data.ok()) return data.status();
+  const auto want_type_or = float_type(want);
+  if (!want_type_or) return Status::error("decompress: the wanted dtype is not floating");
+  const c10::ScalarType want_type = *want_type_or;
+  switch (c.codec) {
+    case Compression::kNone:
+    case Compression::kFloat16:
+      return data->to(want_type);
+    case Compression::kScaledFloat16:
+      if (!std::isfinite(c.mean) || !std::isfinite(c.scale)) {
+        return Status::error("non-finite mean or scale");
+      }
+      return (data->to(torch::kFloat64) * c.scale + c.mean).to(want_type);
+    case Compression::kUniform8Bit:
+    case Compression::kQuantile8Bit: {
+      if (c.codebook.dtype != DType::kFloat32 || c.codebook.shape.size() != 1 ||
+          c.codebook.numel() != kQuantBins) {
+        return Status::error("codebook is not float32[256]");
+      }
+      auto book = from_tensor_data(c.codebook);
+      if (!book.ok()) return book.status();
+      return book->index_select(0, data->to(torch::kLong)).to(want_type);
+    }
+  }
+  return Status::error("unknown codec");
+}
+
+void add_compressed(Message& msg, CompressedTensor c) {
+  msg.add_u64(kTagCodec, static_cast<uint64_t>(c.codec));
+  msg.add_tensor(kTagCodecData, std::move(c.data));
+  if (c.codec == Compression::kScaledFloat16) {
+    msg.add_f64(kTagCodecMean, c.mean);
+    msg.add_f64(kTagCodecScale, c.scale);
+  }
+  if (c.codec == Compression::kUniform8Bit || c.codec == Compression::kQuantile8Bit) {
+    msg.add_tensor(kTagCodecBook, std::move(c.codebook));
+  }
+}
+
+Result<CompressedTensor> read_compressed(const Message& msg) {
+  CompressedTensor c;
+  auto codec = msg.u64(kTagCodec);
+  if (!codec.ok()) return codec.status();
+  auto kind = compression_from_wire(*codec);
+  if (!kind.ok()) return kind.status();
+  c.codec = *kind;
+  auto data = msg.tensor(kTagCodecData);
+  if (!data.ok()) return data.status();
+  c.data = std::move(*data);
+  if (c.codec == Compression::kScaledFloat16) {
+    auto mean = msg.f64(kTagCodecMean);
+    auto scale = msg.f64(kTagCodecScale);
+    if (!mean.ok()) return mean.status();
+    if (!scale.ok()) return scale.status();
+    c.mean = *mean;
+    c.scale = *scale;
+  }
+  if (c.codec == Compression::kUniform8Bit || c.codec == Compression::kQuantile8Bit) {
+    auto book = msg.tensor(kTagCodecBook);
+    if (!book.ok()) return book.status();
+    c.codebook = std::move(*book);
+  }
+  return c;
+}
+
+}  // namespace crowdtrain

@@ -1,0 +1,191 @@
+// Wire codecs and the weighted accumulator: each codec's error bound on random tensors, message
+// round trips, refusal of malformed compressed data, determinism; the accumulator's weighted mean.
+#include "core/averaging/compression.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "core/averaging/accumulator.h"
+#include "core/tensor_codec.h"
+
+namespace crowdtrain {
+namespace {
+
+at::Tensor random_tensor(int64_t n, uint64_t seed, double mean = 0.5, double std = 2.0) {
+  torch::manual_seed(seed);
+  return torch::randn({n}) * std + mean;
+}
+
+// Compresses, sends through an encoded Message, and decodes.
+at::Tensor round_trip(const at::Tensor& x, Compression c) {
+  Message m(MsgType::kProbeRequest);
+  add_compressed(m, compress(x, c));
+  auto decoded = decode(Bytes::adopt(encode(m)));
+  EXPECT_TRUE(decoded.ok()) << decoded.error();
+  auto back = read_compressed(*decoded);
+  EXPECT_TRUE(back.ok()) << back.error();
+  auto t = decompress(*back, c, DType::kFloat32, x.numel());
+  EXPECT_TRUE(t.ok()) << t.error();
+  return *t;
+}
+
+TEST(Compression, NamesAndSizes) {
+  for (int v = 0; v <= 4; ++v) {
+    const auto c = static_cast<Compression>(v);
+    auto back = compression_from_name(compression_name(c));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, c);
+  }
+  EXPECT_FALSE(compression_from_name("zip").ok());
+  EXPECT_FALSE(compression_from_wire(9).ok());
+  EXPECT_EQ(wire_bytes_per_element(Compression::kNone, DType::kFloat32), 4.0);
+  EXPECT_EQ(wire_bytes_per_element(Compression::kFloat16, DType::kFloat32), 2.0);
+  EXPECT_EQ(wire_bytes_per_element(Compression::kQuantile8Bit, DType::kFloat32), 1.0);
+}
+
+TEST(Compression, NoneIsExact) {
+  const at::Tensor x = random_tensor(10007, 1);
+  EXPECT_TRUE(torch::equal(round_trip(x, Compression::kNone), x));
+  const at::Tensor d = x.to(torch::kFloat64);
+  Message m(MsgType::kProbeRequest);
+  add_compressed(m, compress(d, Compression::kNone));
+  auto back = read_compressed(m);
+  ASSERT_TRUE(back.ok());
+  auto t = decompress(*back, Compression::kNone, DType::kFloat64, d.numel());
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(torch::equal(*t, d));
+}
+
+TEST(Compression, Float16RelativeError) {
+  const at::Tensor x = random_tensor(100000, 2);
+  const at::Tensor y = round_trip(x, Compression::kFloat16);
+  // fp16 keeps 11 significant bits: relative error <= 2^-11 for normal values.
+  const at::Tensor normal = x.abs() > 6.2e-5;
+  const at::Tensor rel = ((y - x).abs() / x.abs()).masked_select(normal);
+  EXPECT_LE(rel.max().item<double>(), std::ldexp(1.0, -11) * 1.0001);
+  // Out-of-range values clamp to the largest finite half.
+  const at::Tensor big = torch::tensor({1e6f, -1e6f, 1.0f});
+  const at::Tensor b = round_trip(big, Compression::kFloat16);
+  EXPECT_TRUE(torch::isfinite(b).all().item<bool>());
+  EXPECT_EQ(b[0].item<float>(), 65504.0f);
+}
+
+TEST(Compression, ScaledFloat16Error) {
+  // A large offset with a small spread: plain fp16 loses the spread, mean-std scaling keeps it.
+  const at::Tensor x = random_tensor(50000, 3, 1000.0, 0.01);
+  const at::Tensor y = round_trip(x, Compression::kScaledFloat16);
+  const double std = x.to(torch::kFloat64).std(false).item<double>();
+  // |z| <= ~5 sigma here, so the half's step is at most 2^-11 * 8 sigma; plus float32 rounding.
+  const double bound = std * 8 * std::ldexp(1.0, -11) + 1000.0 * std::ldexp(1.0, -23) * 2;
+  EXPECT_LE((y - x).abs().max().item<double>(), bound);
+  const double fp16_err = (round_trip(x, Compression::kFloat16) - x).abs().max().item<double>();
+  EXPECT_GT(fp16_err, 10 * bound);
+}
+
+TEST(Compression, Uniform8BitWithinBinWidth) {
+  const at::Tensor x = random_tensor(200000, 4);
+  const CompressedTensor c = compress(x, Compression::kUniform8Bit);
+  auto back = decompress(c, Compression::kUniform8Bit, DType::kFloat32, x.numel());
+  ASSERT_TRUE(back.ok());
+  const at::Tensor xd = x.to(torch::kFloat64);
+  const double mean = xd.mean().item<double>();
+  const double std = xd.std(false).item<double>();
+  const double width = 6 * std / 256;
+  auto bins = from_tensor_data(c.data);
+  ASSERT_TRUE(bins.ok());
+  const at::Tensor inner = (*bins > 0) & (*bins < 255);
+  const at::Tensor err = (*back - x).abs();
+  // Every value within +-3 sigma lands in an inner bin and is off by less than the bin's width.
+  EXPECT_LE(err.masked_select(inner).max().item<double>(), width * (1 + 1e-6));
+  // Bins are centred on mean + (k - 128) * width: the inner ones span [-127.5, 126.5] widths.
+  const at::Tensor in_range =
+      ((xd - mean) > -3 * std + width) & ((xd - mean) < 3 * std - 2 * width);
+  EXPECT_TRUE((in_range.logical_not() | inner).all().item<bool>());
+  EXPECT_GT(inner.to(torch::kFloat64).mean().item<double>(), 0.99);
+}
+
+TEST(Compression, Quantile8BitWithinItsBin) {
+  for (int64_t n : {1000, 300000}) {
+    const at::Tensor x = random_tensor(n, 5).exp();  // skewed: quantile bins beat uniform ones
+    const CompressedTensor c = compress(x, Compression::kQuantile8Bit);
+    auto back = decompress(c, Compression::kQuantile8Bit, DType::kFloat32, n);
+    ASSERT_TRUE(back.ok());
+    const at::Tensor borders = quantile_borders(x);
+    ASSERT_EQ(borders.numel(), 255);
+    auto bins_or = from_tensor_data(c.data);
+    ASSERT_TRUE(bins_or.ok());
+    const at::Tensor bins = bins_or->to(torch::kLong);
+    // Lower and upper edge of every value's bin: [min, b1], [b1, b2], ..., [b255, max].
+    const at::Tensor lo_edges = torch::cat({x.min().reshape({1}), borders});
+    const at::Tensor hi_edges = torch::cat({borders, x.max().reshape({1})});
+    const at::Tensor lo = lo_edges.index_select(0, bins), hi = hi_edges.index_select(0, bins);
+    EXPECT_TRUE((*back >= lo - 1e-5).all().item<bool>()) << n;
+    EXPECT_TRUE((*back <= hi + 1e-5).all().item<bool>()) << n;
+    EXPECT_TRUE((x >= lo - 1e-5).all().item<bool>() && (x <= hi + 1e-5).all().item<bool>());
+    // Bins hold about 1/256 of the values each.
+    const at::Tensor counts = torch::bincount(bins, {}, 256).to(torch::kFloat64);
+    EXPECT_LE(counts.max().item<double>(), 3.0 * n / 256 + 2);
+    // Quantile bins beat uniform ones on skewed data.
+    const double q_err = (*back - x).square().mean().item<double>();
+    const double u_err =
+        (round_trip(x, Compression::kUniform8Bit) - x).square().mean().item<double>();
+    EXPECT_LT(q_err, u_err);
+  }
+}
+
+TEST(Compression, DeterministicAndConstantTensors) {
+  const at::Tensor x = random_tensor(70000, 6);
+  for (int v = 0; v <= 4; ++v) {
+    const auto c = static_cast<Compression>(v);
+    EXPECT_TRUE(torch::equal(round_trip(x, c), round_trip(x, c))) << compression_name(c);
+    const at::Tensor k = torch::full({100}, 3.25f);
+    EXPECT_TRUE(torch::allclose(round_trip(k, c), k)) << compression_name(c);
+    EXPECT_EQ(round_trip(torch::zeros({0}), c).numel(), 0) << compression_name(c);
+  }
+}
+
+TEST(Compression, MalformedIsRefused) {
+  const at::Tensor x = random_tensor(100, 7);
+  CompressedTensor c = compress(x, Compression::kUniform8Bit);
+  EXPECT_FALSE(decompress(c, Compression::kFloat16, DType::kFloat32, 100).ok());     // codec
+  EXPECT_FALSE(decompress(c, Compression::kUniform8Bit, DType::kFloat32, 99).ok());  // count
+  EXPECT_FALSE(decompress(c, Compression::kUniform8Bit, DType::kInt64, 100).ok());   // dtype
+  CompressedTensor bad_book = c;
+  bad_book.codebook = to_tensor_data(torch::zeros({255}));
+  EXPECT_FALSE(decompress(bad_book, Compression::kUniform8Bit, DType::kFloat32, 100).ok());
+  CompressedTensor wrong_data = compress(x, Compression::kNone);
+  wrong_data.codec = Compression::kFloat16;  // float32 data claiming fp16
+  EXPECT_FALSE(decompress(wrong_data, Compression::kFloat16, DType::kFloat32, 100).ok());
+  CompressedTensor nan_scale = compress(x, Compression::kScaledFloat16);
+  nan_scale.scale = NAN;
+  EXPECT_FALSE(decompress(nan_scale, Compression::kScaledFloat16, DType::kFloat32, 100).ok());
+  Message m(MsgType::kProbeRequest);
+  m.add_u64(kTagCodec, 77);
+  EXPECT_FALSE(read_compressed(m).ok());
+  Message no_book(MsgType::kProbeRequest);
+  no_book.add_u64(kTagCodec, static_cast<uint64_t>(Compression::kQuantile8Bit));
+  no_book.add_tensor(kTagCodecData, c.data);
+  EXPECT_FALSE(read_compressed(no_book).ok());
+}
+
+TEST(Accumulator, WeightedMean) {
+  const at::Tensor a = random_tensor(1000, 8), b = random_tensor(1000, 9),
+                   c = random_tensor(1000, 10);
+  WeightedAccumulator acc(a);
+  EXPECT_EQ(acc.total_weight(), 0.0);
+  EXPECT_TRUE(torch::equal(acc.mean(), torch::zeros({1000})));
+  acc.add(a, 1.0);
+  acc.add(b, 3.0);
+  acc.add(c, 0.0);
+  EXPECT_EQ(acc.contributions(), 3);
+  EXPECT_DOUBLE_EQ(acc.total_weight(), 4.0);
+  EXPECT_TRUE(torch::allclose(acc.mean(), (a + 3 * b) / 4, 1e-6, 1e-6));
+  // Parts of another dtype are converted to the sum's.
+  WeightedAccumulator acc64(a.to(torch::kFloat64));
+  acc64.add(a, 2.0);
+  EXPECT_EQ(acc64.mean().scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(acc64.mean(), a.to(torch::kFloat64)));
+}
+
+}  // namespace
+}  // namespace crowdtrain
