@@ -265,6 +265,50 @@ TEST(AllReduce, ReducerThatDies) {
   }
 }
 
+// Peer 2 dies after its first averaged chunk went out: the rest of part 2 stays local.
+TEST(AllReduce, ReducerThatDiesMidStream) {
+  Harness h(4, 55);
+  const PeerId x = h.group.members[2].peer;
+  h.world.filter = [x](PeerId from, PeerId, Message& m) {
+    return !(from == x && m.type == MsgType::kAvgResult && *m.u64(kTagAvgChunk) >= 1);
+  };
+  h.start_all();
+  h.world.run_for(std::chrono::milliseconds(15));  // chunks delivered, first results out
+  h.world.detach(x);
+  h.apps[2]->round.reset();
+  h.world.run_for(std::chrono::seconds(3));
+  const at::Tensor full = h.mean();
+  const Span p2 = h.part(2);
+  const int64_t chunk = 4096 / 4 - 32;
+  ASSERT_GT(p2.size, chunk);
+  for (size_t i : {0, 1, 3}) {
+    ASSERT_TRUE(h.apps[i]->result.has_value());
+    EXPECT_LE(h.apps[i]->done_at, kTimeout);
+    const at::Tensor got = h.averaged(i);
+    expect_near(got.narrow(0, p2.offset, chunk), full.narrow(0, p2.offset, chunk), "first");
+    EXPECT_TRUE(torch::equal(got.narrow(0, p2.offset + chunk, p2.size - chunk),
+                             h.inputs[i].narrow(0, p2.offset + chunk, p2.size - chunk)));
+    EXPECT_EQ(h.out(i).stats.elements_local, p2.size - chunk);
+    EXPECT_EQ(h.out(i).stats.reducers_failed, std::vector<PeerId>{x});
+  }
+}
+
+// Heavy random loss: whatever arrives, every round ends by its time-out with a finite result, and
+// every element is either the exact average of some subset or the local value.
+TEST(AllReduce, HeavyLossEndsInTime) {
+  Harness h(8, 57);
+  h.world.loss = 0.3;
+  h.start_all();
+  h.world.run_for(std::chrono::seconds(3));
+  h.expect_done_in_time();
+  int64_t averaged = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    EXPECT_TRUE(torch::isfinite(h.averaged(i)).all().item<bool>());
+    averaged += h.out(i).stats.elements_averaged;
+  }
+  EXPECT_GT(averaged, 0);
+}
+
 // Every message from peer 0 to peer 1 is lost.
 TEST(AllReduce, OneLinkLosesEverything) {
   Harness h(4, 61);
