@@ -13,18 +13,17 @@ namespace {
 constexpr double kFp16Max = 65504.0;
 constexpr double kUniformRangeSigmas = 6.0;
 
-// Population mean and standard deviation, in double.
+// Population mean and standard deviation (LibTorch's reductions sum pairwise).
 std::pair<double, double> mean_std(const at::Tensor& x) {
   if (x.numel() == 0) return {0.0, 0.0};
-  const at::Tensor d = x.to(torch::kFloat64);
-  const double mean = d.mean().item<double>();
-  const double var = (d - mean).square().mean().item<double>();
-  return {mean, std::sqrt(std::max(var, 0.0))};
+  auto [std, mean] = torch::std_mean(x.to(torch::kFloat32), /*unbiased=*/false);
+  return {mean.item<double>(), std.item<double>()};
 }
 
 // Each bin's average value; an empty bin gets `fallback[k]`.
 at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::Tensor& fallback) {
-  const at::Tensor sums = torch::bincount(bins, x.to(torch::kFloat64), kQuantBins);
+  const at::Tensor sums =
+      torch::bincount(bins, x.to(torch::kFloat32), kQuantBins).to(torch::kFloat64);
   const at::Tensor counts = torch::bincount(bins, {}, kQuantBins).to(torch::kFloat64);
   const at::Tensor avg = sums / counts.clamp_min(1.0);
   return torch::where(counts > 0, avg, fallback.to(avg.options())).to(torch::kFloat32);
@@ -130,18 +129,21 @@ CompressedTensor compress(const at::Tensor& t, Compression c) {
       const double scale = std::max(std, 1e-30);
       out.mean = mean;
       out.scale = scale;
-      out.data = to_tensor_data(
-          ((x.to(torch::kFloat64) - mean) / scale).clamp(-kFp16Max, kFp16Max).to(torch::kFloat16));
+      out.data = to_tensor_data((x.to(torch::kFloat32) - mean)
+                                    .mul_(1.0 / scale)
+                                    .clamp_(-kFp16Max, kFp16Max)
+                                    .to(torch::kFloat16));
       break;
     }
     case Compression::kUniform8Bit: {
       auto [mean, std] = mean_std(x);
       double width = kUniformRangeSigmas * std / kQuantBins;
       if (!(width > 0)) width = 1.0;
-      const at::Tensor bins = ((x.to(torch::kFloat64) - mean) / width)
-                                  .round()
-                                  .add(kQuantBins / 2)
-                                  .clamp(0, kQuantBins - 1)
+      const at::Tensor bins = (x.to(torch::kFloat32) - mean)
+                                  .mul_(1.0 / width)
+                                  .round_()
+                                  .add_(kQuantBins / 2)
+                                  .clamp_(0, kQuantBins - 1)
                                   .to(torch::kUInt8);
       const at::Tensor centres =
           (torch::arange(kQuantBins, x.options().dtype(torch::kFloat64)) - kQuantBins / 2) * width +
@@ -202,7 +204,7 @@ Result<at::Tensor> decompress(const CompressedTensor& c, Compression expect, DTy
       if (!std::isfinite(c.mean) || !std::isfinite(c.scale)) {
         return Status::error("non-finite mean or scale");
       }
-      return (data->to(torch::kFloat64) * c.scale + c.mean).to(want_type);
+      return data->to(torch::kFloat32).mul_(c.scale).add_(c.mean).to(want_type);
     case Compression::kUniform8Bit:
     case Compression::kQuantile8Bit: {
       if (c.codebook.dtype != DType::kFloat32 || c.codebook.shape.size() != 1 ||
