@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "core/probe.h"
+#include "core/workload.h"
 #include "core/run_output.h"
 #include "net/zmq_runtime.h"
 
@@ -94,9 +94,9 @@ std::string join_live_flags(const LiveOptions& o) {
 
 int run_live_impl(const Scenario& s, const LiveOptions& o,
                   const std::vector<std::string>& overrides) {
-  if (s.workload.kind != "probe") {
+  if (!is_peer_workload(s.workload.kind)) {
     std::fprintf(stderr,
-                 "crowdtrain live: workload.kind is \"%s\"; the live world runs only \"probe\"\n",
+                 "crowdtrain live: workload.kind is \"%s\", which does not run as a live peer\n",
                  s.workload.kind.c_str());
     return 2;
   }
@@ -168,7 +168,14 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   };
   const bool progress = s.output.progress;
 
-  std::unique_ptr<PeerApp> app = make_probe_app(rt, s.workload.probe, targets);
+  WorkloadContext context;
+  context.peers = targets;
+  auto made = make_workload_app(s, rt, context);
+  if (!made.ok()) {
+    std::fprintf(stderr, "crowdtrain live: %s\n", made.error().c_str());
+    return 2;
+  }
+  std::unique_ptr<PeerApp> app = std::move(made.value());
   rt.set_handler([&app](PeerId from, Message msg) { app->on_message(from, std::move(msg)); });
   const auto wall_start = std::chrono::steady_clock::now();
   const Time t0 = rt.now();
