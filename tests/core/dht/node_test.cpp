@@ -246,6 +246,34 @@ TEST(DhtNode, GetCachesTheValueAtTheNearestPeerThatLackedIt) {
   EXPECT_GE(cached, 1u);
 }
 
+TEST(DhtNode, TwoHundredNodesBatchedStoreManyAndGetMany) {
+  Swarm s(200, 12);
+  // hivemind's benchmark shape: records stored and fetched in batches of 64, one traversal each.
+  std::vector<StoreItem> items;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i) {
+    items.push_back(StoreItem{key_of(i), std::nullopt, value_of(i), s.expiry()});
+    keys.push_back(key_of(i));
+  }
+  std::vector<size_t> stored;
+  s.node(7).store_many(items, [&](std::vector<size_t> n) { stored = std::move(n); });
+  s.world.run_for(30s);
+  ASSERT_EQ(stored.size(), 64u);
+  for (size_t n : stored) EXPECT_EQ(n, 5u);
+  std::vector<Result<DhtValue>> got;
+  const int64_t before = s.counter("dht_find_requests");
+  s.node(150).get_many(keys, [&](std::vector<Result<DhtValue>> r) { got = std::move(r); });
+  s.world.run_for(30s);
+  ASSERT_EQ(got.size(), 64u);
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].error();
+    EXPECT_EQ(got[i].value().plain.value, value_of(i));
+  }
+  // Keys that share peers share requests: fewer find messages than keys.
+  const int64_t finds = s.counter("dht_find_requests") - before;
+  EXPECT_LT(finds, 64) << finds << " find requests for 64 keys";
+}
+
 // Everything a run observes, for comparing two runs.
 std::string fingerprint(uint64_t seed) {
   Swarm s(50, seed, DhtOptions().rpc_retries(1));
