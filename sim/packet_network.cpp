@@ -30,6 +30,12 @@ namespace {
 
 constexpr uint16_t kListenPort = 9;
 constexpr uint32_t kTcpBufferBytes = 32u << 20;  // > bandwidth x RTT of any link we model
+// A connection with nothing in flight for this long is closed (FIN), like a client's keep-alive
+// timeout; the next message between the pair opens a new one. Bounds memory (~17 KB per socket)
+// when peers talk to ever new partners. TIME_WAIT lasts 2 x MSL; ports are not reused that soon
+// here.
+constexpr double kIdleCloseS = 10.0;
+constexpr double kMaxSegLifetimeS = 1.0;
 
 enum class DropReason { kLoss, kPartition, kDown };
 
@@ -62,6 +68,7 @@ class PacketNetwork final : public NetworkModel {
     ns3::Ptr<ns3::Socket> sock[2];
     Direction dir[2];
     bool dead = false;
+    int64_t last_active_ns = 0;  // last send or delivery
   };
 
   static uint64_t pair_key(PeerId x, PeerId y) {
@@ -75,6 +82,8 @@ class PacketNetwork final : public NetworkModel {
   void pump(Conn* c, int d);
   void on_readable(Conn* c, int side);
   void kill(Conn* c, DropReason why);
+  void arm_idle_timer(const std::shared_ptr<Conn>& c, double delay_s);
+  void on_idle_timer(Conn* c);
   void count_drop(DropReason why, uint64_t n);
   static void detach(ns3::Ptr<ns3::Socket> s);
 
@@ -100,6 +109,7 @@ PacketNetwork::PacketNetwork(const Topology& topology, const NetworkSpec& spec, 
                           ns3::UintegerValue(spec.tcp_segment_bytes));
   ns3::Config::SetDefault("ns3::TcpSocket::SndBufSize", ns3::UintegerValue(kTcpBufferBytes));
   ns3::Config::SetDefault("ns3::TcpSocket::RcvBufSize", ns3::UintegerValue(kTcpBufferBytes));
+  ns3::Config::SetDefault("ns3::TcpSocketBase::MaxSegLifetime", ns3::DoubleValue(kMaxSegLifetimeS));
 
   const size_t n = topology.size();
   down_.assign(n, true);  // like the message model: a peer is reachable once it joined (peer_up)
@@ -168,6 +178,7 @@ void PacketNetwork::send(PeerId from, PeerId to, Message msg, uint64_t wire_byte
     pending.msg = std::move(msg);
   }
   dir.fifo.push_back(std::move(pending));
+  c->last_active_ns = ns3::Simulator::Now().GetNanoSeconds();
   pump(c.get(), d);
 }
 
@@ -191,6 +202,7 @@ std::shared_ptr<PacketNetwork::Conn> PacketNetwork::open(PeerId a, PeerId b) {
   accepting_[accept_key(a, c->port)] = c;
   by_peer_[a].push_back(c);
   by_peer_[b].push_back(c);
+  arm_idle_timer(c, kIdleCloseS);
   return c;
 }
 
@@ -259,6 +271,7 @@ void PacketNetwork::on_readable(Conn* c, int side) {
     }
     stats_.messages_delivered++;
     stats_.bytes_delivered += pending.wire_bytes;
+    c->last_active_ns = ns3::Simulator::Now().GetNanoSeconds();
     deliver_(from, to, std::move(pending.msg));
   }
 }
@@ -291,6 +304,25 @@ void PacketNetwork::kill(Conn* c, DropReason why) {
     auto& list = by_peer_[p];
     list.erase(std::remove(list.begin(), list.end(), keep), list.end());
   }
+}
+
+void PacketNetwork::arm_idle_timer(const std::shared_ptr<Conn>& c, double delay_s) {
+  ns3::Simulator::Schedule(ns3::Seconds(delay_s),
+                           [this, alive = alive_, weak = std::weak_ptr<Conn>(c)] {
+                             if (!*alive) return;
+                             if (auto c = weak.lock()) on_idle_timer(c.get());
+                           });
+}
+
+void PacketNetwork::on_idle_timer(Conn* c) {
+  if (c->dead) return;
+  const bool busy = !c->dir[0].fifo.empty() || !c->dir[1].fifo.empty();
+  const double idle_s = (ns3::Simulator::Now().GetNanoSeconds() - c->last_active_ns) * 1e-9;
+  if (busy || idle_s < kIdleCloseS) {
+    arm_idle_timer(c->shared_from_this(), busy ? kIdleCloseS : kIdleCloseS - idle_s);
+    return;
+  }
+  kill(c, DropReason::kDown);  // nothing queued: a graceful close that drops nothing
 }
 
 void PacketNetwork::count_drop(DropReason why, uint64_t n) {
