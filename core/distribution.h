@@ -3,7 +3,8 @@
 // {"dist": "exponential", "mean"} | {"dist": "normal", "mean", "stddev"} (clipped at 0) |
 // {"dist": "lognormal", "median", "sigma"} | {"dist": "weibull", "shape", "scale" or "median"} |
 // {"dist": "percentiles", "table": [[q, value], ...]} (q rising from 0 to 1, linear in between).
-// The unit is the one its key names (session_s, upload_mbps, ...). Sampling uses crowdtrain::Rng only.
+// The unit is the one its key names (session_s, upload_mbps, ...). Sampling uses crowdtrain::Rng
+// only.
 #pragma once
 
 #include <string>
@@ -15,13 +16,21 @@
 namespace crowdtrain {
 
 struct DistSpec {
-  enum class Kind { kConstant, kUniform, kExponential, kNormal, kLognormal, kWeibull, kPercentiles };
+  enum class Kind {
+    kConstant,
+    kUniform,
+    kExponential,
+    kNormal,
+    kLognormal,
+    kWeibull,
+    kPercentiles
+  };
   Kind kind = Kind::kConstant;
-  double value = 0.0;  // constant
-  double min = 0.0, max = 0.0;  // uniform
-  double mean = 0.0, stddev = 0.0;  // exponential (mean), normal
-  double median = 0.0, sigma = 0.0;  // lognormal
-  double shape = 1.0, scale = 1.0;  // weibull (scale derived from median when given)
+  double value = 0.0;                            // constant
+  double min = 0.0, max = 0.0;                   // uniform
+  double mean = 0.0, stddev = 0.0;               // exponential (mean), normal
+  double median = 0.0, sigma = 0.0;              // lognormal
+  double shape = 1.0, scale = 1.0;               // weibull (scale derived from median when given)
   std::vector<std::pair<double, double>> table;  // percentiles
 
   static DistSpec constant(double v) {
@@ -31,7 +40,7 @@ struct DistSpec {
   }
   double sample(Rng& rng) const;  // always >= 0
   double median_value() const;
-  std::string describe() const;   // e.g. "weibull(shape=0.5, scale=5200)"
+  std::string describe() const;  // e.g. "weibull(shape=0.5, scale=5200)"
 };
 
 }  // namespace crowdtrain

@@ -1,10 +1,10 @@
-// What a run measures. One MetricsSink per world (all simulated peers share it) or per live process:
-// counters (summed over peers), samples (distributions, for percentiles), and the event log.
-// Each peer incarnation writes through a Metrics handle that adds its peer id and the time.
+// What a run measures. One MetricsSink per world (all simulated peers share it) or per live
+// process: counters (summed over peers), samples (distributions, for percentiles), and the event
+// log. Each peer incarnation writes through a Metrics handle that adds its peer id and the time.
 //
-// The event log is one JSON object per line: {"t_ns":..,"peer":..,"ev":"..", fields...}. Its SHA-256
-// over the exact bytes written is the run's determinism fingerprint. Events below the sink's detail
-// level are neither written nor hashed. Single-threaded, like the runtimes.
+// The event log is one JSON object per line: {"t_ns":..,"peer":..,"ev":"..", fields...}. Its
+// SHA-256 over the exact bytes written is the run's determinism fingerprint. Events below the
+// sink's detail level are neither written nor hashed. Single-threaded, like the runtimes.
 #pragma once
 
 #include <cstdint>

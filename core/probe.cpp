@@ -5,7 +5,8 @@
 namespace crowdtrain {
 namespace {
 
-// Responses larger than this are refused: a probe must not make a peer allocate or send without bound.
+// Responses larger than this are refused: a probe must not make a peer allocate or send without
+// bound.
 constexpr uint64_t kMaxProbeResponseBytes = 256ull << 20;
 
 class ProbeApp final : public PeerApp {

@@ -1,7 +1,7 @@
 // The probe workload: every live peer sends request/response probes of configurable sizes to random
 // peers at a Poisson rate, with time-outs and retries from core/rpc.h, and records round trips.
-// Counters: probes_sent, probes_ok, probes_failed; samples: probe_rtt_ms. It exercises the whole seam
-// (timers, send, rng, metrics) identically in the simulated and the live world.
+// Counters: probes_sent, probes_ok, probes_failed; samples: probe_rtt_ms. It exercises the whole
+// seam (timers, send, rng, metrics) identically in the simulated and the live world.
 #pragma once
 
 #include <memory>

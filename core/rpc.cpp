@@ -66,10 +66,9 @@ void RpcEndpoint::on_timeout(uint64_t id) {
   }
   rt_.metrics().count("rpc_timeouts");
   finish(id, Status::error("rpc: peer " + std::to_string(it->second.to) + " did not answer " +
-                           std::to_string(static_cast<int>(it->second.request.type)) +
-                           " within " + std::to_string(to_millis(it->second.options.timeout)) +
-                           " ms (" + std::to_string(it->second.options.retries + 1) +
-                           " attempts)"));
+                           std::to_string(static_cast<int>(it->second.request.type)) + " within " +
+                           std::to_string(to_millis(it->second.options.timeout)) + " ms (" +
+                           std::to_string(it->second.options.retries + 1) + " attempts)"));
 }
 
 void RpcEndpoint::finish(uint64_t id, Result<Message> result) {

@@ -1,10 +1,11 @@
-// Request/response over a Runtime: ids, time-outs and retries live here, once, above the seam, so that a
-// lost message behaves the same in both worlds.
+// Request/response over a Runtime: ids, time-outs and retries live here, once, above the seam, so
+// that a lost message behaves the same in both worlds.
 //
-// An RpcEndpoint belongs to one peer incarnation and lives no longer than its Runtime. Requests carry a
-// fresh request id (random base per incarnation, so a restarted peer never matches an old response);
-// responses carry kFlagResponse and the same id. A call ends exactly once: with the response, with an
-// error response from the server, or with a time-out after the last retry. Pending calls are bounded.
+// An RpcEndpoint belongs to one peer incarnation and lives no longer than its Runtime. Requests
+// carry a fresh request id (random base per incarnation, so a restarted peer never matches an old
+// response); responses carry kFlagResponse and the same id. A call ends exactly once: with the
+// response, with an error response from the server, or with a time-out after the last retry.
+// Pending calls are bounded.
 #pragma once
 
 #include <cstdint>
@@ -21,8 +22,14 @@ namespace crowdtrain {
 struct CallOptions {
   Time timeout = std::chrono::seconds(5);  // per attempt
   int retries = 0;                         // further attempts after a time-out
-  CallOptions& with_timeout(Time t) { timeout = t; return *this; }
-  CallOptions& with_retries(int r) { retries = r; return *this; }
+  CallOptions& with_timeout(Time t) {
+    timeout = t;
+    return *this;
+  }
+  CallOptions& with_retries(int r) {
+    retries = r;
+    return *this;
+  }
 };
 
 class RpcEndpoint {

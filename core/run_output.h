@@ -1,5 +1,6 @@
-// A run's output folder: summary.json (the figures), metrics.csv (time series), events.jsonl (the event
-// log, written by MetricsSink). Both worlds write through this, so their outputs have the same shape.
+// A run's output folder: summary.json (the figures), metrics.csv (time series), events.jsonl (the
+// event log, written by MetricsSink). Both worlds write through this, so their outputs have the
+// same shape.
 #pragma once
 
 #include <cstdio>
@@ -17,10 +18,11 @@ namespace crowdtrain {
 
 class RunOutput {
  public:
-  // Creates `dir` (and parents). Opens metrics.csv with `columns` as its header, and events.jsonl in
-  // `sink` when the scenario's event level asks for a file.
-  static Result<std::unique_ptr<RunOutput>> open(const std::string& dir, const std::vector<std::string>& columns,
-                                 MetricsSink& sink);
+  // Creates `dir` (and parents). Opens metrics.csv with `columns` as its header, and events.jsonl
+  // in `sink` when the scenario's event level asks for a file.
+  static Result<std::unique_ptr<RunOutput>> open(const std::string& dir,
+                                                 const std::vector<std::string>& columns,
+                                                 MetricsSink& sink);
   ~RunOutput();
   const std::string& dir() const { return dir_; }
   void metrics_row(const std::vector<double>& values);

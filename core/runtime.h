@@ -1,12 +1,13 @@
-// The seam: everything a peer's engine may ask of the world. The simulated world (sim/, ns-3, virtual
-// time) and the live world (net/, ZeroMQ, steady clock) implement it, and so does tests/fake_runtime.h.
-// The engine owns no socket, clock or thread; it is driven by PeerApp callbacks.
+// The seam: everything a peer's engine may ask of the world. The simulated world (sim/, ns-3,
+// virtual time) and the live world (net/, ZeroMQ, steady clock) implement it, and so does
+// tests/fake_runtime.h. The engine owns no socket, clock or thread; it is driven by PeerApp
+// callbacks.
 //
-// Threading contract: single-threaded. Every callback (timers, message delivery, compute completion)
-// runs on the runtime's loop, never concurrently with another callback of the same peer.
-// Lifetime: a Runtime outlives the PeerApp built on it. When a peer dies (churn, a fault), the world
-// stops its runtime: nothing it scheduled fires afterwards, and a restarted peer is a new incarnation
-// with a new Runtime.
+// Threading contract: single-threaded. Every callback (timers, message delivery, compute
+// completion) runs on the runtime's loop, never concurrently with another callback of the same
+// peer. Lifetime: a Runtime outlives the PeerApp built on it. When a peer dies (churn, a fault),
+// the world stops its runtime: nothing it scheduled fires afterwards, and a restarted peer is a new
+// incarnation with a new Runtime.
 #pragma once
 
 #include <cstdint>
@@ -41,9 +42,11 @@ class Runtime {
   virtual void cancel(TimerId id) = 0;
   // Sends `msg` to `to`. It may be lost, late or reordered; there is no delivery report.
   virtual void send(PeerId to, Message msg) = 0;
-  // Runs `work` (LibTorch) and calls `done` when it is over: after the modelled or measured virtual time
-  // in the simulated world, when it ends in the live one. A peer computes one call at a time; calls queue.
-  virtual void compute(ComputeCost cost, std::function<void()> work, std::function<void()> done) = 0;
+  // Runs `work` (LibTorch) and calls `done` when it is over: after the modelled or measured virtual
+  // time in the simulated world, when it ends in the live one. A peer computes one call at a time;
+  // calls queue.
+  virtual void compute(ComputeCost cost, std::function<void()> work,
+                       std::function<void()> done) = 0;
   virtual Rng& rng() = 0;  // this peer incarnation's seeded stream
   virtual Metrics& metrics() = 0;
 };

@@ -1,6 +1,6 @@
 // Expected failures as values. A Status is ok or carries a message that says what failed and where;
-// Result<T> is a value or a failed Status. Invariants that must never break use CT_CHECK, which stays on
-// in release builds and aborts with the file, line and condition.
+// Result<T> is a value or a failed Status. Invariants that must never break use CT_CHECK, which
+// stays on in release builds and aborts with the file, line and condition.
 #pragma once
 
 #include <cstdio>
@@ -29,7 +29,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status::error("Result built from an ok Status without a value");
   }
@@ -59,10 +59,10 @@ class Result {
 
 }  // namespace crowdtrain
 
-#define CT_CHECK(cond)                                                                     \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);    \
-      std::abort();                                                                        \
-    }                                                                                      \
+#define CT_CHECK(cond)                                                                  \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
+      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)

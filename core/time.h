@@ -1,6 +1,6 @@
 // Time in the engine: a signed count of nanoseconds. In the simulated world it is virtual time from
-// ns-3's scheduler; in the live world it is the steady clock since the process started. The engine never
-// reads a wall clock itself: it asks its Runtime.
+// ns-3's scheduler; in the live world it is the steady clock since the process started. The engine
+// never reads a wall clock itself: it asks its Runtime.
 #pragma once
 
 #include <chrono>

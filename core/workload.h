@@ -1,6 +1,6 @@
 // The workload factory: builds the PeerApp that a scenario's `workload.kind` names, for one peer
-// incarnation, in either world. Both worlds call only this, so adding a workload (DHT, Moshpit, MoE)
-// is one entry here and nothing in sim/ or net/.
+// incarnation, in either world. Both worlds call only this, so adding a workload (DHT, Moshpit,
+// MoE) is one entry here and nothing in sim/ or net/.
 #pragma once
 
 #include <memory>

@@ -7,7 +7,7 @@
 namespace crowdtrain::sim {
 
 Result<std::map<PeerId, std::vector<TraceSession>>> load_churn_trace(const std::string& path,
-                                                                      uint32_t peer_count) {
+                                                                     uint32_t peer_count) {
   std::ifstream in(path);
   if (!in) return Status::error(path + ": cannot open the churn trace");
   std::map<PeerId, std::vector<TraceSession>> out;

@@ -1,6 +1,7 @@
-// Churn, preemption and scheduled faults, as a plan the world asks: whether a peer starts online, how
-// long its next session and downtime last, trace sessions, the fault list. Each peer draws from its own
-// "churn" stream, faults from the "faults" stream, so adding peers or faults never shifts other draws.
+// Churn, preemption and scheduled faults, as a plan the world asks: whether a peer starts online,
+// how long its next session and downtime last, trace sessions, the fault list. Each peer draws from
+// its own "churn" stream, faults from the "faults" stream, so adding peers or faults never shifts
+// other draws.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ struct TraceSession {
 // Reads "peer,join_s,leave_s" rows (header line optional; leave_s empty or -1 = stays). Errors name
 // the line. Sessions of a peer must not overlap.
 Result<std::map<PeerId, std::vector<TraceSession>>> load_churn_trace(const std::string& path,
-                                                                      uint32_t peer_count);
+                                                                     uint32_t peer_count);
 
 class ChurnPlan {
  public:

@@ -1,10 +1,10 @@
 // Message-level network model: no ns-3 nodes, only ns-3's scheduler. Every peer has an uplink and a
-// downlink serialisation queue (busy-until times) and the topology's propagation latency. A message of
-// B bytes from a to b leaves a's uplink at start = max(now, up_busy[a]) and takes B*8/up_bps[a] there;
-// its first byte reaches b's downlink a latency later; b's downlink takes B*8/down_bps[b] from
-// max(first byte arrival, down_busy[b]), and the message is delivered when both the uplink and the
-// downlink have carried its last byte. Two ns-3 events per message (arrival, delivery), whatever its size.
-// In-flight messages live in a slab (no allocation per message once warm).
+// downlink serialisation queue (busy-until times) and the topology's propagation latency. A message
+// of B bytes from a to b leaves a's uplink at start = max(now, up_busy[a]) and takes B*8/up_bps[a]
+// there; its first byte reaches b's downlink a latency later; b's downlink takes B*8/down_bps[b]
+// from max(first byte arrival, down_busy[b]), and the message is delivered when both the uplink and
+// the downlink have carried its last byte. Two ns-3 events per message (arrival, delivery),
+// whatever its size. In-flight messages live in a slab (no allocation per message once warm).
 #include <ns3/simulator.h>
 
 #include <algorithm>
@@ -63,8 +63,8 @@ class MessageNetwork final : public NetworkModel {
     f.latency_ns = latency_ns;
     f.from_epoch = src.epoch;
     f.to_epoch = peers_[to].epoch;
-    ns3::Simulator::Schedule(ns3::NanoSeconds(start + latency_ns - now), &MessageNetwork::on_arrival,
-                             this, slot);
+    ns3::Simulator::Schedule(ns3::NanoSeconds(start + latency_ns - now),
+                             &MessageNetwork::on_arrival, this, slot);
   }
 
   void peer_up(PeerId p) override {
@@ -139,7 +139,8 @@ class MessageNetwork final : public NetworkModel {
     const int64_t done = std::max(rx_start + transmit_ns(f.bytes, topology_.peer(f.to).down_bps),
                                   f.up_done_ns + f.latency_ns);
     dst.down_busy_ns = done;
-    ns3::Simulator::Schedule(ns3::NanoSeconds(done - now), &MessageNetwork::on_delivery, this, slot);
+    ns3::Simulator::Schedule(ns3::NanoSeconds(done - now), &MessageNetwork::on_delivery, this,
+                             slot);
   }
 
   void on_delivery(uint32_t slot) {
@@ -170,8 +171,8 @@ class MessageNetwork final : public NetworkModel {
 
 }  // namespace
 
-std::unique_ptr<NetworkModel> make_message_network(const Topology& topology, const NetworkSpec& spec,
-                                                   uint64_t loss_seed,
+std::unique_ptr<NetworkModel> make_message_network(const Topology& topology,
+                                                   const NetworkSpec& spec, uint64_t loss_seed,
                                                    NetworkModel::DeliverFn deliver) {
   return std::make_unique<MessageNetwork>(topology, spec, loss_seed, std::move(deliver));
 }

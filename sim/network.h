@@ -1,12 +1,14 @@
-// A simulated network model: carries Messages between peers in virtual time, charging each for its wire
-// size. Two implementations: message level (message_network.cpp: per-peer uplink and downlink
+// A simulated network model: carries Messages between peers in virtual time, charging each for its
+// wire size. Two implementations: message level (message_network.cpp: per-peer uplink and downlink
 // serialisation queues plus propagation latency, two ns-3 events per message) and packet level
-// (packet_network.cpp: ns-3 nodes, access links, region routers, IPv4 and TCP). The C++ Message object
-// travels in memory; only its size is simulated (SimGrid's payload/size split). No ns-3 in this header.
+// (packet_network.cpp: ns-3 nodes, access links, region routers, IPv4 and TCP). The C++ Message
+// object travels in memory; only its size is simulated (SimGrid's payload/size split). No ns-3 in
+// this header.
 //
-// Contract: send() never calls deliver synchronously. deliver runs in a later ns-3 event. A model drops a
-// message (counting it in stats) on loss, on a partition, when the sender went down before the message
-// left its uplink, or when the receiver is down. The world still checks the receiver's incarnation.
+// Contract: send() never calls deliver synchronously. deliver runs in a later ns-3 event. A model
+// drops a message (counting it in stats) on loss, on a partition, when the sender went down before
+// the message left its uplink, or when the receiver is down. The world still checks the receiver's
+// incarnation.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +38,8 @@ class NetworkModel {
   virtual ~NetworkModel() = default;
 
   virtual void send(PeerId from, PeerId to, Message msg, uint64_t wire_bytes) = 0;
-  // A peer joins (its access link comes up) or leaves (its queued and in-flight traffic is dropped).
+  // A peer joins (its access link comes up) or leaves (its queued and in-flight traffic is
+  // dropped).
   virtual void peer_up(PeerId p) = 0;
   virtual void peer_down(PeerId p) = 0;
   virtual const NetworkStats& stats() const = 0;
@@ -44,9 +47,11 @@ class NetworkModel {
 
 // Both need ns-3's Simulator to be in a fresh state (before Simulator::Run). `topology` and the
 // scenario outlive the model. `loss_seed` seeds the model's own loss stream.
-std::unique_ptr<NetworkModel> make_message_network(const Topology& topology, const NetworkSpec& spec,
-                                                   uint64_t loss_seed, NetworkModel::DeliverFn deliver);
+std::unique_ptr<NetworkModel> make_message_network(const Topology& topology,
+                                                   const NetworkSpec& spec, uint64_t loss_seed,
+                                                   NetworkModel::DeliverFn deliver);
 std::unique_ptr<NetworkModel> make_packet_network(const Topology& topology, const NetworkSpec& spec,
-                                                  uint64_t loss_seed, NetworkModel::DeliverFn deliver);
+                                                  uint64_t loss_seed,
+                                                  NetworkModel::DeliverFn deliver);
 
 }  // namespace crowdtrain::sim

@@ -1,7 +1,7 @@
-// SimRuntime: the Runtime of one simulated peer incarnation. Time is ns-3's virtual clock; timers are
-// ns-3 events; send() and compute() go to the world (SimHost). shutdown() (the peer died) cancels every
-// pending timer and compute completion, so nothing of a dead incarnation fires after its death.
-// Single-threaded, on ns-3's run loop. Internal to sim/.
+// SimRuntime: the Runtime of one simulated peer incarnation. Time is ns-3's virtual clock; timers
+// are ns-3 events; send() and compute() go to the world (SimHost). shutdown() (the peer died)
+// cancels every pending timer and compute completion, so nothing of a dead incarnation fires after
+// its death. Single-threaded, on ns-3's run loop. Internal to sim/.
 #pragma once
 
 #include <ns3/event-id.h>

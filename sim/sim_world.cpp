@@ -8,8 +8,8 @@
 #include <fstream>
 #include <memory>
 
-#include "core/workload.h"
 #include "core/run_output.h"
+#include "core/workload.h"
 #include "sim/churn.h"
 #include "sim/network.h"
 #include "sim/sim_runtime.h"
@@ -35,13 +35,17 @@ double peak_rss_mib() {
 }
 
 const std::vector<std::string> kCsvColumns = {
-    "time_s",  "alive_peers", "messages_sent", "messages_delivered", "messages_dropped",
-    "bytes_sent", "probes_sent", "probes_ok",  "probes_failed",      "events_processed"};
+    "time_s",     "alive_peers", "messages_sent", "messages_delivered", "messages_dropped",
+    "bytes_sent", "probes_sent", "probes_ok",     "probes_failed",      "events_processed"};
 
 class World final : public SimHost {
  public:
   World(const Scenario& s, const SimOptions& o, Topology topology, ChurnPlan churn)
-      : s_(s), o_(o), topology_(std::move(topology)), churn_(std::move(churn)), peers_(s.peers.count) {}
+      : s_(s),
+        o_(o),
+        topology_(std::move(topology)),
+        churn_(std::move(churn)),
+        peers_(s.peers.count) {}
 
   ~World() override {
     for (auto& slot : peers_) {
@@ -134,7 +138,8 @@ void World::join(PeerId p, const char* reason) {
   ++slot.incarnation;
   ++alive_;
   network_->peer_up(p);
-  slot.rt = std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
+  slot.rt =
+      std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
   auto app = make_workload_app(s_, *slot.rt, context_);
   CT_CHECK(app.ok());  // the kind was checked before the run started
   slot.app = std::move(app.value());
@@ -147,7 +152,8 @@ void World::join(PeerId p, const char* reason) {
   if (churn_.sessions()) session_s = churn_.next_session_s(p);
   if (churn_.trace()) {
     for (const auto& t : *churn_.trace_sessions(p)) {
-      if (t.join_s * 1e9 <= now().count() + 1 && (t.leave_s < 0 || t.leave_s * 1e9 > now().count())) {
+      if (t.join_s * 1e9 <= now().count() + 1 &&
+          (t.leave_s < 0 || t.leave_s * 1e9 > now().count())) {
         session_s = t.leave_s < 0 ? -1.0 : t.leave_s - to_seconds(now());
       }
     }
@@ -234,15 +240,16 @@ void World::schedule_faults() {
 void World::sample_metrics() {
   if (out_) {
     const NetworkStats& n = network_->stats();
-    const uint64_t dropped = n.messages_dropped_loss + n.messages_dropped_partition +
-                             n.messages_dropped_down;
+    const uint64_t dropped =
+        n.messages_dropped_loss + n.messages_dropped_partition + n.messages_dropped_down;
     out_->metrics_row({to_seconds(now()), double(alive_), double(n.messages_sent),
                        double(n.messages_delivered), double(dropped), double(n.bytes_sent),
                        double(sink_.counter("probes_sent")), double(sink_.counter("probes_ok")),
                        double(sink_.counter("probes_failed")),
                        double(ns3::Simulator::GetEventCount())});
   }
-  ns3::Simulator::Schedule(ns3::Seconds(s_.output.metrics_interval_s), &World::sample_metrics, this);
+  ns3::Simulator::Schedule(ns3::Seconds(s_.output.metrics_interval_s), &World::sample_metrics,
+                           this);
 }
 
 void World::progress_tick() {
@@ -382,7 +389,8 @@ Result<nlohmann::json> run_simulation(const Scenario& scenario, const SimOptions
   if (!churn.ok()) return churn.status();
   for (const FaultSpec& f : scenario.faults) {
     for (const auto& r : f.regions) {
-      if (topology->region_index(r) < 0) return Status::error("faults: no region named '" + r + "'");
+      if (topology->region_index(r) < 0)
+        return Status::error("faults: no region named '" + r + "'");
     }
   }
   auto world = std::make_unique<World>(scenario, options, std::move(topology.value()),

@@ -36,19 +36,20 @@ Result<RegionMatrix> load_region_matrix(const std::string& path) {
     if (line.empty() || line[0] == '#') continue;
     auto cells = split_csv_line(line);
     if (m.names.empty()) {
-      if (cells.size() < 2) return Status::error(path + ":" + std::to_string(line_no) +
-                                                 ": header must be ',name1,name2,...'");
+      if (cells.size() < 2)
+        return Status::error(path + ":" + std::to_string(line_no) +
+                             ": header must be ',name1,name2,...'");
       m.names.assign(cells.begin() + 1, cells.end());
       continue;
     }
     const size_t n = m.names.size();
     if (cells.size() != n + 1) {
       return Status::error(path + ":" + std::to_string(line_no) + ": expected " +
-                           std::to_string(n + 1) + " columns, got " +
-                           std::to_string(cells.size()));
+                           std::to_string(n + 1) + " columns, got " + std::to_string(cells.size()));
     }
     const size_t r = rows.size();
-    if (r >= n) return Status::error(path + ":" + std::to_string(line_no) + ": more rows than regions");
+    if (r >= n)
+      return Status::error(path + ":" + std::to_string(line_no) + ": more rows than regions");
     if (cells[0] != m.names[r]) {
       return Status::error(path + ":" + std::to_string(line_no) + ": row " + std::to_string(r) +
                            " is '" + cells[0] + "', expected '" + m.names[r] + "'");
@@ -100,8 +101,9 @@ Result<Topology> Topology::build(const Scenario& s) {
   std::vector<double> share(nr, s.network.regions.weights.empty() ? 1.0 : 0.0);
   for (const auto& [name, w] : s.network.regions.weights) {
     const int r = t.region_index(name);
-    if (r < 0) return Status::error("network.regions.weights." + name + ": no such region in " +
-                                    s.network.regions.rtt_csv);
+    if (r < 0)
+      return Status::error("network.regions.weights." + name + ": no such region in " +
+                           s.network.regions.rtt_csv);
     share[r] = w;
   }
   std::vector<double> class_share;
@@ -124,7 +126,8 @@ Result<Topology> Topology::build(const Scenario& s) {
     }
     std::stable_sort(rema.begin(), rema.end(), [](auto& a, auto& b) { return a.first > b.first; });
     for (size_t k = 0; given < n; ++k, ++given) counts[rema[k % rema.size()].second]++;
-    for (size_t i = 0; i < w.size(); ++i) out.insert(out.end(), counts[i], static_cast<uint32_t>(i));
+    for (size_t i = 0; i < w.size(); ++i)
+      out.insert(out.end(), counts[i], static_cast<uint32_t>(i));
     return out;
   };
   const uint32_t n = s.peers.count;

@@ -1,6 +1,7 @@
-// The simulated internet's shape, drawn once per run from the scenario and the "topology" seed stream:
-// every peer's region, peer class, access latency and access bandwidths, the region-to-region RTT
-// matrix, and the current partition (changed by faults). Both network models read it. No ns-3 here.
+// The simulated internet's shape, drawn once per run from the scenario and the "topology" seed
+// stream: every peer's region, peer class, access latency and access bandwidths, the
+// region-to-region RTT matrix, and the current partition (changed by faults). Both network models
+// read it. No ns-3 here.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +50,8 @@ class Topology {
   void set_partition(const std::vector<bool>& side);
   void clear_partition();
   bool partitioned(PeerId a, PeerId b) const {
-    return partition_active_ && partition_side_[peers_[a].region] != partition_side_[peers_[b].region];
+    return partition_active_ &&
+           partition_side_[peers_[a].region] != partition_side_[peers_[b].region];
   }
 
  private:

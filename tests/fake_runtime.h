@@ -1,6 +1,7 @@
-// A fake world for unit tests of the engine (leveldb's memenv, TigerBeetle's packet simulator): many
-// peers in one process, virtual time driven by the test, a network whose latency, loss and "black
-// holes" the test sets, and hooks to drop, delay or tamper with specific messages. Deterministic.
+// A fake world for unit tests of the engine (leveldb's memenv, TigerBeetle's packet simulator):
+// many peers in one process, virtual time driven by the test, a network whose latency, loss and
+// "black holes" the test sets, and hooks to drop, delay or tamper with specific messages.
+// Deterministic.
 #pragma once
 
 #include <functional>
@@ -105,9 +106,10 @@ class FakeWorld {
 };
 
 inline FakeRuntime::FakeRuntime(FakeWorld& world, PeerId self, uint64_t seed)
-    : world_(world), self_(self), rng_(seed), metrics_(&world.sink, self, [&world] {
-        return world.now();
-      }) {}
+    : world_(world),
+      self_(self),
+      rng_(seed),
+      metrics_(&world.sink, self, [&world] { return world.now(); }) {}
 inline Time FakeRuntime::now() const { return world_.now(); }
 inline TimerId FakeRuntime::schedule(Time delay, std::function<void()> fn) {
   return world_.schedule_at(world_.now() + delay, std::move(fn));

@@ -1,5 +1,5 @@
-// The crowdtrain program: `run` (simulate a scenario), `check` (validate one), `live` (one live peer).
-// Exit codes: 0 success, 1 a run failed, 2 bad arguments or a broken scenario.
+// The crowdtrain program: `run` (simulate a scenario), `check` (validate one), `live` (one live
+// peer). Exit codes: 0 success, 1 a run failed, 2 bad arguments or a broken scenario.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -87,8 +87,8 @@ int cmd_check(const std::vector<std::string>& args) {
   auto s = ct::load_scenario(a.scenario, a.overrides);
   if (!s.ok()) return scenario_error(a.scenario, s.error());
   std::printf("ok: %s (%u peers, %s fidelity, %g s, workload %s, seed %llu)\n", s->name.c_str(),
-              s->peers.count, s->network.fidelity.c_str(), s->duration_s,
-              s->workload.kind.c_str(), static_cast<unsigned long long>(s->seed));
+              s->peers.count, s->network.fidelity.c_str(), s->duration_s, s->workload.kind.c_str(),
+              static_cast<unsigned long long>(s->seed));
   return 0;
 }
 

@@ -1,7 +1,7 @@
-// Simulator benchmarks. Message level: wall time per delivered message at N peers, each peer sending
-// 1 KB messages to random peers, against a bare ns-3 scheduler loop that does the same number of
-// messages as 3 chained events each (the floor any ns-3 message model pays). Same binary, same run:
-// compare the two per-message times, not absolute numbers.
+// Simulator benchmarks. Message level: wall time per delivered message at N peers, each peer
+// sending 1 KB messages to random peers, against a bare ns-3 scheduler loop that does the same
+// number of messages as 3 chained events each (the floor any ns-3 message model pays). Same binary,
+// same run: compare the two per-message times, not absolute numbers.
 #include <benchmark/benchmark.h>
 #include <ns3/core-module.h>
 
@@ -66,8 +66,8 @@ void BM_MessageLevel(benchmark::State& state) {
       static_cast<double>(delivered), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
-// The floor: the same messages as three chained bare events (send, arrival, delivery), each doing the
-// busy-until arithmetic on plain arrays, no Message, no model object.
+// The floor: the same messages as three chained bare events (send, arrival, delivery), each doing
+// the busy-until arithmetic on plain arrays, no Message, no model object.
 struct Bare {
   std::vector<int64_t> up_busy, down_busy;
   uint64_t delivered = 0;

@@ -169,8 +169,10 @@ TEST(Rpc, PendingLimitFailsFast) {
   int ok = 0, failed = 0;
   for (int i = 0; i < 3; ++i) {
     rpc.call(9, request(i), CallOptions().with_timeout(1s), [&](Result<Message> r) {
-      if (r.ok()) ++ok;
-      else if (r.error().find("too many pending") != std::string::npos) ++failed;
+      if (r.ok())
+        ++ok;
+      else if (r.error().find("too many pending") != std::string::npos)
+        ++failed;
     });
   }
   w.run_for(10ms);

@@ -1,5 +1,5 @@
-// The simulated world end to end on small scenarios with fixed seeds: the probe workload runs, churn
-// and faults happen, and the same seed gives the same event log at both fidelity levels.
+// The simulated world end to end on small scenarios with fixed seeds: the probe workload runs,
+// churn and faults happen, and the same seed gives the same event log at both fidelity levels.
 #include "sim/sim_world.h"
 
 #include <gtest/gtest.h>
