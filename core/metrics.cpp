@@ -176,4 +176,10 @@ double MetricsSink::sample_mean(std::string_view name) const {
 
 std::string MetricsSink::event_log_sha256() const { return hash_.hex_digest(); }
 
+std::vector<std::string> MetricsSink::sample_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, v] : samples_) names.push_back(name);
+  return names;
+}
+
 }  // namespace crowdtrain

@@ -63,6 +63,8 @@ class MetricsSink {
   // q-quantile (0..1) of the samples named `name` (nearest rank); NaN when there are none.
   double percentile(std::string_view name, double q) const;
   size_t sample_count(std::string_view name) const;
+  // Names of every sample series recorded so far, sorted.
+  std::vector<std::string> sample_names() const;
   double sample_mean(std::string_view name) const;
   uint64_t events_logged() const { return events_logged_; }
   // Hex SHA-256 of every event line logged so far.

@@ -4,6 +4,7 @@
 #include <ns3/core-module.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -362,6 +363,16 @@ Result<nlohmann::json> World::run() {
   sum["rtt_ms_p50"] = pct(0.5);
   sum["rtt_ms_p99"] = pct(0.99);
   sum["counters"] = sink_.counters();
+  // Every sample series the workload recorded: count, mean, p50, p99 (null when empty).
+  nlohmann::json samples = nlohmann::json::object();
+  for (const std::string& name : sink_.sample_names()) {
+    auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+    samples[name] = {{"count", sink_.sample_count(name)},
+                     {"mean", num(sink_.sample_mean(name))},
+                     {"p50", num(sink_.percentile(name, 0.5))},
+                     {"p99", num(sink_.percentile(name, 0.99))}};
+  }
+  sum["samples"] = samples;
   sum["events_logged"] = sink_.events_logged();
   sum["event_log_sha256"] = sink_.event_log_sha256();
   sum["peak_rss_mib"] = peak_rss_mib();

@@ -119,6 +119,7 @@ int cmd_run(const std::vector<std::string>& args) {
   nlohmann::json brief = sum.value();
   brief.erase("scenario_resolved");
   brief.erase("counters");
+  brief.erase("samples");
   std::printf("%s\n", brief.dump(2).c_str());
   return 0;
 #else
