@@ -1,0 +1,214 @@
+// The DHT workload's per-peer app: see dht_workload.h.
+#include "core/dht/dht_workload.h"
+
+#include <algorithm>
+
+namespace crowdtrain::dht {
+namespace {
+
+// A bootstrap that found no live peer is retried after this long.
+constexpr double kBootstrapRetryS = 5.0;
+
+DhtOptions options_of(const DhtWorkloadSpec& s) {
+  return DhtOptions()
+      .k(s.k)
+      .alpha(s.alpha)
+      .replicas(s.replicas)
+      .rpc_timeout(from_seconds(s.rpc_timeout_s))
+      .rpc_retries(s.rpc_retries)
+      .refresh_period(from_seconds(s.refresh_s))
+      .republish_period(from_seconds(s.republish_s))
+      .cache_on_lookup(s.cache_on_lookup);
+}
+
+class DhtWorkloadApp final : public PeerApp {
+ public:
+  DhtWorkloadApp(Runtime& rt, const DhtWorkloadSpec& spec, const WorkloadContext& context)
+      : rt_(rt),
+        spec_(spec),
+        context_(context),
+        shared_(std::static_pointer_cast<DhtWorkloadShared>(context.shared)),
+        rpc_(rt),
+        node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()), options_of(spec))),
+        value_(spec.value_bytes, 'v') {
+    limits_.max_keys_per_request = node_->options().max_keys_per_request();
+    limits_.max_contacts_per_key = std::max<size_t>(spec.k, 64);
+  }
+
+  ~DhtWorkloadApp() override {
+    if (shared_) shared_->detach(rt_.self(), node_.get());
+  }
+
+  void start() override {
+    if (shared_) shared_->attach(rt_.self(), node_.get());
+    node_->start();
+    // Peers present from the start spread their bootstraps, as a network that grows would.
+    double delay = 0.0;
+    if (rt_.now() == Time(0) && spec_.bootstrap_spread_s > 0.0) {
+      delay = rt_.rng().uniform(0.0, spec_.bootstrap_spread_s);
+    }
+    rt_.schedule(from_seconds(delay), [this] { bootstrap(); });
+  }
+
+  void on_message(PeerId from, Message msg) override {
+    if (!shared_ || msg.type != MsgType::kDhtStoreRequest) {
+      if (!rpc_.handle(from, std::move(msg))) rt_.metrics().count("dht_unexpected_messages");
+      return;
+    }
+    // The oracle learns who accepted which key: the records of a store into primary storage
+    // that this node holds after serving it.
+    auto req = decode_store_request(msg, limits_);
+    if (!rpc_.handle(from, std::move(msg))) rt_.metrics().count("dht_unexpected_messages");
+    if (!req.ok() || req->in_cache) return;
+    for (const StoreRecord& r : req->records) note_holder(r.key);
+  }
+
+ private:
+  void note_holder(const DhtId& key) {
+    if (node_->storage().get(key).has_value()) shared_->add_holder(key, rt_.self());
+  }
+
+  std::vector<PeerId> bootstrap_peers() {
+    const size_t n = spec_.bootstrap_peers;
+    if (shared_) return shared_->pick_ready(n, rt_.self(), rt_.rng());
+    const auto& from =
+        context_.bootstrap && !context_.bootstrap->empty() ? context_.bootstrap : context_.peers;
+    std::vector<PeerId> out;
+    if (!from) return out;
+    for (size_t i = 0; i < 4 * n && out.size() < n && !from->empty(); ++i) {
+      const PeerId p = (*from)[rt_.rng().uniform_int(from->size())];
+      if (p != rt_.self() && std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+    }
+    return out;
+  }
+
+  void bootstrap() {
+    std::vector<PeerId> peers = bootstrap_peers();
+    // With an oracle, no ready peer means this is the network's first node; without one, a node
+    // that knows no other peer starts alone too (DhtNode::bootstrap's rule).
+    node_->bootstrap(std::move(peers), [this](Status s) {
+      if (!s.ok()) {
+        rt_.metrics().count("dht_bootstrap_retries");
+        rt_.schedule(from_seconds(kBootstrapRetryS), [this] { bootstrap(); });
+        return;
+      }
+      if (shared_) shared_->set_ready(rt_.self());
+      rt_.metrics().event("dht_ready", {{"routing_contacts", node_->routing_table().size()}},
+                          EventDetail::kOperation);
+      schedule(spec_.store_rate_hz, [this] { do_store(); });
+      schedule(spec_.get_rate_hz, [this] { do_get(); });
+    });
+  }
+
+  // Calls `op` at Poisson times of `rate_hz`, from warmup_s on.
+  void schedule(double rate_hz, std::function<void()> op) {
+    if (rate_hz <= 0.0) return;
+    const double wait = std::max(0.0, spec_.warmup_s - to_seconds(rt_.now()));
+    const double gap = rt_.rng().exponential(1.0 / rate_hz);
+    rt_.schedule(from_seconds(wait + gap), [this, rate_hz, op = std::move(op)]() mutable {
+      op();
+      schedule(rate_hz, std::move(op));
+    });
+  }
+
+  void do_store() {
+    std::vector<StoreItem> items;
+    std::vector<bool> shared_name;
+    const Time expiration = rt_.now() + from_seconds(spec_.expiration_s);
+    for (uint32_t i = 0; i < spec_.batch; ++i) {
+      StoreItem item;
+      const bool dict =
+          spec_.dictionary_fraction > 0.0 && rt_.rng().bernoulli(spec_.dictionary_fraction);
+      if (dict) {
+        item.key = "dict/" + std::to_string(rt_.rng().uniform_int(spec_.dictionary_keys));
+        item.subkey = "peer" + std::to_string(rt_.self());
+      } else if (spec_.key_space > 0) {
+        item.key = "key/" + std::to_string(rt_.rng().uniform_int(spec_.key_space));
+      } else {
+        item.key = "key/" + std::to_string(rt_.self()) + "." + node_->id().short_hex() + "/" +
+                   std::to_string(next_key_++);
+      }
+      item.value = value_;
+      item.expiration = expiration;
+      shared_name.push_back(dict || spec_.key_space > 0);
+      items.push_back(std::move(item));
+    }
+    std::vector<std::string> keys;
+    for (const StoreItem& it : items) keys.push_back(it.key);
+    const Time started = rt_.now();
+    node_->store_many(std::move(items), [this, keys, shared_name, expiration,
+                                         started](std::vector<size_t> stored) {
+      const double ms = to_millis(rt_.now() - started);
+      rt_.metrics().observe("dht_store_ms", ms);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const bool ok = stored[i] > 0;
+        rt_.metrics().observe("dht_store_replicas", static_cast<double>(stored[i]));
+        if (ok) {
+          if (shared_) {
+            shared_->add_stored(keys[i], expiration, shared_name[i]);
+            note_holder(DhtId::from_key(keys[i]));  // this node may be one of the nearest
+          } else {
+            own_keys_.push_back(keys[i]);
+          }
+        }
+        rt_.metrics().event("dht_store", {{"ok", ok ? 1 : 0}, {"replicas", stored[i]}, {"ms", ms}},
+                            EventDetail::kOperation);
+      }
+    });
+  }
+
+  void do_get() {
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < spec_.batch; ++i) {
+      if (shared_) {
+        const auto* k = shared_->pick_stored(rt_.rng(), rt_.now());
+        if (k) keys.push_back(k->key);
+      } else if (!own_keys_.empty()) {
+        keys.push_back(own_keys_[rt_.rng().uniform_int(own_keys_.size())]);
+      }
+    }
+    if (keys.empty()) {
+      rt_.metrics().count("dht_get_skipped_no_key");
+      return;
+    }
+    const Time started = rt_.now();
+    node_->get_many(keys, [this, keys, started](std::vector<Result<DhtValue>> values) {
+      const double ms = to_millis(rt_.now() - started);
+      rt_.metrics().observe("dht_get_ms", ms);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        const bool ok = values[i].ok();
+        int live = -1;  // unknown without an oracle
+        if (shared_) {
+          live = shared_->live_replica(DhtId::from_key(keys[i])) ? 1 : 0;
+          if (live) rt_.metrics().count("dht_get_live_replica");
+          if (!ok) {
+            rt_.metrics().count(live ? "dht_get_failed_with_live_replica"
+                                     : "dht_get_failed_no_live_replica");
+          }
+        }
+        rt_.metrics().event("dht_get", {{"ok", ok ? 1 : 0}, {"live_replica", live}, {"ms", ms}},
+                            EventDetail::kOperation);
+      }
+    });
+  }
+
+  Runtime& rt_;
+  const DhtWorkloadSpec& spec_;
+  WorkloadContext context_;
+  std::shared_ptr<DhtWorkloadShared> shared_;
+  RpcEndpoint rpc_;
+  std::unique_ptr<DhtNode> node_;  // after rpc_: destroyed first
+  ProtocolLimits limits_;
+  std::string value_;
+  uint64_t next_key_ = 0;
+  std::vector<std::string> own_keys_;  // live world only: what gets ask for
+};
+
+}  // namespace
+
+std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadSpec& spec,
+                                               const WorkloadContext& context) {
+  return std::make_unique<DhtWorkloadApp>(rt, spec, context);
+}
+
+}  // namespace crowdtrain::dht

@@ -1,0 +1,75 @@
+// The DHT workload (workload.kind "dht"): every peer incarnation runs a DhtNode with a fresh random
+// DhtId (drawn from its incarnation's seeded stream: a restarted peer is a new node), bootstraps
+// from a few live peers, then stores and gets keys (plain and dictionary subkeys) at Poisson rates
+// while churn runs. Counters: dht_store_ok/failed and dht_get_ok/failed (from the node), and, where
+// the world gives an oracle, dht_get_live_replica (gets whose key a live peer held in primary
+// storage when the get ended) and dht_get_failed_with_live_replica / _no_live_replica.
+//
+// DhtWorkloadShared is that oracle: one per simulated run (WorkloadContext::shared), holding the
+// live nodes, the keys stored so far (what gets ask for) and, per key, the peers that accepted a
+// store of it. The live world has none: peers bootstrap from WorkloadContext::bootstrap/peers and
+// get only keys they stored themselves. Single-threaded, on the world's loop.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/dht/node.h"
+#include "core/workload.h"
+
+namespace crowdtrain::dht {
+
+class DhtWorkloadShared {
+ public:
+  struct StoredKey {
+    std::string key;
+    Time expiration{0};
+  };
+
+  explicit DhtWorkloadShared(uint32_t peers) : nodes_(peers, nullptr), ready_pos_(peers, -1) {}
+
+  // A peer's node is up (attach) or bootstrapped (set_ready) or gone (detach, in its destructor).
+  void attach(PeerId p, DhtNode* node);
+  void set_ready(PeerId p);
+  void detach(PeerId p, const DhtNode* node);
+  size_t ready_count() const { return ready_.size(); }
+  // Up to `n` distinct bootstrapped peers other than `self`, drawn from `rng`.
+  std::vector<PeerId> pick_ready(size_t n, PeerId self, Rng& rng) const;
+
+  // A store of `key` succeeded (at >= 1 peer). `shared_name`: other stores may use the same name
+  // (dictionary keys, a bounded key space); the name is then listed once, with the latest expiry.
+  void add_stored(const std::string& key, Time expiration, bool shared_name);
+  // A stored, unexpired key drawn from `rng` (a few draws), or nullptr.
+  const StoredKey* pick_stored(Rng& rng, Time now) const;
+  size_t stored_count() const { return stored_.size(); }
+
+  // Peer `p` holds `key` in primary storage now (recorded when it accepted a store).
+  void add_holder(const DhtId& key, PeerId p);
+  // Whether a live node holds an unexpired value of `key` in primary storage.
+  bool live_replica(const DhtId& key) const;
+
+ private:
+  struct IdHash {
+    size_t operator()(const DhtId& id) const;
+  };
+  std::vector<DhtNode*> nodes_;  // by peer: its live node, or null
+  std::vector<PeerId> ready_;    // bootstrapped peers, in no meaningful order (swap-remove)
+  std::vector<int64_t> ready_pos_;
+  std::vector<StoredKey> stored_;
+  std::unordered_map<std::string, size_t> stored_index_;  // shared names only; lookups only
+  std::unordered_map<DhtId, std::vector<PeerId>, IdHash> holders_;  // lookups only
+};
+
+std::shared_ptr<void> make_dht_workload_shared(uint32_t peers);
+
+// The app of one peer incarnation; `context.shared`, when set, must come from
+// make_dht_workload_shared.
+std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadSpec& spec,
+                                               const WorkloadContext& context);
+
+// summary.json's "dht" block: success rates and the counts they come from.
+nlohmann::json dht_workload_summary(const MetricsSink& sink);
+
+}  // namespace crowdtrain::dht

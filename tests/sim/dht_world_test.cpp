@@ -1,0 +1,98 @@
+// The DHT workload in the simulated world (core/dht/dht_workload.h): without churn every store and
+// get succeeds; under churn, gets of keys that a live peer still holds succeed; the same seed gives
+// the same event log, another seed another; and it runs at packet level too.
+#include <gtest/gtest.h>
+
+#include "sim/sim_world.h"
+
+namespace crowdtrain::sim {
+namespace {
+
+Scenario dht_scenario(uint32_t peers, double duration_s, uint64_t seed) {
+  Scenario s;
+  s.name = "dht_world_test";
+  s.seed = seed;
+  s.duration_s = duration_s;
+  s.peers.count = peers;
+  s.network.access_latency_ms = DistSpec::constant(10);
+  s.workload.kind = "dht";
+  DhtWorkloadSpec& d = s.workload.dht;
+  d.store_rate_hz = 0.1;
+  d.get_rate_hz = 0.1;
+  d.warmup_s = 20;
+  d.bootstrap_spread_s = 10;
+  d.dictionary_fraction = 0.25;
+  d.dictionary_keys = 16;
+  s.output.progress = false;
+  return s;
+}
+
+Scenario with_churn(Scenario s) {
+  s.churn.model = "sessions";
+  s.churn.session_s.kind = DistSpec::Kind::kExponential;
+  s.churn.session_s.mean = 300;
+  s.churn.downtime_s.kind = DistSpec::Kind::kExponential;
+  s.churn.downtime_s.mean = 60;
+  s.churn.initial_online_fraction = 0.9;
+  return s;
+}
+
+nlohmann::json run(const Scenario& s) {
+  SimOptions o;
+  o.write_files = false;
+  o.progress = false;
+  auto r = run_simulation(s, o);
+  EXPECT_TRUE(r.ok()) << r.error();
+  return r.ok() ? r.value() : nlohmann::json();
+}
+
+int64_t counter(const nlohmann::json& sum, const char* name) {
+  return sum["counters"].value(name, int64_t{0});
+}
+
+TEST(DhtWorld, NoChurnEveryStoreAndGetSucceeds) {
+  const auto sum = run(dht_scenario(300, 90, 5));
+  ASSERT_FALSE(sum.is_null());
+  EXPECT_GT(counter(sum, "dht_store_ok"), 300);
+  EXPECT_GT(counter(sum, "dht_get_ok"), 300);
+  EXPECT_EQ(counter(sum, "dht_store_failed"), 0);
+  EXPECT_EQ(counter(sum, "dht_get_failed"), 0);
+  EXPECT_EQ(sum["dht"]["store_success"], 1.0);
+  EXPECT_EQ(sum["dht"]["get_success"], 1.0);
+  EXPECT_GT(sum["samples"]["dht_lookup_hops"]["count"].get<int64_t>(), 0);
+}
+
+TEST(DhtWorld, ChurnGetsOfLiveKeysSucceedAndSameSeedSameLog) {
+  const Scenario s = with_churn(dht_scenario(200, 120, 7));
+  const auto a = run(s);
+  ASSERT_FALSE(a.is_null());
+  EXPECT_GT(counter(a, "leaves"), 10);
+  EXPECT_GT(counter(a, "joins"), 200 * 0.9);
+  const int64_t live = counter(a, "dht_get_live_replica");
+  EXPECT_GT(live, 200);
+  EXPECT_LE(counter(a, "dht_get_failed_with_live_replica"), live / 100);  // >= 99 %
+  EXPECT_GE(a["dht"]["store_success"].get<double>(), 0.99);
+
+  const auto b = run(s);
+  EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
+  EXPECT_EQ(a["events_processed"], b["events_processed"]);
+  EXPECT_EQ(a["counters"], b["counters"]);
+  Scenario other = s;
+  other.seed = 8;
+  const auto c = run(other);
+  EXPECT_NE(a["event_log_sha256"], c["event_log_sha256"]);
+}
+
+TEST(DhtWorld, PacketLevelNoChurn) {
+  Scenario s = dht_scenario(60, 60, 3);
+  s.network.fidelity = "packet";
+  const auto sum = run(s);
+  ASSERT_FALSE(sum.is_null());
+  EXPECT_GT(counter(sum, "dht_store_ok"), 50);
+  EXPECT_GT(counter(sum, "dht_get_ok"), 50);
+  EXPECT_EQ(counter(sum, "dht_store_failed"), 0);
+  EXPECT_EQ(counter(sum, "dht_get_failed"), 0);
+}
+
+}  // namespace
+}  // namespace crowdtrain::sim
