@@ -89,6 +89,7 @@ EvalResult LocalTrainer::evaluate(const Dataset& data) const {
   EvalResult r;
   if (data.size() == 0) return r;
   torch::NoGradGuard no_grad;
+  model_->module().eval();  // no dropout or batch-norm updates while measuring
   double loss_sum = 0.0;
   int64_t correct = 0;
   for (int64_t begin = 0; begin < data.size(); begin += options_.eval_batch_size()) {
@@ -102,6 +103,7 @@ EvalResult LocalTrainer::evaluate(const Dataset& data) const {
             .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
   }
+  model_->module().train();
   r.samples = data.size();
   r.loss = loss_sum / static_cast<double>(r.samples);
   r.accuracy = static_cast<double>(correct) / static_cast<double>(r.samples);
