@@ -22,6 +22,10 @@ enum class MsgType : uint16_t {
   kAvgPart = 200,    // all-reduce (core/averaging/allreduce.h): a sender's chunk to its reducer
   kAvgResult = 201,  // all-reduce: the averaged chunk back to a sender
   kAvgRefuse = 202,  // all-reduce: a reducer refuses a sender's chunks, with the reason
+  kMmJoinRequest = 203,   // matchmaking (core/averaging/matchmaking.h): asks a peer to lead us
+  kMmJoinResponse = 204,  // matchmaking: accepted, redirected to a leader, busy or refused
+  kMmBegin = 205,         // matchmaking: the leader hands the assembled group to a follower
+  kMmHandover = 206,      // matchmaking: a leader sends its followers to a better leader
 };
 
 // True for the values listed in MsgType.
@@ -41,6 +45,10 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kAvgPart:
     case MsgType::kAvgResult:
     case MsgType::kAvgRefuse:
+    case MsgType::kMmJoinRequest:
+    case MsgType::kMmJoinResponse:
+    case MsgType::kMmBegin:
+    case MsgType::kMmHandover:
       return true;
   }
   return false;

@@ -1,0 +1,306 @@
+// Matchmaking through the DHT: see matchmaking.h.
+#include "core/averaging/matchmaking.h"
+
+#include <algorithm>
+
+namespace crowdtrain {
+namespace {
+
+constexpr uint16_t kTagMmRound = 32;
+constexpr uint16_t kTagMmKey = 33;
+constexpr uint16_t kTagMmGroup = 34;
+constexpr uint16_t kTagMmMembers = 35;
+constexpr uint16_t kTagMmExpiration = 36;
+constexpr uint16_t kTagMmCode = 37;
+constexpr uint16_t kTagMmPeer = 38;
+
+enum JoinCode : uint64_t { kAccepted = 0, kRedirect = 1, kRefused = 2, kBusy = 3 };
+
+std::string encode_peers(const std::vector<PeerId>& peers) {
+  std::string out;
+  for (PeerId p : peers) {
+    for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>((p >> (8 * b)) & 0xFF));
+  }
+  return out;
+}
+
+Result<std::vector<PeerId>> decode_peers(const std::string& raw) {
+  if (raw.size() % 4 != 0 || raw.size() / 4 > kMaxGroupSize || raw.empty()) {
+    return Status::error("matchmaking: bad member list of " + std::to_string(raw.size()) +
+                         " bytes");
+  }
+  std::vector<PeerId> peers;
+  for (size_t i = 0; i < raw.size(); i += 4) {
+    PeerId p = 0;
+    for (int b = 0; b < 4; ++b) p |= PeerId(static_cast<uint8_t>(raw[i + b])) << (8 * b);
+    peers.push_back(p);
+  }
+  return peers;
+}
+
+// Parses a decimal peer id (a declaration's subkey).
+std::optional<PeerId> parse_peer(const std::string& s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v >= kNoPeer) return std::nullopt;
+  return static_cast<PeerId>(v);
+}
+
+}  // namespace
+
+bool is_matchmaking_message(const Message& msg) {
+  return msg.type == MsgType::kMmBegin || msg.type == MsgType::kMmHandover;
+}
+
+Matchmaker::Matchmaker(Runtime& rt, RpcEndpoint& rpc, dht::DhtNode& dht, MatchmakingOptions options)
+    : rt_(rt), rpc_(rpc), dht_(dht), options_(options), alive_(std::make_shared<bool>(true)) {
+  rpc_.serve(MsgType::kMmJoinRequest, [this](PeerId from, Message req, RpcEndpoint::Responder r) {
+    serve_join(from, std::move(req), std::move(r));
+  });
+}
+
+Matchmaker::~Matchmaker() { *alive_ = false; }
+
+void Matchmaker::later(Time delay, std::function<void()> fn) {
+  rt_.schedule(delay, [alive = std::weak_ptr<bool>(alive_), this, epoch = epoch_, fn] {
+    if (alive.expired() || epoch != epoch_ || !done_) return;
+    fn();
+  });
+}
+
+void Matchmaker::look_for_group(std::string key, uint64_t round, DoneFn done) {
+  CT_CHECK(!done_);
+  ++epoch_;
+  key_ = std::move(key);
+  round_ = round;
+  done_ = std::move(done);
+  state_ = State::kLooking;
+  leader_ = kNoPeer;
+  followers_.clear();
+  tried_.clear();
+  started_ = rt_.now();
+  expiration_ = started_ + options_.declare_time();
+  deadline_ = started_ + options_.timeout();
+  declare();
+  later(Time(0), [this] { poll(); });
+  later(expiration_ - started_, [this] { at_planned_start(); });
+  later(deadline_ - started_, [this] { at_deadline(); });
+}
+
+void Matchmaker::cancel() {
+  done_ = nullptr;
+  state_ = State::kIdle;
+  ++epoch_;
+}
+
+void Matchmaker::declare() {
+  dht_.store_subkey(key_, std::to_string(rt_.self()), "1", expiration_, [this](size_t stored) {
+    if (stored == 0) rt_.metrics().count("mm_declare_failed");
+  });
+}
+
+void Matchmaker::poll() {
+  if (state_ == State::kLooking) {
+    const uint64_t epoch = epoch_;
+    dht_.get_many(
+        {key_},
+        [this, epoch,
+         alive = std::weak_ptr<bool>(alive_)](std::vector<Result<dht::DhtValue>> values) {
+          if (alive.expired() || epoch != epoch_ || state_ != State::kLooking) return;
+          std::vector<Rank> ranks;
+          if (!values.empty() && values[0].ok() && values[0]->is_dictionary) {
+            for (const auto& [subkey, entry] : values[0]->dictionary) {
+              auto peer = parse_peer(subkey);
+              if (peer && entry.expiration > rt_.now()) ranks.push_back({entry.expiration, *peer});
+            }
+          }
+          on_candidates(std::move(ranks));
+        },
+        /*latest=*/true);
+  }
+  if (rt_.now() + options_.poll_interval() < deadline_) {
+    later(options_.poll_interval(), [this] { poll(); });
+  }
+}
+
+void Matchmaker::on_candidates(std::vector<Rank> ranks) {
+  const Rank self{expiration_, rt_.self()};
+  std::sort(ranks.begin(), ranks.end());
+  for (const Rank& r : ranks) {
+    if (!(r < self)) break;
+    if (r.peer == rt_.self() || tried_.count(r.peer)) continue;
+    try_join(r.peer);
+    return;
+  }
+  // Nobody better: this peer leads; a group that is big enough begins at the planned start.
+  if (rt_.now() >= expiration_ && members() >= options_.min_group_size()) begin_group();
+}
+
+void Matchmaker::try_join(PeerId leader) {
+  state_ = State::kJoining;
+  leader_ = leader;
+  Message req(MsgType::kMmJoinRequest);
+  req.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_);
+  req.add_i64(kTagMmExpiration, expiration_.count());
+  const uint64_t epoch = epoch_;
+  rpc_.call(
+      leader, std::move(req), CallOptions().with_timeout(options_.rpc_timeout()),
+      [this, leader, epoch, alive = std::weak_ptr<bool>(alive_)](Result<Message> r) {
+        if (alive.expired() || epoch != epoch_ || state_ != State::kJoining || leader_ != leader) {
+          return;
+        }
+        const uint64_t code =
+            r.ok() && r->u64(kTagMmCode).ok() ? *r->u64(kTagMmCode) : uint64_t{kRefused};
+        state_ = State::kLooking;
+        leader_ = kNoPeer;
+        if (code == kAccepted) {
+          state_ = State::kFollowing;
+          leader_ = leader;
+          rt_.metrics().count("mm_joined");
+          handover_followers(leader);
+          return;
+        }
+        if (code == kBusy) return;  // asked again at the next poll
+        tried_.insert(leader);
+        if (code == kRedirect && r->u64(kTagMmPeer).ok()) {
+          const PeerId to = static_cast<PeerId>(*r->u64(kTagMmPeer));
+          if (to != rt_.self() && !tried_.count(to)) try_join(to);
+        }
+      });
+}
+
+void Matchmaker::serve_join(PeerId from, Message req, RpcEndpoint::Responder respond) {
+  Message resp(MsgType::kMmJoinResponse);
+  auto answer = [&](uint64_t code, PeerId peer = kNoPeer) {
+    resp.add_u64(kTagMmCode, code).add_u64(kTagMmPeer, peer);
+    respond(std::move(resp));
+  };
+  auto round = req.u64(kTagMmRound);
+  auto key = req.bytes(kTagMmKey);
+  auto exp = req.i64(kTagMmExpiration);
+  if (!round.ok() || !key.ok() || !exp.ok()) return answer(kRefused);
+  if (!done_ || *round != round_ || *key != key_) return answer(kRefused);
+  if (state_ == State::kFollowing) return answer(kRedirect, leader_);
+  if (state_ == State::kJoining) return answer(kBusy);
+  const Rank them{Time(*exp), from};
+  if (them < Rank{expiration_, rt_.self()}) return answer(kRefused);
+  if (std::find(followers_.begin(), followers_.end(), from) == followers_.end()) {
+    if (members() >= options_.target_group_size()) return answer(kRefused);
+    followers_.push_back(from);
+  }
+  answer(kAccepted);
+  if (members() >= options_.target_group_size()) begin_group();
+}
+
+void Matchmaker::at_planned_start() {
+  if (state_ == State::kLooking && members() >= options_.min_group_size()) return begin_group();
+  if (state_ == State::kLooking || state_ == State::kJoining) {
+    // Too few: stay declared until the deadline and keep looking.
+    expiration_ = deadline_;
+    declare();
+  }
+}
+
+void Matchmaker::at_deadline() {
+  if (state_ == State::kLooking && members() >= options_.min_group_size()) return begin_group();
+  if (state_ == State::kFollowing || state_ == State::kJoining) {
+    later(options_.begin_grace(), [this] {
+      handover_followers(kNoPeer);
+      finish(Status::error("matchmaking: the leader never began"));
+    });
+    return;
+  }
+  handover_followers(kNoPeer);
+  finish(Status::error("matchmaking: no group of at least " +
+                       std::to_string(options_.min_group_size()) + " under " + key_));
+}
+
+void Matchmaker::begin_group() {
+  std::vector<PeerId> peers{rt_.self()};
+  peers.insert(peers.end(), followers_.begin(), followers_.end());
+  for (size_t i = peers.size(); i > 1; --i)
+    std::swap(peers[i - 1], peers[rt_.rng().uniform_int(i)]);
+  AllReduceGroup group;
+  group.group_id = rt_.rng().next_u64();
+  group.round = round_;
+  for (PeerId p : peers) group.members.push_back(GroupMember{p});
+  const std::string encoded = encode_peers(peers);
+  for (PeerId f : followers_) {
+    Message m(MsgType::kMmBegin);
+    m.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_).add_u64(kTagMmGroup, group.group_id);
+    m.add_bytes(kTagMmMembers, encoded);
+    rt_.send(f, std::move(m));
+  }
+  rt_.metrics().count("mm_groups_led");
+  rt_.metrics().observe("mm_group_size", static_cast<double>(peers.size()));
+  followers_.clear();
+  finish(std::move(group));
+}
+
+void Matchmaker::handover_followers(PeerId to) {
+  for (PeerId f : followers_) {
+    Message m(MsgType::kMmHandover);
+    m.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_).add_u64(kTagMmPeer, to);
+    rt_.send(f, std::move(m));
+  }
+  if (!followers_.empty() && to != kNoPeer) rt_.metrics().count("mm_handovers");
+  followers_.clear();
+}
+
+bool Matchmaker::on_message(PeerId from, const Message& msg) {
+  if (!is_matchmaking_message(msg)) return false;
+  auto round = msg.u64(kTagMmRound);
+  auto key = msg.bytes(kTagMmKey);
+  if (!done_ || !round.ok() || !key.ok() || *round != round_ || *key != key_) {
+    rt_.metrics().count("mm_stale_messages");
+    return true;
+  }
+  if (msg.type == MsgType::kMmHandover) {
+    if (state_ != State::kFollowing || from != leader_) return true;
+    auto to = msg.u64(kTagMmPeer);
+    state_ = State::kLooking;
+    leader_ = kNoPeer;
+    tried_.insert(from);
+    if (to.ok() && *to != kNoPeer && *to != rt_.self()) try_join(static_cast<PeerId>(*to));
+    return true;
+  }
+  // kMmBegin: from our leader (its accept may still be on the way), or naming us.
+  auto gid = msg.u64(kTagMmGroup);
+  auto raw = msg.bytes(kTagMmMembers);
+  if (!gid.ok() || !raw.ok()) return true;
+  auto peers = decode_peers(*raw);
+  if (!peers.ok()) return true;
+  const bool named = std::find(peers->begin(), peers->end(), rt_.self()) != peers->end();
+  const bool ours = (state_ == State::kFollowing || state_ == State::kJoining) && from == leader_;
+  if (!named || !(ours || state_ == State::kLooking)) {
+    rt_.metrics().count("mm_unexpected_begin");
+    return true;
+  }
+  AllReduceGroup group;
+  group.group_id = *gid;
+  group.round = round_;
+  for (PeerId p : *peers) group.members.push_back(GroupMember{p});
+  handover_followers(from);
+  finish(std::move(group));
+  return true;
+}
+
+void Matchmaker::finish(Result<AllReduceGroup> result) {
+  if (!done_) return;
+  DoneFn done = std::move(done_);
+  done_ = nullptr;
+  state_ = State::kIdle;
+  ++epoch_;
+  rt_.metrics().observe("mm_time_ms", to_seconds(rt_.now() - started_) * 1000.0);
+  if (!result.ok()) rt_.metrics().count("mm_no_group");
+  rt_.schedule(Time(0), [alive = std::weak_ptr<bool>(alive_), done = std::move(done),
+                         r = std::make_shared<Result<AllReduceGroup>>(std::move(result))] {
+    if (!alive.expired()) done(std::move(*r));
+  });
+}
+
+}  // namespace crowdtrain
