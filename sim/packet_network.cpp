@@ -259,7 +259,11 @@ void PacketNetwork::on_readable(Conn* c, int side) {
   if (c->dead) return;
   auto keep = c->shared_from_this();  // deliver_ may call peer_down, which kills c
   Direction& dir = c->dir[1 - side];
-  while (ns3::Ptr<ns3::Packet> p = c->sock[side]->Recv()) dir.received += p->GetSize();
+  // Read about a segment at a time: ns-3 concatenates (copies) everything one Recv returns, which
+  // turns quadratic when a filled hole releases megabytes of buffered segments at once.
+  ns3::Socket* s = ns3::PeekPointer(c->sock[side]);
+  while (ns3::Ptr<ns3::Packet> p = s->Recv(spec_.tcp_segment_bytes, 0))
+    dir.received += p->GetSize();
   const PeerId from = c->peer[1 - side], to = c->peer[side];
   while (!c->dead && !dir.fifo.empty() && dir.fifo.front().end <= dir.received) {
     Pending pending = std::move(dir.fifo.front());
