@@ -1,9 +1,10 @@
 // A labelled data set in memory, and the ways peers take their part of it: a deterministic
 // train/validation split, per-peer shards (iid, or non-iid by label), and a batch iterator. Every
 // random choice comes from a crowdtrain::Rng seeded by the caller (never torch's generator), so
-// each peer computes its own shard from (seed, peer count, peer index) and all peers agree. A
-// Dataset is an immutable, cheaply copyable handle (shared tensors). Not thread-safe; LibTorch
-// types are forward-declared so that including this header stays cheap.
+// each peer computes its own shard from (seed, peer count, peer index) and all peers agree.
+// A Dataset is a cheaply copyable handle to shared tensors that nobody modifies (never write into
+// images() or labels() in place; subset() copies). Not thread-safe. LibTorch types are
+// forward-declared so that including this header stays cheap.
 #pragma once
 
 #include <cstdint>
