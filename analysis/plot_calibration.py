@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Plots a calibration run (crowdtrain run scenarios/calibration.json): transfer completion time against
-transfer size for both network models, one panel per concurrency (log-log), and below them the ratio of
-the message-level mean to the packet-level mean.
+transfer size for the network models (message level, message level with TCP effects, packet level),
+one panel per concurrency (log-log), and below them the ratio of each message-level mean to the
+packet-level mean.
 
 usage: /usr/bin/python3 analysis/plot_calibration.py RUN_DIR [OUT_PNG]   (default docs/calibration.png)
 """
@@ -35,13 +36,15 @@ def main(argv):
         series[key].append((int(r["size_bytes"]), float(r["mean_completion_s"]),
                             float(r["p50_s"]), float(r["max_s"])))
     concurrencies = sorted({c for _, c in series})
-    style = {"message": dict(color="tab:blue", marker="o"), "packet": dict(color="tab:red", marker="s")}
+    style = {"message": dict(color="tab:blue", marker="o"),
+             "message+tcp": dict(color="tab:green", marker="D"),
+             "packet": dict(color="tab:red", marker="s")}
 
     fig, axes = plt.subplots(2, len(concurrencies), figsize=(5.5 * len(concurrencies), 8),
                              squeeze=False, gridspec_kw={"height_ratios": [3, 2]})
     for i, c in enumerate(concurrencies):
         ax = axes[0][i]
-        for fidelity in ("message", "packet"):
+        for fidelity in ("message", "message+tcp", "packet"):
             pts = sorted(series.get((fidelity, c), []))
             if not pts:
                 continue
@@ -58,16 +61,22 @@ def main(argv):
         ax.legend()
 
         rax = axes[1][i]
-        msg = dict((p[0], p[1]) for p in series.get(("message", c), []))
         pkt = dict((p[0], p[1]) for p in series.get(("packet", c), []))
-        sizes = sorted(set(msg) & set(pkt))
-        ratios = [msg[s] / pkt[s] if pkt[s] > 0 else float("nan") for s in sizes]
-        rax.plot(sizes, ratios, color="k", marker="^")
+        ymax = 1.2
+        for variant in ("message", "message+tcp"):
+            msg = dict((p[0], p[1]) for p in series.get((variant, c), []))
+            sizes = sorted(set(msg) & set(pkt))
+            if not sizes:
+                continue
+            ratios = [msg[s] / pkt[s] if pkt[s] > 0 else float("nan") for s in sizes]
+            ymax = max([ymax] + [r * 1.1 for r in ratios if r == r])
+            rax.plot(sizes, ratios, color=style[variant]["color"], marker="^", label=variant)
+        rax.legend()
         rax.axhline(1.0, color="gray", linestyle="--")
         rax.set_xscale("log")
-        rax.set_ylim(0, max([1.2] + [r * 1.1 for r in ratios if r == r]))
+        rax.set_ylim(0, ymax)
         rax.set_xlabel("transfer size (bytes)")
-        rax.set_ylabel("message mean / packet mean")
+        rax.set_ylabel("message-level mean / packet mean")
         rax.grid(True, which="both", alpha=0.3)
 
     fig.suptitle(f"Calibration: message-level vs packet-level network ({os.path.basename(run_dir.rstrip('/'))})")

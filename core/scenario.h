@@ -46,6 +46,7 @@ struct NetworkSpec {
   double core_bandwidth_gbps = 100.0;   // packet level: router-to-router links
   uint64_t max_message_bytes = 256ull << 20;
   bool serialize = false;  // encode and decode every message for real (exercises the codec)
+  bool tcp_effects = false;  // message level: add TCP's handshake, slow start and header bytes
 };
 
 struct ChurnSpec {

@@ -97,6 +97,7 @@ void read_network(JsonReader& r, NetworkSpec& out) {
   r.read("core_bandwidth_gbps", out.core_bandwidth_gbps, NumberRange::positive());
   r.read("max_message_bytes", out.max_message_bytes, NumberRange::closed(1, kMaxMessageBytes));
   r.read("serialize", out.serialize);
+  r.read("tcp_effects", out.tcp_effects);
 }
 
 void read_churn(JsonReader& r, ChurnSpec& out) {

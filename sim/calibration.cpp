@@ -67,8 +67,10 @@ CaseResult run_case(const Scenario& s, const Topology& topology, const Pairs& pa
       if (++r.completed == r.transfers) ns3::Simulator::Stop();
     }
   };
-  auto net = fidelity == "packet" ? make_packet_network(topology, s.network, loss_seed, deliver)
-                                  : make_message_network(topology, s.network, loss_seed, deliver);
+  NetworkSpec net_spec = s.network;
+  net_spec.tcp_effects = fidelity == "message+tcp";
+  auto net = fidelity == "packet" ? make_packet_network(topology, net_spec, loss_seed, deliver)
+                                  : make_message_network(topology, net_spec, loss_seed, deliver);
   for (PeerId p = 0; p < topology.size(); ++p) net->peer_up(p);
   ns3::Simulator::ScheduleNow([&] {
     uint64_t id = 0;
@@ -133,13 +135,14 @@ Status run_calibration(const Scenario& scenario, const std::string& out_dir) {
   if (ec) return Status::error(out_dir + ": cannot create: " + ec.message());
 
   std::vector<CaseResult> rows;
-  for (const char* fidelity : {"message", "packet"}) {
+  const std::vector<std::string> kVariants = {"message", "message+tcp"};
+  for (const char* fidelity : {"message", "message+tcp", "packet"}) {
     for (uint64_t size : spec.sizes_bytes) {
       for (uint32_t c : spec.concurrency) {
         rows.push_back(run_case(scenario, topology, pairs, fidelity, size, c));
         const CaseResult& r = rows.back();
         std::fprintf(stderr,
-                     "[calibration] %-7s %11llu B x%-3u %zu/%zu done, mean %.4f s (%.1f s wall)\n",
+                     "[calibration] %-11s %11llu B x%-3u %zu/%zu done, mean %.4f s (%.1f s wall)\n",
                      fidelity, static_cast<unsigned long long>(size), c, r.completed, r.transfers,
                      r.mean_s, r.wall_s);
       }
@@ -158,60 +161,64 @@ Status run_calibration(const Scenario& scenario, const std::string& out_dir) {
   }
   if (!csv) return Status::error(out_dir + "/calibration.csv: write failed");
 
-  // Comparison: message-level mean over packet-level mean, per case.
-  const size_t half = rows.size() / 2;
+  // Comparison: each message-level variant's mean over the packet-level mean, per case.
+  const size_t n = rows.size() / 3;  // rows: message block, message+tcp block, packet block
   std::ofstream cmp(out_dir + "/comparison.csv");
-  cmp << "size_bytes,concurrency,message_mean_s,packet_mean_s,ratio,relative_error\n";
-  nlohmann::json cases = nlohmann::json::array();
-  std::vector<double> errors;
-  size_t worst = 0;
+  cmp << "variant,size_bytes,concurrency,message_mean_s,packet_mean_s,ratio,relative_error\n";
+  nlohmann::json variants = nlohmann::json::object();
   bool incomplete = false;
-  std::printf("%12s %4s %14s %14s %8s %9s\n", "size_bytes", "conc", "message_mean_s",
-              "packet_mean_s", "ratio", "rel_error");
-  for (size_t i = 0; i < half; ++i) {
-    const CaseResult& m = rows[i];
-    const CaseResult& p = rows[half + i];
-    incomplete |= m.completed < m.transfers || p.completed < p.transfers;
-    const double ratio = p.mean_s > 0 ? m.mean_s / p.mean_s : 0.0;
-    const double err = std::fabs(ratio - 1.0);
-    if (errors.empty() || err > errors[worst]) worst = errors.size();
-    errors.push_back(err);
-    char line[256];
-    std::snprintf(line, sizeof line, "%llu,%u,%.9f,%.9f,%.6f,%.6f\n",
+  for (const auto& r : rows) incomplete |= r.completed < r.transfers;
+  std::printf("%-11s %12s %4s %14s %14s %8s %9s\n", "variant", "size_bytes", "conc",
+              "message_mean_s", "packet_mean_s", "ratio", "rel_error");
+  for (size_t v = 0; v < kVariants.size(); ++v) {
+    nlohmann::json cases = nlohmann::json::array();
+    std::vector<double> errors;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const CaseResult& m = rows[v * n + i];
+      const CaseResult& p = rows[2 * n + i];
+      const double ratio = p.mean_s > 0 ? m.mean_s / p.mean_s : 0.0;
+      const double err = std::fabs(ratio - 1.0);
+      if (errors.empty() || err > errors[worst]) worst = errors.size();
+      errors.push_back(err);
+      char line[256];
+      std::snprintf(line, sizeof line, "%s,%llu,%u,%.9f,%.9f,%.6f,%.6f\n", kVariants[v].c_str(),
+                    static_cast<unsigned long long>(m.size), m.concurrency, m.mean_s, p.mean_s,
+                    ratio, err);
+      cmp << line;
+      std::printf("%-11s %12llu %4u %14.4f %14.4f %8.3f %8.1f%%\n", kVariants[v].c_str(),
                   static_cast<unsigned long long>(m.size), m.concurrency, m.mean_s, p.mean_s, ratio,
-                  err);
-    cmp << line;
-    std::printf("%12llu %4u %14.4f %14.4f %8.3f %8.1f%%\n", static_cast<unsigned long long>(m.size),
-                m.concurrency, m.mean_s, p.mean_s, ratio, 100 * err);
-    cases.push_back({{"size_bytes", m.size},
-                     {"concurrency", m.concurrency},
-                     {"message_mean_s", m.mean_s},
-                     {"packet_mean_s", p.mean_s},
-                     {"ratio", ratio},
-                     {"relative_error", err},
-                     {"completed", {{"message", m.completed}, {"packet", p.completed}}},
-                     {"transfers", m.transfers}});
+                  100 * err);
+      cases.push_back({{"size_bytes", m.size},
+                       {"concurrency", m.concurrency},
+                       {"message_mean_s", m.mean_s},
+                       {"packet_mean_s", p.mean_s},
+                       {"ratio", ratio},
+                       {"relative_error", err},
+                       {"completed", {{"message", m.completed}, {"packet", p.completed}}},
+                       {"transfers", m.transfers}});
+    }
+    nlohmann::json vs = {{"cases", cases}, {"median_relative_error", median_of(errors)}};
+    if (!errors.empty()) {
+      vs["worst_relative_error"] = {{"value", errors[worst]},
+                                    {"size_bytes", rows[worst].size},
+                                    {"concurrency", rows[worst].concurrency}};
+    }
+    std::printf("%s vs packet: median relative error %.1f%%, worst %.1f%%\n", kVariants[v].c_str(),
+                100 * median_of(errors), errors.empty() ? 0.0 : 100 * errors[worst]);
+    variants[kVariants[v]] = vs;
   }
   nlohmann::json summary = {
       {"scenario", scenario.name},
       {"seed", scenario.seed},
       {"peers", scenario.peers.count},
       {"pairs", spec.pairs},
-      {"cases", cases},
-      {"median_relative_error", median_of(errors)},
+      {"variants", variants},
       {"all_completed", !incomplete},
       {"resolved_scenario", scenario.resolved},
   };
-  if (!errors.empty()) {
-    summary["worst_relative_error"] = {{"value", errors[worst]},
-                                       {"size_bytes", rows[worst].size},
-                                       {"concurrency", rows[worst].concurrency}};
-  }
   std::ofstream(out_dir + "/summary.json") << summary.dump(2) << "\n";
-  std::printf("median relative error %.1f%%, worst %.1f%% (%llu B x%u); files in %s\n",
-              100 * median_of(errors), errors.empty() ? 0.0 : 100 * errors[worst],
-              errors.empty() ? 0ull : static_cast<unsigned long long>(rows[worst].size),
-              errors.empty() ? 0u : rows[worst].concurrency, out_dir.c_str());
+  std::printf("files in %s\n", out_dir.c_str());
   if (incomplete)
     return Status::error("calibration: some transfers did not complete (see summary.json)");
   return Status::ok_status();

@@ -5,6 +5,7 @@
 // from max(first byte arrival, down_busy[b]), and the message is delivered when both the uplink and
 // the downlink have carried its last byte. Two ns-3 events per message (arrival, delivery),
 // whatever its size. In-flight messages live in a slab (no allocation per message once warm).
+// With network.tcp_effects, sim/tcp_effects.h adds TCP's handshake, slow start and header bytes.
 #include <ns3/simulator.h>
 
 #include <algorithm>
@@ -12,9 +13,13 @@
 #include <vector>
 
 #include "sim/network.h"
+#include "sim/tcp_effects.h"
 
 namespace crowdtrain::sim {
 namespace {
+
+// Connections idle this long close, as the packet-level model's do.
+constexpr double kTcpIdleS = 10.0;
 
 int64_t transmit_ns(uint64_t bytes, double bps) {
   return static_cast<int64_t>(std::ceil(static_cast<double>(bytes) * 8e9 / bps));
@@ -28,7 +33,9 @@ class MessageNetwork final : public NetworkModel {
         spec_(spec),
         loss_rng_(loss_seed),
         deliver_(std::move(deliver)),
-        peers_(topology.size()) {}
+        peers_(topology.size()) {
+    if (spec.tcp_effects) tcp_ = std::make_unique<TcpEffects>(spec.tcp_segment_bytes, kTcpIdleS);
+  }
 
   void send(PeerId from, PeerId to, Message msg, uint64_t wire_bytes) override {
     ++stats_.messages_sent;
@@ -43,22 +50,29 @@ class MessageNetwork final : public NetworkModel {
       return;
     }
     const int64_t now = ns3::Simulator::Now().GetNanoSeconds();
+    const uint64_t charged = tcp_ ? tcp_->wire_bytes(wire_bytes) : wire_bytes;
     const int64_t start = std::max(now, src.up_busy_ns);
-    const int64_t up_done = start + transmit_ns(wire_bytes, topology_.peer(from).up_bps);
+    const int64_t up_done = start + transmit_ns(charged, topology_.peer(from).up_bps);
     src.up_busy_ns = up_done;
     // Loss is drawn at send time, in send order, so that it does not depend on event interleaving.
     if (spec_.loss_rate > 0.0 && loss_rng_.bernoulli(spec_.loss_rate)) {
       ++stats_.messages_dropped_loss;
       return;
     }
-    const int64_t latency_ns =
-        static_cast<int64_t>(std::llround(topology_.one_way_latency_s(from, to) * 1e9));
+    const double one_way_s = topology_.one_way_latency_s(from, to);
+    int64_t latency_ns = static_cast<int64_t>(std::llround(one_way_s * 1e9));
+    if (tcp_) {
+      const double rate_Bps =
+          std::min(topology_.peer(from).up_bps, topology_.peer(to).down_bps) / 8.0;
+      latency_ns += tcp_->extra_delay_ns(from, to, wire_bytes, start, one_way_s, rate_Bps,
+                                         src.epoch, peers_[to].epoch);
+    }
     const uint32_t slot = allocate();
     InFlight& f = slots_[slot];
     f.msg = std::move(msg);
     f.from = from;
     f.to = to;
-    f.bytes = wire_bytes;
+    f.bytes = charged;
     f.up_done_ns = up_done;
     f.latency_ns = latency_ns;
     f.from_epoch = src.epoch;
@@ -167,6 +181,7 @@ class MessageNetwork final : public NetworkModel {
   std::vector<InFlight> slots_;
   std::vector<uint32_t> free_;
   NetworkStats stats_;
+  std::unique_ptr<TcpEffects> tcp_;  // null unless network.tcp_effects
 };
 
 }  // namespace
