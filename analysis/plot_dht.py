@@ -16,6 +16,7 @@ import os
 import sys
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -77,6 +78,9 @@ def plot_churn(runs, out):
     ax.axhline(99, color="tab:red", lw=0.8, ls="--", label="99 %")
     ax.set_xscale("log")
     ax.set_xlabel("median session length (minutes; Weibull shape 0.6)  ← more churn")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(med_min)
     ax.set_ylabel("success (%)")
     ax.set_title(f"DHT success under churn ({runs[0]['peers']} peers)")
     ax.grid(True, which="both", alpha=0.3)

@@ -17,7 +17,18 @@ struct WorkloadContext {
   std::shared_ptr<const std::vector<PeerId>> peers;
   // Peers a newcomer may contact first (bootstrap); empty = any of `peers`.
   std::shared_ptr<const std::vector<PeerId>> bootstrap;
+  // State all peers of one run share, from make_workload_shared (sim only; null in the live world,
+  // where peers share nothing). The DHT workload keeps its oracle there: live nodes, stored keys.
+  std::shared_ptr<void> shared;
 };
+
+// Made once per run by the simulated world, before any peer joins, and passed to every app in
+// WorkloadContext::shared; null for workloads that share nothing.
+std::shared_ptr<void> make_workload_shared(const Scenario& scenario);
+
+// Adds the workload's derived figures (e.g. success rates) to `summary` from the run's metrics.
+void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
+                          nlohmann::json& summary);
 
 // Whether `kind` names a workload that runs as a PeerApp in every peer.
 bool is_peer_workload(const std::string& kind);

@@ -299,6 +299,7 @@ Result<nlohmann::json> World::run() {
   auto ids = std::make_shared<std::vector<PeerId>>(s_.peers.count);
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
   context_.peers = ids;
+  context_.shared = make_workload_shared(s_);
 
   world_event("run_start", {{"peers", s_.peers.count}, {"seed", s_.seed}});
   for (PeerId p = 0; p < s_.peers.count; ++p) {
@@ -373,6 +374,7 @@ Result<nlohmann::json> World::run() {
                      {"p99", num(sink_.percentile(name, 0.99))}};
   }
   sum["samples"] = samples;
+  add_workload_summary(s_, sink_, sum);
   sum["events_logged"] = sink_.events_logged();
   sum["event_log_sha256"] = sink_.event_log_sha256();
   sum["peak_rss_mib"] = peak_rss_mib();
