@@ -26,7 +26,6 @@ int64_t TcpEffects::extra_delay_ns(PeerId a, PeerId b, uint64_t payload, int64_t
   const uint32_t e_hi = a == lo ? epoch_b : epoch_a;
   const uint64_t key = (static_cast<uint64_t>(lo) << 32) | hi;
   const double rtt = 2.0 * one_way_s;
-  double extra_s = 0.0;
 
   auto it = conns_.find(key);
   const bool open = it != conns_.end() && start_ns - it->second.last_used_ns <= idle_ns_ &&
@@ -34,29 +33,36 @@ int64_t TcpEffects::extra_delay_ns(PeerId a, PeerId b, uint64_t payload, int64_t
   if (!open) {
     // SYN, SYN-ACK; the data follows the ACK: one round trip before the first byte leaves.
     ++handshakes_;
-    extra_s += rtt;
     Conn fresh;
     fresh.epoch_lo = e_lo;
     fresh.epoch_hi = e_hi;
+    fresh.established_ns = start_ns + static_cast<int64_t>(std::llround(rtt * 1e9));
     fresh.cwnd[0] = fresh.cwnd[1] = double(kInitialWindowSegments) * segment_bytes_;
     it = conns_.insert_or_assign(key, fresh).first;
   }
   Conn& c = it->second;
-  double& w = c.cwnd[a == lo ? 0 : 1];
+  const int dir = a == lo ? 0 : 1;
+  double& w = c.cwnd[dir];
+  // The message's bytes enter the stream once the handshake is over and the messages before it on
+  // this connection have gone out.
+  const int64_t begin = std::max({start_ns, c.established_ns, c.stream_free_ns[dir]});
   // Slow start: each round sends a window and waits for its ACKs; the window grows by what was
   // acknowledged. Once the window covers the bandwidth-delay product the pipe stays full and the
   // rest is paced by the links, which the message model already charges.
   const double bdp = rate_Bps * rtt;
   double remaining = static_cast<double>(payload);
+  double stall_s = 0.0;
   while (remaining > 0.0 && w < bdp) {
     const double sent = std::min(w, remaining);
     remaining -= sent;
     w = std::min(w + sent, kMaxWindowBytes);
-    if (remaining > 0.0) extra_s += std::max(0.0, rtt - sent / rate_Bps);
+    if (remaining > 0.0) stall_s += std::max(0.0, rtt - sent / rate_Bps);
   }
-  const int64_t extra_ns = static_cast<int64_t>(std::llround(extra_s * 1e9));
-  c.last_used_ns = start_ns + extra_ns + static_cast<int64_t>(payload / rate_Bps * 1e9);
-  return extra_ns;
+  const int64_t stall_ns = static_cast<int64_t>(std::llround(stall_s * 1e9));
+  c.stream_free_ns[dir] =
+      begin + stall_ns + static_cast<int64_t>(std::llround(payload / rate_Bps * 1e9));
+  c.last_used_ns = std::max(c.last_used_ns, c.stream_free_ns[dir]);
+  return (begin - start_ns) + stall_ns;
 }
 
 void TcpEffects::sweep(int64_t now_ns) {

@@ -2,9 +2,11 @@
 // peers with no open connection waits one round trip for the handshake; each direction of a
 // connection has a congestion window that starts at 10 segments and grows by the bytes it carries
 // (slow start), so a transfer smaller than the path's bandwidth-delay product waits for ACK rounds;
-// every segment carries 40 bytes of TCP/IP headers. A connection closes after `idle_s` of silence
-// or when either end goes down (as the packet-level model's do). Loss recovery is not modelled.
-// Pure bookkeeping, no ns-3; single-threaded.
+// messages on one connection share its byte stream, so a message waits for the handshake and for
+// the stalls of the messages queued before it on the same connection; every segment carries 40
+// bytes of TCP/IP headers. A connection closes after `idle_s` of silence or when either end goes
+// down (as the packet-level model's do). Loss recovery is not modelled. Pure bookkeeping, no ns-3;
+// single-threaded.
 #pragma once
 
 #include <cstdint>
@@ -36,8 +38,12 @@ class TcpEffects {
  private:
   struct Conn {
     int64_t last_used_ns = 0;
+    int64_t established_ns = 0;  // the handshake is over
     uint32_t epoch_lo = 0, epoch_hi = 0;
-    double cwnd[2] = {0, 0};  // bytes; [0]: lo -> hi, [1]: hi -> lo
+    // Per direction ([0]: lo -> hi, [1]: hi -> lo): the congestion window in bytes, and when the
+    // stream will have sent everything queued on it (messages on one connection share one stream).
+    double cwnd[2] = {0, 0};
+    int64_t stream_free_ns[2] = {0, 0};
   };
   void sweep(int64_t now_ns);
 

@@ -40,6 +40,17 @@ TEST(TcpEffects, SlowStartRounds) {
   EXPECT_NEAR(big, 0.100 + (0.1 - 0.01) + (0.1 - 0.02) + (0.1 - 0.04) + (0.1 - 0.08), 1e-9);
 }
 
+TEST(TcpEffects, MessagesShareTheConnectionsStream) {
+  TcpEffects t(1000, 10.0);
+  // Two 70 KB messages handed over at once: the second waits for the handshake and then behind the
+  // first one's slow-start stalls and bytes; its own bytes then go with the grown window.
+  const double first = extra_s(t, 70000, 0.0);
+  EXPECT_NEAR(first, 0.100 + 0.090 + 0.080, 1e-9);
+  const double second = extra_s(t, 70000, 0.0);
+  EXPECT_NEAR(second, first + 0.070, 1e-9);
+  EXPECT_EQ(t.handshakes(), 1u);
+}
+
 TEST(TcpEffects, HeaderBytes) {
   TcpEffects t(1448, 10.0);
   EXPECT_EQ(t.wire_bytes(0), 40u);
