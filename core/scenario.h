@@ -108,11 +108,32 @@ struct DhtWorkloadSpec {  // DHT under churn (core/dht/dht_workload.h); rates ar
   bool cache_on_lookup = true;
 };
 
+struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averaging_workload.h)
+  std::string method = "moshpit";  // "moshpit" (d = 1 with group = N is plain all-reduce)
+  uint32_t grid_size = 32;         // M, a power of two: peers per group
+  uint32_t grid_dims = 2;          // d: axes of the virtual grid
+  std::string key_prefix = "avg";
+  double first_round_s = 5;       // the first round starts here (after the DHT bootstrap)
+  double round_interval_s = 10;   // round r starts at first_round_s + r * round_interval_s
+  uint32_t rounds = 50;           // at most this many rounds
+  double stop_below_mse = 0;      // no new rounds once the MSE is below this (0: never)
+  double failure_prob = 0;        // per peer and round: the peer sits the round out
+  uint32_t vector_size = 1;       // values per peer, each drawn from N(0, 1)
+  uint32_t target_group_size = 0;  // 0 = grid_size
+  uint32_t min_group_size = 2;
+  double declare_s = 2;              // planned start = round start + this
+  double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
+  double allreduce_timeout_s = 4;
+  uint32_t bootstrap_peers = 3;    // DHT peers a newcomer pings first
+  double bootstrap_spread_s = 2;   // peers present at t = 0 start spread over this long
+};
+
 struct WorkloadSpec {
-  std::string kind = "probe";  // "probe" | "transfers" | "dht"
+  std::string kind = "probe";  // "probe" | "transfers" | "dht" | "averaging"
   ProbeSpec probe;
   TransfersSpec transfers;
   DhtWorkloadSpec dht;
+  AveragingWorkloadSpec averaging;
 };
 
 struct OutputSpec {

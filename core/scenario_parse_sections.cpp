@@ -150,7 +150,7 @@ void read_compute(JsonReader& r, ComputeSpec& out) {
 }
 
 void read_workload(JsonReader& r, WorkloadSpec& out) {
-  r.read_choice("kind", out.kind, {"probe", "transfers", "dht"});
+  r.read_choice("kind", out.kind, {"probe", "transfers", "dht", "averaging"});
   r.object("probe", [&](JsonReader& p) {
     p.read("rate_hz", out.probe.rate_hz, NumberRange::non_negative());
     p.read("request_bytes", out.probe.request_bytes);
@@ -165,6 +165,7 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
     t.read("pairs", out.transfers.pairs, NumberRange::at_least(1));
   });
   r.object("dht", [&](JsonReader& d) { read_dht_workload(d, out.dht); });
+  r.object("averaging", [&](JsonReader& a) { read_averaging_workload(a, out.averaging); });
 }
 
 void read_output(JsonReader& r, OutputSpec& out) {

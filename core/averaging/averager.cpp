@@ -1,0 +1,164 @@
+// The Moshpit All-Reduce peer: see averager.h.
+#include "core/averaging/averager.h"
+
+#include <torch/torch.h>
+
+#include "core/averaging/allreduce_wire.h"
+
+namespace crowdtrain {
+
+struct Averager::RoundState {
+  at::Tensor local;  // read by the round until it is done
+  std::unique_ptr<AllReduceRound> allreduce;
+};
+
+Averager::Averager(Runtime& rt, AveragerOptions options, std::vector<double> values,
+                   std::shared_ptr<AveragingObserver> observer)
+    : rt_(rt),
+      options_(std::move(options)),
+      values_(std::move(values)),
+      observer_(std::move(observer)),
+      rpc_(rt),
+      bits_(options_.initial_bits),
+      alive_(std::make_shared<bool>(true)) {
+  dht_ = std::make_unique<dht::DhtNode>(rt_, rpc_, dht::DhtId::random(rt_.rng()), options_.dht);
+  matchmaker_ = std::make_unique<Matchmaker>(rt_, rpc_, *dht_, options_.matchmaking);
+}
+
+Averager::~Averager() {
+  *alive_ = false;
+  round_.reset();
+  matchmaker_.reset();
+  dht_.reset();
+}
+
+void Averager::start() {
+  rt_.schedule(options_.start_delay, [this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    dht_->start();
+    dht_->bootstrap(options_.bootstrap, [this](Status s) {
+      if (!s.ok()) rt_.metrics().event("averaging_bootstrap_failed", {{"why", s.message()}});
+    });
+    // The first round slot that has not started yet (a restarted peer joins the next one).
+    const Time now = rt_.now();
+    uint64_t round = 0;
+    if (now > options_.first_round) {
+      round = static_cast<uint64_t>((now - options_.first_round).count() /
+                                    options_.round_interval.count()) +
+              1;
+    }
+    schedule_round(round);
+  });
+}
+
+void Averager::schedule_round(uint64_t round) {
+  if (round >= options_.rounds) return;
+  const Time at = options_.first_round + options_.round_interval * static_cast<int64_t>(round);
+  const Time delay = at > rt_.now() ? at - rt_.now() : Time(0);
+  rt_.schedule(delay, [this, round, alive = std::weak_ptr<bool>(alive_)] {
+    if (!alive.expired()) begin_round(round);
+  });
+}
+
+void Averager::begin_round(uint64_t round) {
+  if (observer_ && observer_->stop_requested()) return;
+  schedule_round(round + 1);
+  if (busy_) {
+    rt_.metrics().count("averaging_round_overrun");
+    return;
+  }
+  if (options_.failure_prob > 0.0 && rt_.rng().bernoulli(options_.failure_prob)) {
+    rt_.metrics().count("averaging_sat_out");
+    rt_.metrics().event("averaging_sat_out", {{"round", round}}, EventDetail::kOperation);
+    end_round(round);
+    return;
+  }
+  busy_ = true;
+  buffered_.clear();  // whatever is left belongs to groups that are over
+  const std::string key = make_group_key(options_.key_prefix, bits_);
+  matchmaker_->look_for_group(
+      key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
+}
+
+void Averager::on_group(uint64_t round, Result<AllReduceGroup> group) {
+  if (!group.ok()) {
+    rt_.metrics().count("averaging_no_group");
+    rt_.metrics().event("averaging_no_group", {{"round", round}, {"why", group.status().message()}},
+                        EventDetail::kOperation);
+    end_round(round);
+    return;
+  }
+  if (group->members.size() < 2) {
+    end_round(round);
+    return;
+  }
+  round_ = std::make_unique<RoundState>();
+  round_->local =
+      torch::tensor(at::ArrayRef<double>(values_), torch::TensorOptions().dtype(torch::kFloat64));
+  AllReduceGroup copy = group.value();
+  round_->allreduce = std::make_unique<AllReduceRound>(
+      rt_, std::move(group.value()), round_->local, options_.allreduce,
+      [this, round, copy](Result<AllReduceOutcome> r) { on_allreduce(round, copy, std::move(r)); });
+  round_->allreduce->start();
+  // Replay what came early for this group; the rest is stale.
+  std::deque<std::pair<PeerId, Message>> early;
+  early.swap(buffered_);
+  for (auto& [from, msg] : early) {
+    if (peek_allreduce_group(msg) == copy.group_id && round_ && round_->allreduce) {
+      round_->allreduce->handle(from, msg);
+    }
+  }
+}
+
+void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
+                            Result<AllReduceOutcome> r) {
+  if (!r.ok()) {
+    rt_.metrics().count("averaging_allreduce_failed");
+    rt_.metrics().event("averaging_allreduce_failed",
+                        {{"round", round}, {"why", r.status().message()}}, EventDetail::kOperation);
+  } else {
+    const at::Tensor delta = r->delta->to(torch::kFloat64).contiguous();
+    const double* d = delta.data_ptr<double>();
+    for (size_t i = 0; i < values_.size(); ++i) values_[i] += d[i];
+    if (r->stats.elements_local > 0) rt_.metrics().count("averaging_partial");
+    rt_.metrics().count("averaging_groups");
+    rt_.metrics().observe("averaging_group_size", static_cast<double>(group.members.size()));
+    ++rounds_averaged_;
+    uint32_t index = 0;
+    while (group.members[index].peer != rt_.self()) ++index;
+    auto next = key_after_group(make_group_key(options_.key_prefix, bits_), options_.grid,
+                                std::to_string(group.group_id), index,
+                                static_cast<uint32_t>(group.members.size()));
+    if (next.ok()) bits_ = parse_group_key(next.value())->second;
+  }
+  // Destroyed from a timer of our own, not inside the round's callback chain.
+  rt_.schedule(Time(0), [this, round, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    round_.reset();
+    end_round(round);
+  });
+}
+
+void Averager::end_round(uint64_t round) {
+  busy_ = false;
+  if (observer_) observer_->on_round_end(rt_, round, values_);
+}
+
+void Averager::on_message(PeerId from, Message msg) {
+  if (is_allreduce_message(msg)) {
+    if (round_ && round_->allreduce && peek_allreduce_group(msg) == round_->allreduce->group_id()) {
+      round_->allreduce->handle(from, msg);
+      return;
+    }
+    if (buffered_.size() >= options_.max_buffered) {
+      rt_.metrics().count("averaging_buffer_full");
+      buffered_.pop_front();
+    }
+    buffered_.emplace_back(from, std::move(msg));
+    return;
+  }
+  if (matchmaker_->on_message(from, msg)) return;
+  if (!rpc_.handle(from, std::move(msg))) rt_.metrics().count("averaging_unexpected_messages");
+}
+
+}  // namespace crowdtrain

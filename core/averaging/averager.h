@@ -1,0 +1,88 @@
+// Averager: the Moshpit All-Reduce peer (a PeerApp). It owns the peer's one RpcEndpoint, a DhtNode
+// on it and a Matchmaker beside it. Rounds are slotted in time: round r starts at first_round + r *
+// round_interval. Each round the peer either sits out (failure_prob: it neither sends nor receives,
+// keeping its values), or builds its group key from the grid bits (key_manager.h), matchmakes,
+// runs AllReduceRound on its vector, adds the delta and shifts in its next chunk index. A peer with
+// no group keeps its values and key, and says so in the metrics ("averaging_no_group"). All-reduce
+// messages go to the current round by group id; those that come before the round starts are
+// buffered (at most max_buffered) and replayed when it does.
+//
+// Ownership: borrows the Runtime (outlives it) and shares the observer (the world-level view of
+// the experiment, may be null). Single-threaded, on the runtime's loop.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/averaging/allreduce.h"
+#include "core/averaging/key_manager.h"
+#include "core/averaging/matchmaking.h"
+#include "core/dht/node.h"
+#include "core/rpc.h"
+
+namespace crowdtrain {
+
+// Sees every peer's values after each round (the experiment's MSE); may stop further rounds.
+class AveragingObserver {
+ public:
+  virtual ~AveragingObserver() = default;
+  virtual void on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) = 0;
+  virtual bool stop_requested() const = 0;
+};
+
+struct AveragerOptions {
+  GridSpec grid;
+  std::string key_prefix = "avg";
+  std::string initial_bits;  // this peer's first key bits (initial_bits_for_cell)
+  Time start_delay{0};       // the DHT starts after this
+  std::vector<PeerId> bootstrap;
+  Time first_round = std::chrono::seconds(5);
+  Time round_interval = std::chrono::seconds(10);
+  uint32_t rounds = 50;
+  double failure_prob = 0.0;
+  size_t max_buffered = 4096;  // early all-reduce messages kept for a round not begun yet
+  MatchmakingOptions matchmaking;
+  AllReduceOptions allreduce;
+  dht::DhtOptions dht;
+};
+
+class Averager final : public PeerApp {
+ public:
+  Averager(Runtime& rt, AveragerOptions options, std::vector<double> values,
+           std::shared_ptr<AveragingObserver> observer);
+  ~Averager() override;
+
+  void start() override;
+  void on_message(PeerId from, Message msg) override;
+
+  const std::vector<double>& values() const { return values_; }
+  const std::string& bits() const { return bits_; }
+  dht::DhtNode& dht() { return *dht_; }
+  uint64_t rounds_averaged() const { return rounds_averaged_; }
+
+ private:
+  struct RoundState;
+  void schedule_round(uint64_t round);
+  void begin_round(uint64_t round);
+  void on_group(uint64_t round, Result<AllReduceGroup> group);
+  void on_allreduce(uint64_t round, const AllReduceGroup& group, Result<AllReduceOutcome> r);
+  void end_round(uint64_t round);
+
+  Runtime& rt_;
+  AveragerOptions options_;
+  std::vector<double> values_;
+  std::shared_ptr<AveragingObserver> observer_;
+  RpcEndpoint rpc_;
+  std::unique_ptr<dht::DhtNode> dht_;
+  std::unique_ptr<Matchmaker> matchmaker_;
+  std::unique_ptr<RoundState> round_;  // the all-reduce in progress, if any
+  std::deque<std::pair<PeerId, Message>> buffered_;
+  std::string bits_;
+  bool busy_ = false;  // matchmaking or all-reduce of a round in progress
+  uint64_t rounds_averaged_ = 0;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace crowdtrain

@@ -1,0 +1,150 @@
+// The averaging experiment workload: see averaging_workload.h.
+#include "core/averaging/averaging_workload.h"
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+namespace crowdtrain {
+namespace {
+
+constexpr const char* kMsePrefix = "averaging_mse_r";
+
+std::string mse_series(uint64_t rounds_done) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s%04llu", kMsePrefix,
+                static_cast<unsigned long long>(rounds_done));
+  return name;
+}
+
+// Distinct random cells of the M^d grid for n peers (peer p at cell p when n >= M^d, cyclically).
+std::vector<uint64_t> place_peers(uint32_t n, const AveragingWorkloadSpec& a, uint64_t seed) {
+  const double total_d = std::pow(static_cast<double>(a.grid_size), a.grid_dims);
+  const uint64_t total = total_d > 1e18 ? uint64_t(1e18) : static_cast<uint64_t>(total_d);
+  std::vector<uint64_t> cells(n);
+  if (n >= total) {
+    for (uint32_t p = 0; p < n; ++p) cells[p] = p % total;
+    return cells;
+  }
+  Rng rng(derive_seed(seed, "averaging_cells"));
+  if (total <= (uint64_t{1} << 22)) {
+    std::vector<uint64_t> all(total);
+    for (uint64_t c = 0; c < total; ++c) all[c] = c;
+    for (uint32_t p = 0; p < n; ++p) {
+      std::swap(all[p], all[p + rng.uniform_int(total - p)]);
+      cells[p] = all[p];
+    }
+    return cells;
+  }
+  std::set<uint64_t> taken;
+  for (uint32_t p = 0; p < n; ++p) {
+    uint64_t c = rng.uniform_int(total);
+    while (!taken.insert(c).second) c = rng.uniform_int(total);
+    cells[p] = c;
+  }
+  return cells;
+}
+
+}  // namespace
+
+AveragingBoard::AveragingBoard(const Scenario& s)
+    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse), values_(n_) {
+  const uint32_t v = s.workload.averaging.vector_size;
+  Rng rng(derive_seed(s.seed, "averaging_values"));
+  mean_.assign(v, 0.0);
+  for (auto& vals : values_) {
+    vals.resize(v);
+    for (uint32_t i = 0; i < v; ++i) {
+      vals[i] = rng.normal();
+      mean_[i] += vals[i] / n_;
+    }
+  }
+  cells_ = place_peers(n_, s.workload.averaging, s.seed);
+}
+
+double AveragingBoard::mse() const {
+  double sum = 0.0;
+  for (const auto& vals : values_) {
+    for (size_t i = 0; i < vals.size(); ++i) sum += (vals[i] - mean_[i]) * (vals[i] - mean_[i]);
+  }
+  return sum / (static_cast<double>(n_) * static_cast<double>(mean_.size()));
+}
+
+void AveragingBoard::on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) {
+  const PeerId p = rt.self();
+  if (p >= n_ || values.size() != mean_.size()) return;
+  if (curve_.empty()) {
+    curve_.push_back(mse());
+    rt.metrics().observe(mse_series(0), curve_[0]);
+  }
+  values_[p] = values;
+  if (++reports_[round] < n_) return;
+  reports_.erase(round);
+  const double e = mse();
+  curve_.push_back(e);
+  rt.metrics().observe(mse_series(round + 1), e);
+  rt.metrics().event("averaging_round", {{"round", round + 1}, {"mse", e}});
+  if (stop_below_ > 0.0 && e < stop_below_ && !stopped_) {
+    stopped_ = true;
+    rt.metrics().event("averaging_stop", {{"round", round + 1}, {"mse", e}});
+  }
+}
+
+std::shared_ptr<void> make_averaging_shared(const Scenario& scenario) {
+  return std::make_shared<AveragingBoard>(scenario);
+}
+
+Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
+                                                    const WorkloadContext& context) {
+  const AveragingWorkloadSpec& a = scenario.workload.averaging;
+  // The live world shares nothing: each peer makes the same board from the seed (its MSE is then
+  // only a local view).
+  auto board = context.shared ? std::static_pointer_cast<AveragingBoard>(context.shared)
+                              : std::make_shared<AveragingBoard>(scenario);
+  const PeerId self = rt.self();
+  if (self >= scenario.peers.count) return Status::error("averaging: peer id out of range");
+
+  AveragerOptions o;
+  o.grid.group_size(a.grid_size).dims(a.grid_dims);
+  o.key_prefix = a.key_prefix;
+  o.initial_bits = initial_bits_for_cell(board->cell(self), o.grid);
+  o.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
+  if (context.bootstrap && !context.bootstrap->empty()) {
+    o.bootstrap = *context.bootstrap;
+  } else if (self > 0) {
+    o.bootstrap.push_back(0);
+    for (uint32_t i = 1; i < a.bootstrap_peers && i < self; ++i) {
+      o.bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
+    }
+  }
+  o.first_round = from_seconds(a.first_round_s);
+  o.round_interval = from_seconds(a.round_interval_s);
+  o.rounds = a.rounds;
+  o.failure_prob = a.failure_prob;
+  const uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
+  o.matchmaking.target_group_size(target)
+      .min_group_size(a.min_group_size)
+      .declare_time(from_seconds(a.declare_s))
+      .timeout(from_seconds(a.matchmaking_timeout_s))
+      .begin_grace(std::chrono::milliseconds(500));
+  o.allreduce.timeout(from_seconds(a.allreduce_timeout_s));
+  o.dht.rpc_timeout(std::chrono::seconds(1));
+  return std::unique_ptr<PeerApp>(
+      std::make_unique<Averager>(rt, std::move(o), board->values(self), board));
+}
+
+nlohmann::json averaging_summary(const MetricsSink& sink) {
+  nlohmann::json curve = nlohmann::json::array();
+  nlohmann::json to9 = nullptr, to4 = nullptr;
+  for (const std::string& name : sink.sample_names()) {
+    if (name.rfind(kMsePrefix, 0) != 0) continue;
+    const uint64_t r = std::stoull(name.substr(std::string(kMsePrefix).size()));
+    const double e = sink.sample_mean(name);
+    curve.push_back({{"round", r}, {"mse", e}});
+    if (to4.is_null() && e <= 1e-4) to4 = r;
+    if (to9.is_null() && e <= 1e-9) to9 = r;
+  }
+  return {{"mse_by_round", curve}, {"rounds_to_1e-9", to9}, {"rounds_to_1e-4", to4}};
+}
+
+}  // namespace crowdtrain

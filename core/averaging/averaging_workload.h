@@ -1,0 +1,53 @@
+// The averaging experiment as a workload (workload.kind "averaging", Moshpit paper's averaging
+// figure): every peer runs an Averager on a vector drawn from N(0, 1); an AveragingBoard, made once
+// per run and shared by the peers of the simulated world, holds every peer's latest values and,
+// when all peers have reported round r, records the mean squared error from the true mean as the
+// sample series "averaging_mse_r<r+1>" (r0000: before any round) and an "averaging_round" event;
+// once the MSE is below `stop_below_mse` peers start no more rounds. Peers sit at random grid cells
+// when N < M^d. Single-threaded: the board is touched only from the world's loop.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/averaging/averager.h"
+#include "core/metrics.h"
+#include "core/scenario.h"
+#include "core/workload.h"
+
+namespace crowdtrain {
+
+class AveragingBoard final : public AveragingObserver {
+ public:
+  explicit AveragingBoard(const Scenario& scenario);
+
+  const std::vector<double>& values(PeerId p) const { return values_[p]; }
+  uint64_t cell(PeerId p) const { return cells_[p]; }
+  double mse() const;  // of the values held now
+  void on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) override;
+  bool stop_requested() const override { return stopped_; }
+  // MSE after each completed round, index 0 = before any round.
+  const std::vector<double>& curve() const { return curve_; }
+
+ private:
+  uint32_t n_;
+  double stop_below_;
+  std::vector<std::vector<double>> values_;
+  std::vector<double> mean_;  // the true mean, per element
+  std::vector<uint64_t> cells_;
+  std::map<uint64_t, uint32_t> reports_;  // round -> peers that reported it
+  std::vector<double> curve_;
+  bool stopped_ = false;
+};
+
+std::shared_ptr<void> make_averaging_shared(const Scenario& scenario);
+Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
+                                                    const WorkloadContext& context);
+// {"mse_by_round": [...], "rounds_to_1e-9": r | null, "rounds_to_1e-4": r | null} from the
+// "averaging_mse_r*" sample series.
+nlohmann::json averaging_summary(const MetricsSink& sink);
+
+}  // namespace crowdtrain
