@@ -79,7 +79,14 @@ def main(argv):
         rax.set_ylabel("message-level mean / packet mean")
         rax.grid(True, which="both", alpha=0.3)
 
-    fig.suptitle(f"Calibration: message-level vs packet-level network ({os.path.basename(run_dir.rstrip('/'))})")
+    name = os.path.basename(run_dir.rstrip("/"))
+    try:
+        import json
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            name = json.load(f).get("scenario", name)
+    except (OSError, ValueError):
+        pass
+    fig.suptitle(f"Calibration: message-level vs packet-level network (scenario {name})")
     fig.tight_layout()
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     fig.savefig(out, dpi=110)
