@@ -9,7 +9,6 @@
 #include <string>
 
 namespace crowdtrain {
-namespace {
 
 std::optional<DType> to_dtype(c10::ScalarType t) {
   switch (t) {
@@ -59,8 +58,6 @@ std::optional<c10::ScalarType> to_scalar_type(DType d) {
   }
   return std::nullopt;
 }
-
-}  // namespace
 
 TensorData to_tensor_data(const at::Tensor& t) {
   const std::optional<DType> dtype = to_dtype(t.scalar_type());

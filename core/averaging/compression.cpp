@@ -29,19 +29,11 @@ at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::T
   return torch::where(counts > 0, avg, fallback.to(avg.options())).to(torch::kFloat32);
 }
 
+// A floating-point LibTorch type for `d`, or nullopt (the compressors work on floats only).
 std::optional<c10::ScalarType> float_type(DType d) {
-  switch (d) {
-    case DType::kFloat32:
-      return torch::kFloat32;
-    case DType::kFloat16:
-      return torch::kFloat16;
-    case DType::kBFloat16:
-      return torch::kBFloat16;
-    case DType::kFloat64:
-      return torch::kFloat64;
-    default:
-      return std::nullopt;
-  }
+  const std::optional<c10::ScalarType> t = to_scalar_type(d);
+  if (t && c10::isFloatingType(*t)) return t;
+  return std::nullopt;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "sim/sim_world.h"
+#include "tests/sim/sim_test_util.h"
 
 namespace crowdtrain::sim {
 namespace {
@@ -29,14 +30,7 @@ Scenario averaging(uint32_t peers, uint32_t m, uint32_t d, double p, uint32_t ro
   return s;
 }
 
-nlohmann::json run(const Scenario& s) {
-  SimOptions o;
-  o.write_files = false;
-  o.progress = false;
-  auto r = run_simulation(s, o);
-  EXPECT_TRUE(r.ok()) << r.error();
-  return r.ok() ? r.value() : nlohmann::json();
-}
+nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
 
 std::vector<double> curve(const nlohmann::json& sum) {
   std::vector<double> out;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "sim/sim_world.h"
+#include "tests/sim/sim_test_util.h"
 
 namespace crowdtrain::sim {
 namespace {
@@ -37,14 +38,7 @@ Scenario with_churn(Scenario s) {
   return s;
 }
 
-nlohmann::json run(const Scenario& s) {
-  SimOptions o;
-  o.write_files = false;
-  o.progress = false;
-  auto r = run_simulation(s, o);
-  EXPECT_TRUE(r.ok()) << r.error();
-  return r.ok() ? r.value() : nlohmann::json();
-}
+nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
 
 int64_t counter(const nlohmann::json& sum, const char* name) {
   return sum["counters"].value(name, int64_t{0});

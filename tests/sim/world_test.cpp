@@ -1,6 +1,7 @@
 // The simulated world end to end on small scenarios with fixed seeds: the probe workload runs,
 // churn and faults happen, and the same seed gives the same event log at both fidelity levels.
 #include "sim/sim_world.h"
+#include "tests/sim/sim_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -29,14 +30,7 @@ Scenario small(const std::string& fidelity, uint64_t seed) {
   return s;
 }
 
-nlohmann::json run(const Scenario& s) {
-  SimOptions o;
-  o.write_files = false;
-  o.progress = false;
-  auto r = run_simulation(s, o);
-  EXPECT_TRUE(r.ok()) << r.error();
-  return r.ok() ? r.value() : nlohmann::json();
-}
+nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
 
 void expect_deterministic(const std::string& fidelity) {
   const auto a = run(small(fidelity, 7));
