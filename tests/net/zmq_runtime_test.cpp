@@ -3,6 +3,7 @@
 #include "net/zmq_runtime.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -233,7 +234,8 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
   ASSERT_TRUE(b->add_peer(7, "tcp://127.0.0.1:1").ok());  // the raw socket's identity is known
   int delivered = 0;
   b->set_handler([&](PeerId, Message) { ++delivered; });
-  const std::string events_path = ::testing::TempDir() + "zmq_runtime_test_rejects.jsonl";
+  const std::string events_path =
+      ::testing::TempDir() + "zmq_runtime_test_rejects_" + std::to_string(::getpid()) + ".jsonl";
   ASSERT_TRUE(sink_b.open_event_file(events_path));
 
   zmq::context_t ctx(1);

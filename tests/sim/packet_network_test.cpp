@@ -3,6 +3,7 @@
 // TCP handshake costs one round trip before the first byte, a packet is stored and forwarded per
 // hop.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -42,7 +43,7 @@ class PacketNetworkTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ns3::Simulator::Destroy();
-    csv_ = ::testing::TempDir() + "/packet_network_test_rtt.csv";
+    csv_ = ::testing::TempDir() + "/packet_network_test_rtt_" + std::to_string(::getpid()) + ".csv";
     std::ofstream(csv_) << ",east,west\neast,0,100\nwest,100,0\n";
   }
   void TearDown() override {
@@ -88,7 +89,7 @@ class PacketNetworkTest : public ::testing::Test {
 };
 
 TEST_F(PacketNetworkTest, OneMessageTakesHandshakePlusLatencyPlusSerialisation) {
-  build();
+  ASSERT_NO_FATAL_FAILURE(build());
   const PeerId a = east_[0], b = west_[0];
   const Message m = transfer(1, 1000);
   const double bits = m.wire_size() * 8.0, one_way = 2 * kAccessS + kCoreS;
@@ -110,7 +111,7 @@ TEST_F(PacketNetworkTest, OneMessageTakesHandshakePlusLatencyPlusSerialisation) 
 }
 
 TEST_F(PacketNetworkTest, ManyMessagesArriveInOrderBothWays) {
-  build();
+  ASSERT_NO_FATAL_FAILURE(build());
   const PeerId a = east_[0], b = west_[1];
   for (uint64_t i = 0; i < 300; ++i) {
     send_at(0.0, a, b, transfer(i, 1000 + 37 * i));
@@ -131,7 +132,7 @@ TEST_F(PacketNetworkTest, ManyMessagesArriveInOrderBothWays) {
 }
 
 TEST_F(PacketNetworkTest, MessagesOfManySizesIncludingEmptyAndTenMegabytes) {
-  build(0.0, /*serialize=*/true);
+  ASSERT_NO_FATAL_FAILURE(build(0.0, /*serialize=*/true));
   const PeerId a = west_[0], b = east_[1];
   const std::vector<uint64_t> sizes = {0, 1, 1000, 1448, 1449, 65536, 100000, 10'000'000, 0};
   uint64_t total_bits = 0;
@@ -155,7 +156,7 @@ TEST_F(PacketNetworkTest, MessagesOfManySizesIncludingEmptyAndTenMegabytes) {
 }
 
 TEST_F(PacketNetworkTest, PeerDownDropsTrafficAndPeerUpReconnects) {
-  build();
+  ASSERT_NO_FATAL_FAILURE(build());
   const PeerId a = east_[0], b = west_[0], c = west_[1];
   send_at(0.0, a, b, transfer(1, 2'000'000));  // takes ~1.7 s on the uplink
   send_at(0.0, a, c, transfer(2, 1000));
@@ -173,7 +174,7 @@ TEST_F(PacketNetworkTest, PeerDownDropsTrafficAndPeerUpReconnects) {
 }
 
 TEST_F(PacketNetworkTest, PartitionBlocksAndHeals) {
-  build();
+  ASSERT_NO_FATAL_FAILURE(build());
   const PeerId a = east_[0], a2 = east_[1], b = west_[0];
   ns3::Simulator::Schedule(ns3::Seconds(1.0), [&] { topo_->set_partition({true, false}); });
   send_at(2.0, a, b, transfer(1, 1000));   // across: dropped
@@ -188,7 +189,7 @@ TEST_F(PacketNetworkTest, PartitionBlocksAndHeals) {
 }
 
 TEST_F(PacketNetworkTest, PartitionDuringATransferDelaysItUntilHealed) {
-  build();
+  ASSERT_NO_FATAL_FAILURE(build());
   const PeerId a = east_[0], b = west_[0];
   send_at(0.0, a, b, transfer(1, 500'000));  // ~0.4 s on the uplink
   ns3::Simulator::Schedule(ns3::Seconds(0.3), [&] { topo_->set_partition({true, false}); });
@@ -201,7 +202,7 @@ TEST_F(PacketNetworkTest, PartitionDuringATransferDelaysItUntilHealed) {
 TEST_F(PacketNetworkTest, SameSeedSameDeliveryLog) {
   std::vector<Delivery> logs[2];
   for (auto& out : logs) {
-    build(0.01, false, 99);
+    ASSERT_NO_FATAL_FAILURE(build(0.01, false, 99));
     for (PeerId f = 0; f < 4; ++f) {
       for (PeerId to = 0; to < 4; ++to) {
         if (f == to) continue;
@@ -224,7 +225,7 @@ TEST_F(PacketNetworkTest, LossStillDeliversEverythingButLater) {
   double done[2] = {0, 0};
   const double loss[2] = {0.0, 0.02};
   for (int k = 0; k < 2; ++k) {
-    build(loss[k]);
+    ASSERT_NO_FATAL_FAILURE(build(loss[k]));
     send_at(0.0, east_[0], west_[0], transfer(1, 1'000'000));
     for (uint64_t i = 0; i < 50; ++i) send_at(0.0, east_[1], west_[1], transfer(10 + i, 1000));
     run();

@@ -4,6 +4,7 @@
 #include "tests/sim/sim_test_util.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -83,7 +84,8 @@ TEST(World, KillFaultAndRestart) {
 }
 
 TEST(World, PartitionBlocksCrossRegionProbes) {
-  const std::string csv = ::testing::TempDir() + "/two_regions.csv";
+  const std::string csv =
+      ::testing::TempDir() + "/two_regions_" + std::to_string(::getpid()) + ".csv";
   std::ofstream(csv) << ",a,b\na,0,50\nb,50,0\n";
   Scenario s = small("message", 11);
   s.churn.model = "none";
