@@ -19,10 +19,10 @@ enum class MsgType : uint16_t {
   kDhtStoreResponse = 103,
   kDhtFindRequest = 104,
   kDhtFindResponse = 105,
-  kAvgPart = 200,    // all-reduce (core/averaging/allreduce.h): a sender's chunk to its reducer
-  kAvgResult = 201,  // all-reduce: the averaged chunk back to a sender
-  kAvgRefuse = 202,  // all-reduce: a reducer refuses a sender's chunks, with the reason
-  kMmJoinRequest = 203,   // matchmaking (core/averaging/matchmaking.h): asks a peer to lead us
+  kAvgPart = 200,        // all-reduce (core/averaging/allreduce.h): a sender's chunk to its reducer
+  kAvgResult = 201,      // all-reduce: the averaged chunk back to a sender
+  kAvgRefuse = 202,      // all-reduce: a reducer refuses a sender's chunks, with the reason
+  kMmJoinRequest = 203,  // matchmaking (core/averaging/matchmaking.h): asks a peer to lead us
   kMmJoinResponse = 204,  // matchmaking: accepted, redirected to a leader, busy or refused
   kMmBegin = 205,         // matchmaking: the leader hands the assembled group to a follower
   kMmHandover = 206,      // matchmaking: a leader sends its followers to a better leader

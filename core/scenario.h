@@ -1,7 +1,8 @@
-// A scenario: one JSON file that describes a runnable experiment, read into plain typed structs with
-// defaults. Unknown keys, wrong types and out-of-range values are errors that name their JSON path
-// (e.g. "network.upload_mbps.median: must be > 0, got -3"). `--set a.b=value` overrides are applied to
-// the JSON before it is read. docs/scenarios.md is the reference of every key; keep it in step.
+// A scenario: one JSON file that describes a runnable experiment, read into plain typed structs
+// with defaults. Unknown keys, wrong types and out-of-range values are errors that name their JSON
+// path (e.g. "network.upload_mbps.median: must be > 0, got -3"). `--set a.b=value` overrides are
+// applied to the JSON before it is read. docs/scenarios.md is the reference of every key; keep it
+// in step.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +19,9 @@ namespace crowdtrain {
 
 struct PeerClassSpec {
   std::string name = "default";
-  double fraction = 1.0;        // share of peers in this class; shares are normalised
-  double flops_per_s = 1e12;    // compute throughput for the cost model
-  bool has_bandwidth = false;   // when true, the two below replace network.upload/download_mbps
+  double fraction = 1.0;       // share of peers in this class; shares are normalised
+  double flops_per_s = 1e12;   // compute throughput for the cost model
+  bool has_bandwidth = false;  // when true, the two below replace network.upload/download_mbps
   DistSpec upload_mbps = DistSpec::constant(100);
   DistSpec download_mbps = DistSpec::constant(100);
 };
@@ -31,21 +32,21 @@ struct PeersSpec {
 };
 
 struct RegionsSpec {
-  std::string rtt_csv;                    // "" = one region; else a square RTT matrix (ms), see docs
+  std::string rtt_csv;  // "" = one region; else a square RTT matrix (ms), see docs
   std::map<std::string, double> weights;  // share of peers per region; empty = equal shares
 };
 
 struct NetworkSpec {
-  std::string fidelity = "message";  // "message" | "packet"
+  std::string fidelity = "message";                    // "message" | "packet"
   DistSpec access_latency_ms = DistSpec::constant(5);  // one way, peer <-> its region router
   DistSpec upload_mbps = DistSpec::constant(100);
   DistSpec download_mbps = DistSpec::constant(100);
   RegionsSpec regions;
-  double loss_rate = 0.0;               // per message (message level) or per packet (packet level)
-  uint32_t tcp_segment_bytes = 1448;    // packet level
-  double core_bandwidth_gbps = 100.0;   // packet level: router-to-router links
+  double loss_rate = 0.0;              // per message (message level) or per packet (packet level)
+  uint32_t tcp_segment_bytes = 1448;   // packet level
+  double core_bandwidth_gbps = 100.0;  // packet level: router-to-router links
   uint64_t max_message_bytes = 256ull << 20;
-  bool serialize = false;  // encode and decode every message for real (exercises the codec)
+  bool serialize = false;    // encode and decode every message for real (exercises the codec)
   bool tcp_effects = false;  // message level: add TCP's handshake, slow start and header bytes
 };
 
@@ -61,11 +62,11 @@ struct ChurnSpec {
 
 struct FaultSpec {
   double at_s = 0.0;
-  std::string kind;         // "kill" | "partition"
-  double fraction = 0.0;    // kill: share of the live peers, chosen from the fault stream
-  double restart_after_s = -1.0;  // kill: restart them after this long (< 0 = never)
+  std::string kind;                  // "kill" | "partition"
+  double fraction = 0.0;             // kill: share of the live peers, chosen from the fault stream
+  double restart_after_s = -1.0;     // kill: restart them after this long (< 0 = never)
   std::vector<std::string> regions;  // partition: these regions vs the rest
-  double duration_s = 0.0;  // partition: how long
+  double duration_s = 0.0;           // partition: how long
 };
 
 struct ComputeSpec {
@@ -80,7 +81,7 @@ struct ProbeSpec {
   int retries = 0;
 };
 
-struct TransfersSpec {                   // calibration workload
+struct TransfersSpec {  // calibration workload
   std::vector<uint64_t> sizes_bytes{1000, 64000, 1000000, 16000000, 64000000};
   std::vector<uint32_t> concurrency{1, 4};  // transfers in flight per sender at once
   uint32_t pairs = 8;                       // sender/receiver pairs measured at a time
@@ -108,24 +109,24 @@ struct DhtWorkloadSpec {  // DHT under churn (core/dht/dht_workload.h); rates ar
   bool cache_on_lookup = true;
 };
 
-struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averaging_workload.h)
+struct AveragingWorkloadSpec {     // averaging experiment (core/averaging/averaging_workload.h)
   std::string method = "moshpit";  // "moshpit" (d = 1 with group = N is plain all-reduce)
   uint32_t grid_size = 32;         // M, a power of two: peers per group
   uint32_t grid_dims = 2;          // d: axes of the virtual grid
   std::string key_prefix = "avg";
-  double first_round_s = 5;       // the first round starts here (after the DHT bootstrap)
-  double round_interval_s = 10;   // round r starts at first_round_s + r * round_interval_s
-  uint32_t rounds = 50;           // at most this many rounds
-  double stop_below_mse = 0;      // no new rounds once the MSE is below this (0: never)
-  double failure_prob = 0;        // per peer and round: the peer sits the round out
-  uint32_t vector_size = 1;       // values per peer, each drawn from N(0, 1)
+  double first_round_s = 5;        // the first round starts here (after the DHT bootstrap)
+  double round_interval_s = 10;    // round r starts at first_round_s + r * round_interval_s
+  uint32_t rounds = 50;            // at most this many rounds
+  double stop_below_mse = 0;       // no new rounds once the MSE is below this (0: never)
+  double failure_prob = 0;         // per peer and round: the peer sits the round out
+  uint32_t vector_size = 1;        // values per peer, each drawn from N(0, 1)
   uint32_t target_group_size = 0;  // 0 = grid_size
   uint32_t min_group_size = 2;
   double declare_s = 2;              // planned start = round start + this
   double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
   double allreduce_timeout_s = 4;
-  uint32_t bootstrap_peers = 3;    // DHT peers a newcomer pings first
-  double bootstrap_spread_s = 2;   // peers present at t = 0 start spread over this long
+  uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
+  double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
 };
 
 struct WorkloadSpec {
@@ -137,10 +138,10 @@ struct WorkloadSpec {
 };
 
 struct OutputSpec {
-  std::string dir;                   // "" = runs/<name>/
-  double metrics_interval_s = 1.0;   // metrics.csv sampling period (simulated seconds)
-  std::string events = "auto";       // "all" | "lifecycle" | "auto" (all up to 10,000 peers)
-  bool progress = true;              // progress line on stderr
+  std::string dir;                  // "" = runs/<name>/
+  double metrics_interval_s = 1.0;  // metrics.csv sampling period (simulated seconds)
+  std::string events = "auto";      // "all" | "lifecycle" | "auto" (all up to 10,000 peers)
+  bool progress = true;             // progress line on stderr
 };
 
 struct Scenario {
@@ -158,21 +159,22 @@ struct Scenario {
   std::string source_path;  // file it came from, "" when built in code
 };
 
-// Applies one "a.b.c=value" override: value is parsed as JSON when it parses, else taken as a string.
-// Creates missing objects on the way. Errors name the path.
+// Applies one "a.b.c=value" override: value is parsed as JSON when it parses, else taken as a
+// string. Creates missing objects on the way. Errors name the path.
 Status apply_override(nlohmann::json& doc, const std::string& assignment);
 // Reads a scenario from JSON. The error names the JSON path and what is wrong.
 Result<Scenario> parse_scenario(const nlohmann::json& doc);
-// Reads the file, applies overrides in order, parses. Relative paths inside the scenario (CSV files)
-// are resolved against the scenario file's folder, then against the current directory.
+// Reads the file, applies overrides in order, parses. Relative paths inside the scenario (CSV
+// files) are resolved against the scenario file's folder, then against the current directory.
 Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides);
 
 // parse_scenario with relative CSV paths resolved against `base_dir` first ("" = current directory
 // only). load_scenario passes the scenario file's folder.
 Result<Scenario> parse_scenario(const nlohmann::json& doc, const std::string& base_dir);
-// Reads a distribution: a plain number (a constant) or one of the object forms in distribution.h, with
-// its parameters checked. `positive`: the quantity must be > 0 (bandwidths); else >= 0. A weibull given
-// by "median" gets scale = median / ln(2)^(1/shape).
-Result<DistSpec> parse_dist(const nlohmann::json& v, const std::string& path, bool positive = false);
+// Reads a distribution: a plain number (a constant) or one of the object forms in distribution.h,
+// with its parameters checked. `positive`: the quantity must be > 0 (bandwidths); else >= 0. A
+// weibull given by "median" gets scale = median / ln(2)^(1/shape).
+Result<DistSpec> parse_dist(const nlohmann::json& v, const std::string& path,
+                            bool positive = false);
 
 }  // namespace crowdtrain

@@ -23,7 +23,7 @@ void read_churn(JsonReader& r, ChurnSpec& out);
 void read_faults(JsonReader& r, std::vector<FaultSpec>& out);  // r: the root reader, key "faults"
 void read_compute(JsonReader& r, ComputeSpec& out);
 void read_workload(JsonReader& r, WorkloadSpec& out);
-void read_dht_workload(JsonReader& r, DhtWorkloadSpec& out);  // scenario_parse_dht.cpp
+void read_dht_workload(JsonReader& r, DhtWorkloadSpec& out);              // scenario_parse_dht.cpp
 void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out);  // ..._averaging.cpp
 void read_output(JsonReader& r, OutputSpec& out);
 

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "core/workload.h"
 #include "core/run_output.h"
+#include "core/workload.h"
 #include "net/zmq_runtime.h"
 
 namespace crowdtrain::net {

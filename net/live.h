@@ -1,6 +1,6 @@
-// The live world's entry point: one peer process on real hosts. It runs the scenario's workload (the
-// same PeerApp the simulator runs) over ZeroMQ (net/zmq_runtime.h) in wall-clock time, and writes the
-// same output files as a simulated run. No ZeroMQ in this header.
+// The live world's entry point: one peer process on real hosts. It runs the scenario's workload
+// (the same PeerApp the simulator runs) over ZeroMQ (net/zmq_runtime.h) in wall-clock time, and
+// writes the same output files as a simulated run. No ZeroMQ in this header.
 #pragma once
 
 #include <map>
@@ -14,10 +14,10 @@ namespace crowdtrain::net {
 
 struct LiveOptions {
   PeerId id = 0;
-  std::string listen;                 // e.g. "tcp://127.0.0.1:5501"
+  std::string listen;                   // e.g. "tcp://127.0.0.1:5501"
   std::map<PeerId, std::string> peers;  // initial peers: id -> address (may include self)
-  double duration_s = 10.0;           // overrides scenario.duration_s when > 0
-  std::string out_dir;                // "" = runs/<scenario>/live-<id>/
+  double duration_s = 10.0;             // overrides scenario.duration_s when > 0
+  std::string out_dir;                  // "" = runs/<scenario>/live-<id>/
 };
 
 // Runs one live peer until duration_s has passed; returns the process exit code.
