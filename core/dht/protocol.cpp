@@ -87,6 +87,16 @@ class Reader {
   if (!var##_result.ok()) return var##_result.status(); \
   auto var = std::move(var##_result).value()
 
+// Every request opens with the same header: the sender's id and its client flag.
+template <typename Request>
+Status read_request_header(Reader& r, Request& out) {
+  DHT_TRY(sender, r.id(kTagNodeId, "sender id"));
+  DHT_TRY(client, r.flag(kTagClient, "client"));
+  out.sender = sender;
+  out.client = client;
+  return Status::ok_status();
+}
+
 Status check_type(const Message& m, MsgType type, bool response, const char* what) {
   if (m.type != type) {
     return Status::error(std::string(what) + ": message type " +
@@ -192,10 +202,7 @@ Result<PingRequest> decode_ping_request(const Message& m, const ProtocolLimits&)
   if (Status s = check_type(m, MsgType::kDhtPingRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   PingRequest out;
-  DHT_TRY(sender, r.id(kTagNodeId, "sender id"));
-  DHT_TRY(client, r.flag(kTagClient, "client"));
-  out.sender = sender;
-  out.client = client;
+  if (Status s = read_request_header(r, out); !s.ok()) return s;
   if (Status s = r.finish(); !s.ok()) return s;
   return out;
 }
@@ -214,11 +221,8 @@ Result<StoreRequest> decode_store_request(const Message& m, const ProtocolLimits
   if (Status s = check_type(m, MsgType::kDhtStoreRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   StoreRequest out;
-  DHT_TRY(sender, r.id(kTagNodeId, "sender id"));
-  DHT_TRY(client, r.flag(kTagClient, "client"));
+  if (Status s = read_request_header(r, out); !s.ok()) return s;
   DHT_TRY(in_cache, r.flag(kTagInCache, "in_cache"));
-  out.sender = sender;
-  out.client = client;
   out.in_cache = in_cache;
   while (r.next_is(kTagKey)) {
     if (out.records.size() >= limits.max_keys_per_request) {
@@ -258,10 +262,7 @@ Result<FindRequest> decode_find_request(const Message& m, const ProtocolLimits& 
   if (Status s = check_type(m, MsgType::kDhtFindRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   FindRequest out;
-  DHT_TRY(sender, r.id(kTagNodeId, "sender id"));
-  DHT_TRY(client, r.flag(kTagClient, "client"));
-  out.sender = sender;
-  out.client = client;
+  if (Status s = read_request_header(r, out); !s.ok()) return s;
   while (r.next_is(kTagKey)) {
     if (out.keys.size() >= limits.max_keys_per_request) {
       return r.fail("key", "more than " + std::to_string(limits.max_keys_per_request) + " keys");
