@@ -26,6 +26,7 @@ enum class MsgType : uint16_t {
   kMmJoinResponse = 204,  // matchmaking: accepted, redirected to a leader, busy or refused
   kMmBegin = 205,         // matchmaking: the leader hands the assembled group to a follower
   kMmHandover = 206,      // matchmaking: a leader sends its followers to a better leader
+  kGossipPush = 207,      // gossip and PushSum (core/averaging/gossip.h): a round's vector/share
 };
 
 // True for the values listed in MsgType.
@@ -49,6 +50,7 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kMmJoinResponse:
     case MsgType::kMmBegin:
     case MsgType::kMmHandover:
+    case MsgType::kGossipPush:
       return true;
   }
   return false;

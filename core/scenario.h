@@ -109,10 +109,13 @@ struct DhtWorkloadSpec {  // DHT under churn (core/dht/dht_workload.h); rates ar
   bool cache_on_lookup = true;
 };
 
-struct AveragingWorkloadSpec {     // averaging experiment (core/averaging/averaging_workload.h)
-  std::string method = "moshpit";  // "moshpit" (d = 1 with group = N is plain all-reduce)
-  uint32_t grid_size = 32;         // M, a power of two: peers per group
-  uint32_t grid_dims = 2;          // d: axes of the virtual grid
+struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averaging_workload.h)
+  // "moshpit" (grid keys), "allreduce" (one group of all N; a round with a missing peer does
+  // nothing), "random_groups" (groups of target size, new random permutation each round),
+  // "gossip" (ring, 1/3 weights), "pushsum" (SGP on a time-varying exponential graph).
+  std::string method = "moshpit";
+  uint32_t grid_size = 32;  // M, a power of two: peers per group
+  uint32_t grid_dims = 2;   // d: axes of the virtual grid
   std::string key_prefix = "avg";
   double first_round_s = 5;        // the first round starts here (after the DHT bootstrap)
   double round_interval_s = 10;    // round r starts at first_round_s + r * round_interval_s
@@ -125,6 +128,7 @@ struct AveragingWorkloadSpec {     // averaging experiment (core/averaging/avera
   double declare_s = 2;              // planned start = round start + this
   double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
   double allreduce_timeout_s = 4;
+  double gossip_window_s = 2;     // gossip/pushsum: mix what arrived this long after round start
   uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
   double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
 };

@@ -9,7 +9,8 @@
 namespace crowdtrain::scenario_detail {
 
 void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
-  r.read_choice("method", out.method, {"moshpit"});
+  r.read_choice("method", out.method,
+                {"moshpit", "allreduce", "random_groups", "gossip", "pushsum"});
   r.read("grid_size", out.grid_size, NumberRange::closed(1, 4096));
   r.read("grid_dims", out.grid_dims, NumberRange::closed(1, 16));
   r.read("key_prefix", out.key_prefix);
@@ -24,6 +25,7 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   r.read("declare_s", out.declare_s, NumberRange::positive());
   r.read("matchmaking_timeout_s", out.matchmaking_timeout_s, NumberRange::positive());
   r.read("allreduce_timeout_s", out.allreduce_timeout_s, NumberRange::positive());
+  r.read("gossip_window_s", out.gossip_window_s, NumberRange::positive());
   r.read("bootstrap_peers", out.bootstrap_peers, NumberRange::closed(1, 64));
   r.read("bootstrap_spread_s", out.bootstrap_spread_s, NumberRange::non_negative());
   if (!r.ok()) return;
@@ -41,6 +43,9 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   }
   if (out.declare_s >= out.matchmaking_timeout_s) {
     return r.fail(r.path_of("declare_s"), "must be below matchmaking_timeout_s");
+  }
+  if (out.gossip_window_s >= out.round_interval_s) {
+    return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");
   }
   if (out.matchmaking_timeout_s + out.allreduce_timeout_s + 1.0 > out.round_interval_s) {
     return r.fail(r.path_of("round_interval_s"),

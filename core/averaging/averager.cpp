@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/averaging/allreduce_wire.h"
 
 namespace crowdtrain {
@@ -12,11 +14,11 @@ struct Averager::RoundState {
   std::unique_ptr<AllReduceRound> allreduce;
 };
 
-Averager::Averager(Runtime& rt, AveragerOptions options, std::vector<double> values,
+Averager::Averager(Runtime& rt, AveragerOptions options, std::shared_ptr<AveragingSource> source,
                    std::shared_ptr<AveragingObserver> observer)
     : rt_(rt),
       options_(std::move(options)),
-      values_(std::move(values)),
+      source_(std::move(source)),
       observer_(std::move(observer)),
       rpc_(rt),
       bits_(options_.initial_bits),
@@ -75,7 +77,7 @@ void Averager::begin_round(uint64_t round) {
   }
   busy_ = true;
   buffered_.clear();  // whatever is left belongs to groups that are over
-  const std::string key = make_group_key(options_.key_prefix, bits_);
+  const std::string key = group_key(round);
   matchmaker_->look_for_group(
       key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
 }
@@ -93,8 +95,7 @@ void Averager::on_group(uint64_t round, Result<AllReduceGroup> group) {
     return;
   }
   round_ = std::make_unique<RoundState>();
-  round_->local =
-      torch::tensor(at::ArrayRef<double>(values_), torch::TensorOptions().dtype(torch::kFloat64));
+  round_->local = source_->snapshot();
   AllReduceGroup copy = group.value();
   round_->allreduce = std::make_unique<AllReduceRound>(
       rt_, std::move(group.value()), round_->local, options_.allreduce,
@@ -117,19 +118,19 @@ void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
     rt_.metrics().event("averaging_allreduce_failed",
                         {{"round", round}, {"why", r.status().message()}}, EventDetail::kOperation);
   } else {
-    const at::Tensor delta = r->delta->to(torch::kFloat64).contiguous();
-    const double* d = delta.data_ptr<double>();
-    for (size_t i = 0; i < values_.size(); ++i) values_[i] += d[i];
+    source_->apply_delta(*r->delta);
     if (r->stats.elements_local > 0) rt_.metrics().count("averaging_partial");
     rt_.metrics().count("averaging_groups");
     rt_.metrics().observe("averaging_group_size", static_cast<double>(group.members.size()));
     ++rounds_averaged_;
     uint32_t index = 0;
     while (group.members[index].peer != rt_.self()) ++index;
-    auto next = key_after_group(make_group_key(options_.key_prefix, bits_), options_.grid,
-                                std::to_string(group.group_id), index,
-                                static_cast<uint32_t>(group.members.size()));
-    if (next.ok()) bits_ = parse_group_key(next.value())->second;
+    if (options_.key_mode == GroupKeyMode::kGrid) {
+      auto next = key_after_group(make_group_key(options_.key_prefix, bits_), options_.grid,
+                                  std::to_string(group.group_id), index,
+                                  static_cast<uint32_t>(group.members.size()));
+      if (next.ok()) bits_ = parse_group_key(next.value())->second;
+    }
   }
   // Destroyed from a timer of our own, not inside the round's callback chain.
   rt_.schedule(Time(0), [this, round, alive = std::weak_ptr<bool>(alive_)] {
@@ -139,9 +140,33 @@ void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
   });
 }
 
+std::string Averager::group_key(uint64_t round) const {
+  switch (options_.key_mode) {
+    case GroupKeyMode::kGrid:
+      break;
+    case GroupKeyMode::kEveryone:
+      return options_.key_prefix + ".all";
+    case GroupKeyMode::kRandomGroups: {
+      // Position of this peer in round r's permutation of 0..N-1 (Fisher-Yates from one seed);
+      // consecutive runs of target size are the groups.
+      const uint32_t n = std::max<uint32_t>(options_.peers, 1);
+      std::vector<uint32_t> order(n);
+      for (uint32_t i = 0; i < n; ++i) order[i] = i;
+      Rng rng(derive_seed(options_.random_groups_seed, "random_groups", round));
+      for (uint32_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.uniform_int(i + 1)]);
+      const uint32_t size = std::max<uint32_t>(options_.matchmaking.target_group_size(), 1);
+      uint32_t position = 0;
+      while (position < n && order[position] != rt_.self()) ++position;
+      return options_.key_prefix + ".r" + std::to_string(round) + ".g" +
+             std::to_string(position / size);
+    }
+  }
+  return make_group_key(options_.key_prefix, bits_);
+}
+
 void Averager::end_round(uint64_t round) {
   busy_ = false;
-  if (observer_) observer_->on_round_end(rt_, round, values_);
+  if (observer_) observer_->on_round_end(rt_, round);
 }
 
 void Averager::on_message(PeerId from, Message msg) {

@@ -1,8 +1,9 @@
 // Averager: the Moshpit All-Reduce peer (a PeerApp). It owns the peer's one RpcEndpoint, a DhtNode
-// on it and a Matchmaker beside it. Rounds are slotted in time: round r starts at first_round + r *
-// round_interval. Each round the peer either sits out (failure_prob: it neither sends nor receives,
-// keeping its values), or builds its group key from the grid bits (key_manager.h), matchmakes,
-// runs AllReduceRound on its vector, adds the delta and shifts in its next chunk index. A peer with
+// on it and a Matchmaker beside it, and averages the vector of an AveragingSource (source.h).
+// Rounds are slotted in time: round r starts at first_round + r * round_interval. Each round the
+// peer either sits out (failure_prob: it neither sends nor receives, keeping its values), or builds
+// its group key from the grid bits (key_manager.h), matchmakes, runs AllReduceRound on a snapshot
+// of the source, applies the delta to the source and shifts in its next chunk index. A peer with
 // no group keeps its values and key, and says so in the metrics ("averaging_no_group"). All-reduce
 // messages go to the current round by group id; those that come before the round starts are
 // buffered (at most max_buffered) and replayed when it does.
@@ -19,6 +20,7 @@
 #include "core/averaging/allreduce.h"
 #include "core/averaging/key_manager.h"
 #include "core/averaging/matchmaking.h"
+#include "core/averaging/source.h"
 #include "core/dht/node.h"
 #include "core/rpc.h"
 
@@ -28,11 +30,22 @@ namespace crowdtrain {
 class AveragingObserver {
  public:
   virtual ~AveragingObserver() = default;
-  virtual void on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) = 0;
+  // This peer (rt.self()) has finished round `round` (averaged, sat out or found no group).
+  virtual void on_round_end(Runtime& rt, uint64_t round) = 0;
   virtual bool stop_requested() const = 0;
 };
 
+// How a peer picks its group key each round.
+enum class GroupKeyMode {
+  kGrid,          // Moshpit: from the chunk indices of its last d-1 rounds (key_manager.h)
+  kRandomGroups,  // groups of target size from a random permutation all peers derive per round
+  kEveryone,      // one key for every peer every round: plain all-reduce of everybody
+};
+
 struct AveragerOptions {
+  GroupKeyMode key_mode = GroupKeyMode::kGrid;
+  uint32_t peers = 0;               // kRandomGroups: N, the permutation is of peer ids 0..N-1
+  uint64_t random_groups_seed = 0;  // kRandomGroups: the run's seed (the same on every peer)
   GridSpec grid;
   std::string key_prefix = "avg";
   std::string initial_bits;  // this peer's first key bits (initial_bits_for_cell)
@@ -50,14 +63,14 @@ struct AveragerOptions {
 
 class Averager final : public PeerApp {
  public:
-  Averager(Runtime& rt, AveragerOptions options, std::vector<double> values,
+  Averager(Runtime& rt, AveragerOptions options, std::shared_ptr<AveragingSource> source,
            std::shared_ptr<AveragingObserver> observer);
   ~Averager() override;
 
   void start() override;
   void on_message(PeerId from, Message msg) override;
 
-  const std::vector<double>& values() const { return values_; }
+  AveragingSource& source() { return *source_; }
   const std::string& bits() const { return bits_; }
   dht::DhtNode& dht() { return *dht_; }
   uint64_t rounds_averaged() const { return rounds_averaged_; }
@@ -69,10 +82,11 @@ class Averager final : public PeerApp {
   void on_group(uint64_t round, Result<AllReduceGroup> group);
   void on_allreduce(uint64_t round, const AllReduceGroup& group, Result<AllReduceOutcome> r);
   void end_round(uint64_t round);
+  std::string group_key(uint64_t round) const;
 
   Runtime& rt_;
   AveragerOptions options_;
-  std::vector<double> values_;
+  std::shared_ptr<AveragingSource> source_;
   std::shared_ptr<AveragingObserver> observer_;
   RpcEndpoint rpc_;
   std::unique_ptr<dht::DhtNode> dht_;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <set>
 
+#include "core/averaging/gossip.h"
+
 namespace crowdtrain {
 namespace {
 
@@ -48,38 +50,55 @@ std::vector<uint64_t> place_peers(uint32_t n, const AveragingWorkloadSpec& a, ui
 }  // namespace
 
 AveragingBoard::AveragingBoard(const Scenario& s)
-    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse), values_(n_) {
+    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse) {
   const uint32_t v = s.workload.averaging.vector_size;
   Rng rng(derive_seed(s.seed, "averaging_values"));
   mean_.assign(v, 0.0);
-  for (auto& vals : values_) {
-    vals.resize(v);
+  sources_.reserve(n_);
+  for (uint32_t p = 0; p < n_; ++p) {
+    std::vector<double> vals(v);
     for (uint32_t i = 0; i < v; ++i) {
       vals[i] = rng.normal();
       mean_[i] += vals[i] / n_;
     }
+    sources_.push_back(std::make_shared<VectorSource>(std::move(vals)));
   }
   cells_ = place_peers(n_, s.workload.averaging, s.seed);
 }
 
 double AveragingBoard::mse() const {
   double sum = 0.0;
-  for (const auto& vals : values_) {
+  for (const auto& source : sources_) {
+    const std::vector<double>& vals = source->values();
     for (size_t i = 0; i < vals.size(); ++i) sum += (vals[i] - mean_[i]) * (vals[i] - mean_[i]);
   }
   return sum / (static_cast<double>(n_) * static_cast<double>(mean_.size()));
 }
 
-void AveragingBoard::on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) {
+void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {
   const PeerId p = rt.self();
-  if (p >= n_ || values.size() != mean_.size()) return;
+  if (p >= n_) return;
   if (curve_.empty()) {
     curve_.push_back(mse());
     rt.metrics().observe(mse_series(0), curve_[0]);
   }
-  values_[p] = values;
+  // A round that some peer never reported (it was killed, or restarted into a later slot) is
+  // closed once a report two rounds later arrives, with the values held then.
+  while (!reports_.empty() && reports_.begin()->first + 2 <= round) {
+    const uint64_t stale = reports_.begin()->first;
+    const uint32_t got = reports_.begin()->second;
+    reports_.erase(reports_.begin());
+    rt.metrics().count("averaging_round_incomplete");
+    rt.metrics().event("averaging_round_incomplete", {{"round", stale + 1}, {"reports", got}});
+    close_round(rt, stale);
+  }
   if (++reports_[round] < n_) return;
   reports_.erase(round);
+  close_round(rt, round);
+}
+
+void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
+  if (round + 1 < curve_.size()) return;  // closed already
   const double e = mse();
   curve_.push_back(e);
   rt.metrics().observe(mse_series(round + 1), e);
@@ -104,8 +123,26 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   const PeerId self = rt.self();
   if (self >= scenario.peers.count) return Status::error("averaging: peer id out of range");
 
+  if (a.method == "gossip" || a.method == "pushsum") {
+    GossipOptions g;
+    g.method = a.method == "gossip" ? GossipMethod::kRing : GossipMethod::kPushSum;
+    g.peers = scenario.peers.count;
+    g.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
+    g.first_round = from_seconds(a.first_round_s);
+    g.round_interval = from_seconds(a.round_interval_s);
+    g.exchange_window = from_seconds(a.gossip_window_s);
+    g.rounds = a.rounds;
+    g.failure_prob = a.failure_prob;
+    return std::unique_ptr<PeerApp>(
+        std::make_unique<GossipAverager>(rt, std::move(g), board->source(self), board));
+  }
   AveragerOptions o;
   o.grid.group_size(a.grid_size).dims(a.grid_dims);
+  o.peers = scenario.peers.count;
+  o.random_groups_seed = scenario.seed;
+  o.key_mode = a.method == "allreduce"       ? GroupKeyMode::kEveryone
+               : a.method == "random_groups" ? GroupKeyMode::kRandomGroups
+                                             : GroupKeyMode::kGrid;
   o.key_prefix = a.key_prefix;
   o.initial_bits = initial_bits_for_cell(board->cell(self), o.grid);
   o.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
@@ -121,16 +158,25 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   o.round_interval = from_seconds(a.round_interval_s);
   o.rounds = a.rounds;
   o.failure_prob = a.failure_prob;
-  const uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
+  uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
+  uint32_t min_size = a.min_group_size;
+  if (o.key_mode == GroupKeyMode::kEveryone) {
+    // All N at once, all or nothing: a round in which anybody is missing forms no group.
+    if (scenario.peers.count > kMaxGroupSize) {
+      return Status::error("averaging: method allreduce supports at most " +
+                           std::to_string(kMaxGroupSize) + " peers");
+    }
+    target = min_size = scenario.peers.count;
+  }
   o.matchmaking.target_group_size(target)
-      .min_group_size(a.min_group_size)
+      .min_group_size(min_size)
       .declare_time(from_seconds(a.declare_s))
       .timeout(from_seconds(a.matchmaking_timeout_s))
       .begin_grace(std::chrono::milliseconds(500));
   o.allreduce.timeout(from_seconds(a.allreduce_timeout_s));
   o.dht.rpc_timeout(std::chrono::seconds(1));
   return std::unique_ptr<PeerApp>(
-      std::make_unique<Averager>(rt, std::move(o), board->values(self), board));
+      std::make_unique<Averager>(rt, std::move(o), board->source(self), board));
 }
 
 nlohmann::json averaging_summary(const MetricsSink& sink) {

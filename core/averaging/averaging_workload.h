@@ -1,10 +1,13 @@
 // The averaging experiment as a workload (workload.kind "averaging", Moshpit paper's averaging
-// figure): every peer runs an Averager on a vector drawn from N(0, 1); an AveragingBoard, made once
-// per run and shared by the peers of the simulated world, holds every peer's latest values and,
-// when all peers have reported round r, records the mean squared error from the true mean as the
-// sample series "averaging_mse_r<r+1>" (r0000: before any round) and an "averaging_round" event;
-// once the MSE is below `stop_below_mse` peers start no more rounds. Peers sit at random grid cells
-// when N < M^d. Single-threaded: the board is touched only from the world's loop.
+// figure): every peer runs an averaging protocol — an Averager (methods moshpit, allreduce,
+// random_groups) or a GossipAverager (gossip, pushsum) — on a vector drawn from N(0, 1); an
+// AveragingBoard, made once per run and shared by the peers of the simulated world, holds every
+// peer's latest values and, when all peers have reported round r (or, if some never do — killed by
+// churn —, when a report for round r+2 arrives: "averaging_round_incomplete"), records the mean
+// squared error from the true mean as the sample series "averaging_mse_r<r+1>" (r0000: before any
+// round) and an "averaging_round" event; once the MSE is below `stop_below_mse` peers start no more
+// rounds. Peers sit at random grid cells when N < M^d. Single-threaded: the board is touched only
+// from the world's loop.
 #pragma once
 
 #include <map>
@@ -24,18 +27,21 @@ class AveragingBoard final : public AveragingObserver {
  public:
   explicit AveragingBoard(const Scenario& scenario);
 
-  const std::vector<double>& values(PeerId p) const { return values_[p]; }
+  // Peer p's vector, shared with its Averager (a restarted peer resumes with what it held).
+  const std::shared_ptr<VectorSource>& source(PeerId p) const { return sources_[p]; }
   uint64_t cell(PeerId p) const { return cells_[p]; }
   double mse() const;  // of the values held now
-  void on_round_end(Runtime& rt, uint64_t round, const std::vector<double>& values) override;
+  void on_round_end(Runtime& rt, uint64_t round) override;
   bool stop_requested() const override { return stopped_; }
   // MSE after each completed round, index 0 = before any round.
   const std::vector<double>& curve() const { return curve_; }
 
  private:
+  void close_round(Runtime& rt, uint64_t round);
+
   uint32_t n_;
   double stop_below_;
-  std::vector<std::vector<double>> values_;
+  std::vector<std::shared_ptr<VectorSource>> sources_;
   std::vector<double> mean_;  // the true mean, per element
   std::vector<uint64_t> cells_;
   std::map<uint64_t, uint32_t> reports_;  // round -> peers that reported it

@@ -442,8 +442,7 @@ TEST(ScenarioTest, RelativeCsvFallsBackToCurrentDirectory) {
 }
 
 TEST(ScenarioTest, ShippedWorldMatrixIsSquareSymmetricAndUsable) {
-  const fs::path csv =
-      fs::path(__FILE__).parent_path() / "../../scenarios/data/world_regions_rtt.csv";
+  const fs::path csv = fs::path(CROWDTRAIN_SOURCE_DIR) / "scenarios/data/world_regions_rtt.csv";
   std::ifstream in(csv);
   ASSERT_TRUE(in) << csv;
   std::vector<std::vector<std::string>> rows;
