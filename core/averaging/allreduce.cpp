@@ -323,6 +323,19 @@ void AllReduceRound::State::maybe_complete(int64_t k) {
     if (!c.from[slot] && !senders[slot].left_out) return;
   }
   c.done = true;
+  if (opt.all_or_nothing()) {
+    bool incomplete = false;
+    for (size_t slot = 0; slot < senders.size(); ++slot) incomplete |= !c.from[slot];
+    if (incomplete) {
+      c.acc.reset();
+      for (size_t slot = 0; slot < senders.size(); ++slot) {
+        if (c.from[slot] && senders[slot].member != me) {
+          refuse("incomplete", senders[slot].member, /*tell=*/true, /*leave_out=*/false);
+        }
+      }
+      return maybe_finish();
+    }
+  }
   if (!c.acc || !(c.acc->total_weight() > 0)) return maybe_finish();  // nobody to average
   const Span span = chunk_span(spans[me], chunk_elems, k);
   const at::Tensor mean = c.acc->mean();

@@ -80,6 +80,13 @@ class AllReduceOptions {
     allow_nan_ = a;
     return *this;
   }
+  // All or nothing (plain all-reduce of a fixed membership): a reducer that has to leave any sender
+  // out sends no results for that chunk but refuses everybody ("incomplete"), so every member
+  // ends with part of its vector local and can void the whole round.
+  AllReduceOptions& all_or_nothing(bool a) {
+    all_or_nothing_ = a;
+    return *this;
+  }
   // Modelled cost of averaging work per element, for Runtime::compute.
   AllReduceOptions& flops_per_element(double f) {
     flops_per_element_ = f;
@@ -96,6 +103,7 @@ class AllReduceOptions {
   size_t chunk_bytes() const { return chunk_bytes_; }
   Compression compression() const { return compression_; }
   bool allow_nan() const { return allow_nan_; }
+  bool all_or_nothing() const { return all_or_nothing_; }
   double flops_per_element() const { return flops_per_element_; }
 
  private:
@@ -105,6 +113,7 @@ class AllReduceOptions {
   size_t chunk_bytes_ = kDefaultChunkBytes;
   Compression compression_ = Compression::kNone;
   bool allow_nan_ = false;
+  bool all_or_nothing_ = false;
   double flops_per_element_ = 4.0;
 };
 

@@ -77,6 +77,16 @@ void Averager::begin_round(uint64_t round) {
   }
   busy_ = true;
   buffered_.clear();  // whatever is left belongs to groups that are over
+  if (options_.key_mode == GroupKeyMode::kEveryone) {
+    // A fixed membership needs no matchmaking: every peer of 0..N-1 in id order, one group per
+    // round, whoever is missing.
+    AllReduceGroup everyone;
+    everyone.group_id = derive_seed(options_.random_groups_seed, "everyone", round);
+    everyone.round = round;
+    for (uint32_t p = 0; p < options_.peers; ++p) everyone.members.push_back(GroupMember{p});
+    on_group(round, std::move(everyone));
+    return;
+  }
   const std::string key = group_key(round);
   matchmaker_->look_for_group(
       key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
@@ -117,6 +127,8 @@ void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
     rt_.metrics().count("averaging_allreduce_failed");
     rt_.metrics().event("averaging_allreduce_failed",
                         {{"round", round}, {"why", r.status().message()}}, EventDetail::kOperation);
+  } else if (options_.allreduce.all_or_nothing() && r->stats.elements_local > 0) {
+    rt_.metrics().count("averaging_round_void");  // somebody was missing: the round does nothing
   } else {
     source_->apply_delta(*r->delta);
     if (r->stats.elements_local > 0) rt_.metrics().count("averaging_partial");
@@ -145,7 +157,7 @@ std::string Averager::group_key(uint64_t round) const {
     case GroupKeyMode::kGrid:
       break;
     case GroupKeyMode::kEveryone:
-      return options_.key_prefix + ".all";
+      return options_.key_prefix + ".all";  // (begin_round skips matchmaking for this mode)
     case GroupKeyMode::kRandomGroups: {
       // Position of this peer in round r's permutation of 0..N-1 (Fisher-Yates from one seed);
       // consecutive runs of target size are the groups.

@@ -39,7 +39,8 @@ class AveragingObserver {
 enum class GroupKeyMode {
   kGrid,          // Moshpit: from the chunk indices of its last d-1 rounds (key_manager.h)
   kRandomGroups,  // groups of target size from a random permutation all peers derive per round
-  kEveryone,      // one key for every peer every round: plain all-reduce of everybody
+  kEveryone,      // plain all-reduce of everybody: peers 0..N-1, no matchmaking; with
+                  // allreduce.all_or_nothing a round with anybody missing does nothing
 };
 
 struct AveragerOptions {

@@ -167,6 +167,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
                            std::to_string(kMaxGroupSize) + " peers");
     }
     target = min_size = scenario.peers.count;
+    o.allreduce.all_or_nothing(true);
   }
   o.matchmaking.target_group_size(target)
       .min_group_size(min_size)
