@@ -78,7 +78,10 @@ run_peers() {
     done
     sleep 0.05
   done
-  for i in $KILLED; do kill -9 "${PIDS[$i]}" 2>/dev/null; done
+  for i in $KILLED; do
+    kill -9 "${PIDS[$i]}" 2>/dev/null
+    disown "${PIDS[$i]}" 2>/dev/null  # no "Killed" notice for peers killed on purpose
+  done
   awk -v t="$(now_s)" -v e="$EPOCH" 'BEGIN { printf "%.3f\n", t - e }' >"$WORK/kill_s"
   # Wait for all, with a watchdog: a live peer that does not end on time is a failure in itself.
   for i in $(seq 0 $((N - 1))); do
@@ -88,7 +91,7 @@ run_peers() {
       fi
       sleep 0.2
     done
-    wait "${PIDS[$i]}" 2>/dev/null  # (no "Killed" notice for the peers killed on purpose)
+    wait "${PIDS[$i]}" 2>/dev/null
     local prc=$?
     if [ "$prc" -ne 0 ] && ! is_killed "$i"; then
       grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
