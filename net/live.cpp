@@ -216,10 +216,9 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
       const double t = to_seconds(rt.now());
       sample(t);
       if (progress) {
-        std::fprintf(stderr, "\r[live %u] t=%.0f/%.0f s  sent=%lld  ok=%lld  failed=%lld   ", o.id,
-                     t, duration_s, static_cast<long long>(sink.counter("probes_sent")),
-                     static_cast<long long>(sink.counter("probes_ok")),
-                     static_cast<long long>(sink.counter("probes_failed")));
+        std::fprintf(stderr, "\r[live %u] t=%.0f/%.0f s  sent=%lld  received=%lld   ", o.id, t,
+                     duration_s, static_cast<long long>(sink.counter("messages_sent")),
+                     static_cast<long long>(sink.counter("messages_delivered")));
         std::fflush(stderr);
       }
       while (next_sample <= rt.now()) next_sample += interval;
@@ -269,9 +268,16 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     std::fprintf(stderr, "crowdtrain live: %s\n", st.message().c_str());
     return 1;
   }
-  std::fprintf(stderr, "[live %u] done: %lld probes ok, %lld failed; outputs in %s\n", o.id,
-               static_cast<long long>(sink.counter("probes_ok")),
-               static_cast<long long>(sink.counter("probes_failed")), dir.c_str());
+  if (s.workload.kind == "probe") {
+    std::fprintf(stderr, "[live %u] done: %lld probes ok, %lld failed; outputs in %s\n", o.id,
+                 static_cast<long long>(sink.counter("probes_ok")),
+                 static_cast<long long>(sink.counter("probes_failed")), dir.c_str());
+  } else {
+    std::fprintf(
+        stderr, "[live %u] done: %s workload, %lld messages sent, %lld received; outputs in %s\n",
+        o.id, s.workload.kind.c_str(), static_cast<long long>(sink.counter("messages_sent")),
+        static_cast<long long>(sink.counter("messages_delivered")), dir.c_str());
+  }
   return 0;
 }
 

@@ -7,7 +7,8 @@
 #     before the get began;
 #   - an item of a killed peer counts when its store was due at least 1 s before the kill (items
 #     due later may have died with their peer), and some such gets must come after the kill.
-# With 5 replicas among 8 peers, every item has at least 3 replicas left after 2 deaths.
+# With 5 replicas among 8 peers, every item has at least 3 replicas left after 2 deaths. First, the
+# command line's --epoch checks (bad number, too far ahead, run already over: exit 2).
 # usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>
 set -u
 
@@ -103,6 +104,21 @@ run_peers() {
   if [ "$rc" -ne 0 ] && [ "$taken" -eq 1 ]; then return 3; fi
   return "$rc"
 }
+
+# --epoch is checked: not a number, an hour ahead, or a run that has already ended are errors (2).
+expect_refused() {
+  local what=$1 rc
+  shift
+  (cd "$ROOT" && "$BIN" live scenarios/dht_live_8.json --id 0 --listen 'tcp://127.0.0.1:*' \
+    --peers 0=tcp://127.0.0.1:1 --out "$WORK/refused" --quiet "$@") >"$WORK/refused.log" 2>&1
+  rc=$?
+  [ "$rc" -eq 2 ] || fail "$what: exit $rc, expected 2 ($(tail -n 1 "$WORK/refused.log"))"
+  grep -q "epoch" "$WORK/refused.log" || fail "$what: the error does not name the epoch"
+}
+now=$(date +%s)
+expect_refused "--epoch abc" --epoch abc
+expect_refused "an epoch 2 h ahead" --epoch $((now + 7200))
+expect_refused "a run that ended" --epoch $((now - 100)) --duration 5
 
 # Ports derived from our pid, so that concurrent runs rarely collide; one retry elsewhere if they do.
 base=$((20000 + ($$ % 5000) * 8))
