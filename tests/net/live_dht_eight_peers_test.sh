@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Eight `crowdtrain live` processes on loopback run the DHT workload (scenarios/dht_live_8.json) on
 # one shared timeline (--epoch): they bootstrap from each other, store plain and dictionary items
-# on the schedule every peer can compute, and get items the others stored. At time KILL_S the test
-# SIGKILLs peers 6 and 7; the six survivors keep getting, and must find (>= 95%) what was stored:
+# on the schedule every peer can compute, and get items the others stored. At time KILL_S (later
+# when the processes were slow to start) the test SIGKILLs peers 6 and 7; the six survivors keep getting, and must find (>= 95%) what was stored:
 #   - an item of a survivor counts once that survivor's own event log shows its store succeeded
 #     before the get began;
-#   - an item of a killed peer counts when its store was due at least 1 s before the kill (items
-#     due later may have died with their peer), and some such gets must come after the kill.
+#   - an item of a killed peer counts when its store was due, and the peer's workload had started
+#     (first row of its metrics.csv), at least 1 s before the kill (items due later may have died
+#     with their peer), and some such gets must come after the kill.
 # With 5 replicas among 8 peers, every item has at least 3 replicas left after 2 deaths. First, the
 # command line's --epoch checks (bad number, too far ahead, run already over: exit 2).
 # usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>
@@ -17,8 +18,10 @@ ROOT=${2:?usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>}
 N=8
 KILLED="6 7"
 START_DELAY_S=3  # the epoch is this far after the launch, so that every process is up by then
-DURATION_S=14    # the run's timeline: [0, 14) s after the epoch
-KILL_S=7
+DURATION_S=18    # the run's timeline: [0, 18) s after the epoch
+KILL_S=7         # the kill, on the timeline; later when start-up was slow (MIN_LEAD_S) ...
+MIN_LEAD_S=2.5   # ... the kill comes at least this long after every workload started ...
+MIN_AFTER_S=5    # ... and at least this long before the end, or the test fails as overloaded
 WATCHDOG_S=60
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -52,7 +55,7 @@ is_killed() {
   return 1
 }
 
-# Runs the N peers with ports base..base+N-1, kills the doomed ones at KILL_S. Returns 0 when every
+# Runs the N peers with ports base..base+N-1, kills the doomed ones. Returns 0 when every
 # survivor exited 0, 3 when a port was taken.
 run_peers() {
   local base=$1 peers="" i
@@ -69,16 +72,35 @@ run_peers() {
     PIDS+=($!)
   done
   local deadline=$((SECONDS + WATCHDOG_S)) rc=0 taken=0
-  # The kill, at KILL_S on the run's timeline (or at once when a peer already ended: a port taken).
-  local kill_at
-  kill_at=$(awk -v e="$EPOCH" -v k="$KILL_S" 'BEGIN { printf "%.3f", e + k }')
-  while ! reached "$kill_at"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then fail "the kill time never came"; fi
+  # The kill: at KILL_S on the run's timeline, or MIN_LEAD_S after the last peer's workload started
+  # (the first row of its metrics.csv) when start-up was slow, so that the doomed peers have stored
+  # items first; at once when a peer already ended (a port taken).
+  local last_start="" plan
+  while [ -z "$last_start" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then fail "the peers never started their workloads"; fi
     for i in $(seq 0 $((N - 1))); do
       kill -0 "${PIDS[$i]}" 2>/dev/null || break 2
     done
-    sleep 0.05
+    last_start=$(for i in $(seq 0 $((N - 1))); do
+                   awk -F, 'NR == 2 { print $1; exit }' "$WORK/peer$i/metrics.csv" 2>/dev/null
+                 done | awk -v n="$N" '{ if ($1 > m) m = $1; c++ } END { if (c == n) print m + 0 }')
+    [ -n "$last_start" ] || sleep 0.1
   done
+  if [ -n "$last_start" ]; then
+    plan=$(awk -v k="$KILL_S" -v s="$last_start" -v l="$MIN_LEAD_S" \
+             'BEGIN { p = s + l; if (k > p) p = k; printf "%.3f", p }')
+    awk -v p="$plan" -v d="$DURATION_S" -v a="$MIN_AFTER_S" 'BEGIN { exit !(p <= d - a) }' ||
+      fail "the peers started their workloads only at ${last_start} s of the ${DURATION_S} s run," \
+           "too late to kill two and watch ${MIN_AFTER_S} s more (machine overloaded?)"
+    local kill_at
+    kill_at=$(awk -v e="$EPOCH" -v p="$plan" 'BEGIN { printf "%.3f", e + p }')
+    while ! reached "$kill_at"; do
+      for i in $(seq 0 $((N - 1))); do
+        kill -0 "${PIDS[$i]}" 2>/dev/null || break 2
+      done
+      sleep 0.05
+    done
+  fi
   for i in $KILLED; do
     kill -9 "${PIDS[$i]}" 2>/dev/null
     disown "${PIDS[$i]}" 2>/dev/null  # no "Killed" notice for peers killed on purpose
@@ -173,11 +195,25 @@ for i in survivors:
             key = (i, e["op"])
             stored_at[key] = min(stored_at.get(key, e["t_ns"] / 1e9), e["t_ns"] / 1e9)
 
+# When each killed peer's workload started: the first row of its metrics.csv (rows are flushed as
+# they are written, so they survive the SIGKILL). A peer stores what fell due before it started at
+# its start, so its item was surely stored when max(due, start) is 1 s before the kill.
+started = {}
+for k in killed:
+    try:
+        with open(f"{work}/peer{k}/metrics.csv") as f:
+            f.readline()
+            started[k] = float(f.readline().split(",")[0])
+    except Exception as ex:
+        print(f"killed peer {k} never started its workload ({ex}); its items are not counted")
+    else:
+        print(f"killed peer {k}: workload started at {started[k]:.2f} s")
+
 def counted(e):
     """Whether a get event must have succeeded: its item was certainly stored before it began."""
     began = e["t_ns"] / 1e9 - e["ms"] / 1000.0
     if e["storer"] in killed:
-        return e["stored_at_s"] <= kill_s - 1.0
+        return e["storer"] in started and max(e["stored_at_s"], started[e["storer"]]) <= kill_s - 1.0
     done = stored_at.get((e["storer"], e["op"]))
     return done is not None and done < began
 
@@ -209,4 +245,4 @@ for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF
-echo "net_live_dht_eight_peers: PASS ($N peers, ${DURATION_S} s, killed $KILLED at ${KILL_S} s, ports $base..$((base + N - 1)))"
+echo "net_live_dht_eight_peers: PASS ($N peers, ${DURATION_S} s, killed $KILLED at $(cat "$WORK/kill_s") s, ports $base..$((base + N - 1)))"
