@@ -65,7 +65,8 @@ void RpcEndpoint::on_timeout(uint64_t id) {
     return;
   }
   rt_.metrics().count("rpc_timeouts");
-  finish(id, Status::error("rpc: peer " + std::to_string(it->second.to) + " did not answer " +
+  finish(id,
+         Status::timed_out("rpc: peer " + std::to_string(it->second.to) + " did not answer " +
                            std::to_string(static_cast<int>(it->second.request.type)) + " within " +
                            std::to_string(to_millis(it->second.options.timeout)) + " ms (" +
                            std::to_string(it->second.options.retries + 1) + " attempts)"));
@@ -98,8 +99,8 @@ bool RpcEndpoint::handle(PeerId from, Message msg) {
     if (msg.type == MsgType::kRpcError) {
       auto why = msg.bytes(kTagError);
       finish(msg.request_id,
-             Status::error("rpc: peer " + std::to_string(from) + " refused: " +
-                           (why.ok() ? why.value() : std::string("(no reason given)"))));
+             Status::refused("rpc: peer " + std::to_string(from) + " refused: " +
+                             (why.ok() ? why.value() : std::string("(no reason given)"))));
     } else {
       finish(msg.request_id, std::move(msg));
     }

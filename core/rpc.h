@@ -5,7 +5,9 @@
 // carry a fresh request id (random base per incarnation, so a restarted peer never matches an old
 // response); responses carry kFlagResponse and the same id. A call ends exactly once: with the
 // response, with an error response from the server, or with a time-out after the last retry.
-// Pending calls are bounded.
+// The failures differ in their Status code: a refusal (an error response: the server is alive and
+// said no, with its reason) is StatusCode::kRefused, a time-out is kTimedOut, and a call refused
+// locally before anything was sent (the pending limit) is kError. Pending calls are bounded.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +46,8 @@ class RpcEndpoint {
   RpcEndpoint(const RpcEndpoint&) = delete;
   RpcEndpoint& operator=(const RpcEndpoint&) = delete;
 
-  // Calls `to`. `done` runs exactly once, on the runtime's loop, never inside call() itself.
+  // Calls `to`. `done` runs exactly once, on the runtime's loop, never inside call() itself, with
+  // the response or a failed Status whose code says which failure it was (see above).
   void call(PeerId to, Message request, CallOptions options, ResponseFn done);
   // Serves requests of `type`. A request with no handler is answered with a kRpcError response.
   void serve(MsgType type, HandlerFn handler);

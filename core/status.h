@@ -1,8 +1,11 @@
-// Expected failures as values. A Status is ok or carries a message that says what failed and where;
-// Result<T> is a value or a failed Status. Invariants that must never break use CT_CHECK, which
+// Expected failures as values. A Status is ok or carries a message that says what failed and where,
+// and a code that says what kind of failure it was (so that a caller can tell a peer that refused
+// a request, and is therefore alive, from one that never answered); Result<T> is a value or a
+// failed Status. Invariants that must never break use CT_CHECK, which
 // stays on in release builds and aborts with the file, line and condition.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -11,18 +14,36 @@
 
 namespace crowdtrain {
 
+enum class StatusCode : uint8_t {
+  kOk = 0,
+  kError,     // a failure with no more specific kind (bad input, a local limit, ...)
+  kRefused,   // the other end answered with an error: it is alive, it said no
+  kTimedOut,  // no answer after every attempt: the other end is dead, unreachable or too slow
+};
+
 class Status {
  public:
   Status() = default;
   static Status ok_status() { return Status(); }
-  static Status error(std::string message) { return Status(std::move(message)); }
+  static Status error(std::string message) {
+    return Status(StatusCode::kError, std::move(message));
+  }
+  static Status refused(std::string message) {
+    return Status(StatusCode::kRefused, std::move(message));
+  }
+  static Status timed_out(std::string message) {
+    return Status(StatusCode::kTimedOut, std::move(message));
+  }
 
-  bool ok() const { return !failed_; }
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
+  bool is_refused() const { return code_ == StatusCode::kRefused; }
+  bool is_timed_out() const { return code_ == StatusCode::kTimedOut; }
   const std::string& message() const { return message_; }
 
  private:
-  explicit Status(std::string message) : failed_(true), message_(std::move(message)) {}
-  bool failed_ = false;
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  StatusCode code_ = StatusCode::kOk;
   std::string message_;
 };
 

@@ -1,6 +1,7 @@
 // Time in the engine: a signed count of nanoseconds. In the simulated world it is virtual time from
-// ns-3's scheduler; in the live world it is the steady clock since the process started. The engine
-// never reads a wall clock itself: it asks its Runtime.
+// ns-3's scheduler; in the live world it is wall-clock time since the run's epoch (shared by every
+// peer of the run; see net/zmq_runtime.h), advancing with the steady clock. The engine never reads
+// a wall clock itself: it asks its Runtime.
 #pragma once
 
 #include <chrono>

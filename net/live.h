@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,20 +13,29 @@
 
 namespace crowdtrain::net {
 
+// The most peers one live process knows (one DEALER socket each).
+constexpr size_t kMaxLivePeers = 1000;
+
 struct LiveOptions {
   PeerId id = 0;
   std::string listen;                   // e.g. "tcp://127.0.0.1:5501"
   std::map<PeerId, std::string> peers;  // initial peers: id -> address (may include self)
   double duration_s = 10.0;             // overrides scenario.duration_s when > 0
   std::string out_dir;                  // "" = runs/<scenario>/live-<id>/
+  // The run's time 0, in seconds since 1970-01-01 UTC, given alike to every peer of the run so that
+  // they share one timeline (to within their clocks' skew). Unset: this process's start.
+  std::optional<double> epoch_unix_s;
 };
 
-// Runs one live peer until duration_s has passed; returns the process exit code.
-int run_live(const Scenario& scenario, const LiveOptions& options);
+// Runs one live peer until time duration_s of the run's timeline; returns the process exit code.
+// `overrides` (the --set values) only go into the reproduce line.
+int run_live(const Scenario& scenario, const LiveOptions& options,
+             const std::vector<std::string>& overrides = {});
 
 // `crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,... [--duration S]
-// [--out DIR] [--seed N] [--set key=value ...]`: parses the arguments (after the verb), loads the
-// scenario (default scenarios/quickstart.json), runs. Exit 2 on bad arguments or a broken scenario.
+// [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value ...]`: parses the arguments (after
+// the verb), loads the scenario (default scenarios/quickstart.json), runs. Exit 2 on bad arguments
+// or a broken scenario.
 int live_main(const std::vector<std::string>& args);
 
 }  // namespace crowdtrain::net

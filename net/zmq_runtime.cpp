@@ -52,6 +52,11 @@ ZmqRuntime::ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink)
       rng_(derive_seed(options.seed(), "peer", options.id())),
       metrics_(&sink, options.id(), [this]() { return now(); }),
       context_(1) {
+  const int64_t wall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+  epoch_unix_ns_ = options.epoch_unix_ns().value_or(wall_ns);
+  start_offset_ = Time(wall_ns - epoch_unix_ns_);
   context_.set(zmq::ctxopt::blocky, 0);
   context_.set(zmq::ctxopt::max_sockets, static_cast<int>(options.max_peers() + 8));
 }
@@ -65,6 +70,10 @@ Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& 
                                                        MetricsSink& sink) {
   if (options.id() == kNoPeer)
     return Status::error("zmq runtime: peer id " + std::to_string(kNoPeer) + " is reserved");
+  if (options.epoch_unix_ns() && *options.epoch_unix_ns() < 0) {
+    return Status::error("zmq runtime: epoch_unix_ns must be >= 0 (seconds since 1970), got " +
+                         std::to_string(*options.epoch_unix_ns()));
+  }
   if (options.max_message_bytes() < kHeaderBytes) {
     return Status::error("zmq runtime: max_message_bytes must be >= " +
                          std::to_string(kHeaderBytes));
@@ -198,7 +207,8 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
 }
 
 Time ZmqRuntime::now() const {
-  return std::chrono::duration_cast<Time>(std::chrono::steady_clock::now() - start_);
+  return start_offset_ +
+         std::chrono::duration_cast<Time>(std::chrono::steady_clock::now() - start_);
 }
 
 TimerId ZmqRuntime::schedule(Time delay, std::function<void()> fn) {

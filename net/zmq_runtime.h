@@ -1,4 +1,10 @@
-// The live world's Runtime: one peer over ZeroMQ, in wall-clock (steady) time.
+// The live world's Runtime: one peer over ZeroMQ, in wall-clock time.
+//
+// Time: now() is the wall-clock time since the run's epoch (options.epoch_unix_ns, which every
+// peer of a run is given alike; unset, the runtime's creation), so that peers started at different
+// moments share one timeline, to within their clocks' skew: DHT expirations and scenario times
+// mean the same on every peer. The wall clock is read once, at creation; after that now()
+// advances with the steady clock, so a clock step during a run moves no timer.
 //
 // One ROUTER socket bound to the listen address receives; one DEALER per destination peer
 // (connected lazily from the peer directory, routing id "p<self>") sends. A message is one frame of
@@ -48,7 +54,10 @@ struct ZmqRuntimeOptions {
   type name##_ = init;
   CT_OPT(PeerId, id, 0)
   CT_OPT(std::string, listen, "tcp://127.0.0.1:*")  // "*" port: see ZmqRuntime::endpoint()
-  CT_OPT(uint64_t, seed, 1)                      // master seed; rng = derive_seed(seed, "peer", id)
+  CT_OPT(uint64_t, seed, 1)  // master seed; rng = derive_seed(seed, "peer", id)
+  // The run's time 0 as wall-clock nanoseconds since 1970-01-01 UTC; unset: this runtime's
+  // creation.
+  CT_OPT(std::optional<int64_t>, epoch_unix_ns, std::nullopt)
   CT_OPT(size_t, max_message_bytes, 256u << 20)  // larger frames are refused on both sides
   CT_OPT(size_t, max_peers, 1000)                // directory size (one DEALER socket each)
   CT_OPT(size_t, max_timers, 1u << 20)           // pending timers; more is a bug (aborts)
@@ -75,6 +84,8 @@ class ZmqRuntime : public Runtime {
   ZmqRuntime(const ZmqRuntime&) = delete;
   ZmqRuntime& operator=(const ZmqRuntime&) = delete;
 
+  // The run's time 0 (now() == 0) as wall-clock nanoseconds since 1970-01-01 UTC.
+  int64_t epoch_unix_ns() const { return epoch_unix_ns_; }
   // The address others reach this peer at (the bound port resolved when listen used "*").
   const std::string& endpoint() const { return endpoint_; }
   // Adds or replaces a directory entry. A replaced address drops the old connection.
@@ -133,6 +144,8 @@ class ZmqRuntime : public Runtime {
 
   ZmqRuntimeOptions options_;
   std::chrono::steady_clock::time_point start_;
+  Time start_offset_{0};  // now() at start_: wall clock at creation minus the epoch
+  int64_t epoch_unix_ns_ = 0;
   Rng rng_;
   Metrics metrics_;
   Handler handler_;

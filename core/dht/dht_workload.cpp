@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "core/dht/dht_live_keys.h"
+
 namespace crowdtrain::dht {
 namespace {
 
@@ -30,7 +32,8 @@ class DhtWorkloadApp final : public PeerApp {
         shared_(std::static_pointer_cast<DhtWorkloadShared>(context.shared)),
         rpc_(rt),
         node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()), options_of(spec))),
-        value_(spec.value_bytes, 'v') {
+        value_(spec.value_bytes, 'v'),
+        live_keys_(spec) {
     limits_.max_keys_per_request = node_->options().max_keys_per_request();
     limits_.max_contacts_per_key = std::max<size_t>(spec.k, 64);
   }
@@ -95,6 +98,11 @@ class DhtWorkloadApp final : public PeerApp {
       if (shared_) shared_->set_ready(rt_.self());
       rt_.metrics().event("dht_ready", {{"routing_contacts", node_->routing_table().size()}},
                           EventDetail::kOperation);
+      if (!shared_) {  // the live world: the schedule every peer can compute
+        live_store_due();
+        schedule(spec_.get_rate_hz, [this] { do_live_get(); });
+        return;
+      }
       schedule(spec_.store_rate_hz, [this] { do_store(); });
       schedule(spec_.get_rate_hz, [this] { do_get(); });
     });
@@ -110,6 +118,8 @@ class DhtWorkloadApp final : public PeerApp {
       schedule(rate_hz, std::move(op));
     });
   }
+
+  // ---- the simulated world: keys and answers checked against the shared oracle.
 
   void do_store() {
     std::vector<StoreItem> items;
@@ -144,12 +154,8 @@ class DhtWorkloadApp final : public PeerApp {
         const bool ok = stored[i] > 0;
         rt_.metrics().observe("dht_store_replicas", static_cast<double>(stored[i]));
         if (ok) {
-          if (shared_) {
-            shared_->add_stored(keys[i], expiration, shared_name[i]);
-            note_holder(DhtId::from_key(keys[i]));  // this node may be one of the nearest
-          } else {
-            own_keys_.push_back(keys[i]);
-          }
+          shared_->add_stored(keys[i], expiration, shared_name[i]);
+          note_holder(DhtId::from_key(keys[i]));  // this node may be one of the nearest
         }
         rt_.metrics().event("dht_store", {{"ok", ok ? 1 : 0}, {"replicas", stored[i]}, {"ms", ms}},
                             EventDetail::kOperation);
@@ -160,12 +166,8 @@ class DhtWorkloadApp final : public PeerApp {
   void do_get() {
     std::vector<std::string> keys;
     for (uint32_t i = 0; i < spec_.batch; ++i) {
-      if (shared_) {
-        const auto* k = shared_->pick_stored(rt_.rng(), rt_.now());
-        if (k) keys.push_back(k->key);
-      } else if (!own_keys_.empty()) {
-        keys.push_back(own_keys_[rt_.rng().uniform_int(own_keys_.size())]);
-      }
+      const auto* k = shared_->pick_stored(rt_.rng(), rt_.now());
+      if (k) keys.push_back(k->key);
     }
     if (keys.empty()) {
       rt_.metrics().count("dht_get_skipped_no_key");
@@ -192,6 +194,108 @@ class DhtWorkloadApp final : public PeerApp {
     });
   }
 
+  // ---- the live world (no oracle): stores on LiveKeySchedule, gets of what others stored.
+
+  // Runs every store operation that is due (those a late bootstrap missed too), then waits for
+  // the next.
+  void live_store_due() {
+    while (live_keys_.store_time(rt_.self(), next_op_) <= rt_.now()) do_live_store(next_op_++);
+    const Time next = live_keys_.store_time(rt_.self(), next_op_);
+    if (next == Time::max()) return;
+    rt_.schedule(next - rt_.now(), [this] { live_store_due(); });
+  }
+
+  void do_live_store(uint64_t op) {
+    std::vector<StoreItem> items;
+    const Time expiration = rt_.now() + from_seconds(spec_.expiration_s);
+    for (uint32_t b = 0; b < spec_.batch; ++b) {
+      LiveItem it = live_keys_.item(rt_.self(), op, b);
+      items.push_back(
+          StoreItem{std::move(it.key), std::move(it.subkey), std::move(it.value), expiration});
+    }
+    const Time started = rt_.now();
+    node_->store_many(std::move(items), [this, op, started](std::vector<size_t> stored) {
+      const double ms = to_millis(rt_.now() - started);
+      rt_.metrics().observe("dht_store_ms", ms);
+      for (size_t b = 0; b < stored.size(); ++b) {
+        rt_.metrics().observe("dht_store_replicas", static_cast<double>(stored[b]));
+        rt_.metrics().event("dht_store",
+                            {{"ok", stored[b] > 0 ? 1 : 0},
+                             {"replicas", stored[b]},
+                             {"ms", ms},
+                             {"op", op},
+                             {"item", uint64_t{b}},
+                             {"due_s", to_seconds(live_keys_.store_time(rt_.self(), op))}},
+                            EventDetail::kOperation);
+      }
+    });
+  }
+
+  // Gets `batch` items that other peers' schedules say were stored at least a settling time ago
+  // (long enough for a store's lookup through a few time-outs), and checks the answers. A get
+  // event names the storer and when its store was due, so a test can tell keys of peers that died
+  // before storing them.
+  void do_live_get() {
+    const Time settle = from_seconds(3 * spec_.rpc_timeout_s * (spec_.rpc_retries + 1));
+    struct Want {
+      PeerId storer;
+      uint64_t op;
+      Time due;
+      LiveItem item;
+    };
+    std::vector<Want> plain, dict;
+    const auto& peers = context_.peers;
+    for (uint32_t i = 0; peers && peers->size() > 1 && i < spec_.batch; ++i) {
+      PeerId p = rt_.self();
+      for (int tries = 0; tries < 8 && p == rt_.self(); ++tries) {
+        p = (*peers)[rt_.rng().uniform_int(peers->size())];
+      }
+      const uint64_t ops = p == rt_.self() ? 0 : live_keys_.ops_due(p, rt_.now() - settle);
+      if (ops == 0) continue;
+      const uint64_t op = rt_.rng().uniform_int(ops);
+      const uint32_t b = static_cast<uint32_t>(rt_.rng().uniform_int(spec_.batch));
+      Want w{p, op, live_keys_.store_time(p, op), live_keys_.item(p, op, b)};
+      (w.item.subkey ? dict : plain).push_back(std::move(w));
+    }
+    if (plain.empty() && dict.empty()) {
+      rt_.metrics().count("dht_get_skipped_no_key");
+      return;
+    }
+    // Dictionaries ask the whole beam (latest): a copy cached before the storer's entry arrived
+    // must not hide it.
+    for (auto* wants : {&plain, &dict}) {
+      if (wants->empty()) continue;
+      std::vector<std::string> keys;
+      for (const Want& w : *wants) keys.push_back(w.item.key);
+      const Time started = rt_.now();
+      node_->get_many(
+          keys,
+          [this, asked = *wants, started](std::vector<Result<DhtValue>> values) {
+            const double ms = to_millis(rt_.now() - started);
+            rt_.metrics().observe("dht_get_ms", ms);
+            for (size_t i = 0; i < asked.size(); ++i) {
+              const Want& w = asked[i];
+              bool ok = values[i].ok();
+              if (ok) {
+                ok = LiveKeySchedule::matches(w.item, values[i].value());
+                if (!ok) rt_.metrics().count("dht_get_wrong_value");
+              }
+              rt_.metrics().count(ok ? "dht_live_get_ok" : "dht_live_get_failed");
+              rt_.metrics().event("dht_get",
+                                  {{"ok", ok ? 1 : 0},
+                                   {"live_replica", -1},
+                                   {"ms", ms},
+                                   {"storer", w.storer},
+                                   {"op", w.op},
+                                   {"stored_at_s", to_seconds(w.due)},
+                                   {"dictionary", w.item.subkey ? 1 : 0}},
+                                  EventDetail::kOperation);
+            }
+          },
+          /*latest=*/wants == &dict);
+    }
+  }
+
   Runtime& rt_;
   const DhtWorkloadSpec& spec_;
   WorkloadContext context_;
@@ -201,7 +305,8 @@ class DhtWorkloadApp final : public PeerApp {
   ProtocolLimits limits_;
   std::string value_;
   uint64_t next_key_ = 0;
-  std::vector<std::string> own_keys_;  // live world only: what gets ask for
+  LiveKeySchedule live_keys_;  // live world only
+  uint64_t next_op_ = 0;       // live world only: this peer's next store operation
 };
 
 }  // namespace

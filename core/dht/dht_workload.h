@@ -7,8 +7,11 @@
 //
 // DhtWorkloadShared is that oracle: one per simulated run (WorkloadContext::shared), holding the
 // live nodes, the keys stored so far (what gets ask for) and, per key, the peers that accepted a
-// store of it. The live world has none: peers bootstrap from WorkloadContext::bootstrap/peers and
-// get only keys they stored themselves. Single-threaded, on the world's loop.
+// store of it. The live world has none: peers bootstrap from WorkloadContext::bootstrap/peers,
+// store on a schedule every peer can compute (core/dht/dht_live_keys.h) and get items other peers'
+// schedules say were stored a while ago, checking the answers (dht_live_get_ok/failed,
+// dht_get_wrong_value; each get event names the storer and when its store was due).
+// Single-threaded, on the world's loop.
 #pragma once
 
 #include <memory>

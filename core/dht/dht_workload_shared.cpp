@@ -125,6 +125,13 @@ nlohmann::json dht_workload_summary(const MetricsSink& sink) {
   j["get_failed_with_live_replica"] = failed_live;
   j["get_failed_no_live_replica"] = sink.counter("dht_get_failed_no_live_replica");
   j["get_success_with_live_replica"] = rate(live - failed_live, live);
+  const int64_t live_ok = sink.counter("dht_live_get_ok");
+  const int64_t live_failed = sink.counter("dht_live_get_failed");
+  if (live_ok + live_failed > 0) {  // the live world: gets of items other peers' schedules stored
+    j["live_gets"] = live_ok + live_failed;
+    j["live_get_success"] = rate(live_ok, live_ok + live_failed);
+    j["get_wrong_value"] = sink.counter("dht_get_wrong_value");
+  }
   return j;
 }
 

@@ -180,17 +180,33 @@ void DhtNode::ping_contact(const Contact& c) {
                 table_.ping_answered(c, rt_.now());
                 return;
               }
+              // Evicted whatever the failure (a refusal means it no longer serves the DHT); only a
+              // time-out blacklists it too.
               rt_.metrics().count("dht_evictions");
               table_.remove(c.id);
               if (pong.ok()) {
                 saw(Contact{pong->responder, c.peer}, false);  // it came back with a new id
               } else {
-                call_failed(c.peer, c.id);
+                call_failed(c.peer, c.id, r);
               }
             });
 }
 
-void DhtNode::call_failed(PeerId peer, const std::optional<DhtId>& id) {
+void DhtNode::call_failed(PeerId peer, const std::optional<DhtId>& id, const Result<Message>& r) {
+  if (r.ok()) {
+    // It answered, but not in this protocol: no use as a contact, yet alive (no blacklist).
+    rt_.metrics().count("dht_malformed_responses");
+    if (id) table_.remove(*id);
+    return;
+  }
+  if (r.status().is_refused()) {
+    rt_.metrics().count("dht_rpc_refused");  // it answered: alive, it stays
+    return;
+  }
+  if (!r.status().is_timed_out()) {
+    rt_.metrics().count("dht_rpc_local_failures");  // never sent (a local limit): says nothing
+    return;
+  }
   rt_.metrics().count("dht_rpc_failed");
   if (id) table_.remove(*id);
   auto it = blacklist_.find(peer);

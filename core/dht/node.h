@@ -3,8 +3,9 @@
 // storage and a cache, and offers bootstrap, store (plain and dictionary subkeys, to the `replicas`
 // nearest peers), get (iterative FIND_VALUE, caching the value at the nearest peer that lacked it)
 // and find_nearest, each for many keys at once through one traversal (core/dht/traverse.h).
-// Periodic timers refresh idle buckets and republish stored records. A peer that fails a call is
-// dropped from the routing table and blacklisted for a while (doubling per repeated failure).
+// Periodic timers refresh idle buckets and republish stored records. A peer that does not answer a
+// call (a time-out) is dropped from the routing table and blacklisted for a while (doubling per
+// repeated failure); a peer that answers is alive and never blacklisted, even when it refuses.
 // Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
 // RpcEndpoint (both outlive it); callbacks that come after the node is destroyed are dropped.
 // Threading: single-threaded, on the runtime's loop.
@@ -101,7 +102,11 @@ class DhtNode {
   // Routing and failures (node.cpp).
   void saw(const Contact& c, bool client);
   void ping_contact(const Contact& c);
-  void call_failed(PeerId peer, const std::optional<DhtId>& id);
+  // A call to `peer` (table entry `id`, when known) ended with `r`, which failed or did not decode
+  // (r.ok()). Only a time-out blacklists the peer and drops it from the routing table; a refusal
+  // leaves it be (it answered); an answer that does not decode drops it from the table only; a
+  // local failure (the endpoint's pending limit) says nothing about it.
+  void call_failed(PeerId peer, const std::optional<DhtId>& id, const Result<Message>& r);
   CallOptions call_options() const;
   // Runs `fn` after `delay` unless the node is gone by then.
   void later(Time delay, std::function<void()> fn);

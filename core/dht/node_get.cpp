@@ -133,7 +133,7 @@ void DhtNode::bootstrap(std::vector<PeerId> peers, StatusDone done) {
             ++st->answered;
             saw(Contact{pong->responder, p}, false);
           } else {
-            call_failed(p, std::nullopt);
+            call_failed(p, std::nullopt, r);
           }
           if (--st->remaining > 0) return;
           if (st->answered == 0) {

@@ -41,8 +41,7 @@ void DhtNode::lookup(std::vector<DhtId> keys, Want want, LookupDone done) {
                 auto resp = r.ok() ? decode_find_response(r.value(), ks, limits_)
                                    : Result<FindResponse>(r.status());
                 if (!resp.ok()) {
-                  if (r.ok()) rt_.metrics().count("dht_malformed_responses");
-                  call_failed(peer.peer, peer.id);
+                  call_failed(peer.peer, peer.id, r);
                   cb(std::nullopt);
                   return;
                 }
@@ -239,7 +238,7 @@ void DhtNode::send_stores(std::vector<StoreRecord> records,
                       if (resp->refusals[j].empty()) ++st->stored[idx[j]];
                     }
                   } else {
-                    call_failed(c.peer, c.id);
+                    call_failed(c.peer, c.id, r);
                   }
                   one_done();
                 });

@@ -1,5 +1,6 @@
 // RpcEndpoint on the fake world: responses, time-outs, retries, error responses, late and duplicate
-// responses, responses from the wrong peer, a dead endpoint, the pending-call limit.
+// responses, responses from the wrong peer, a dead endpoint, the pending-call limit, and the status
+// codes that tell a refusal (the peer answered) from a time-out (it did not).
 #include "core/rpc.h"
 
 #include <gtest/gtest.h>
@@ -12,13 +13,18 @@ namespace {
 using testing::FakeWorld;
 using namespace std::chrono_literals;
 
-// A peer app that is just an RpcEndpoint; serves kProbeRequest by echoing a u64 field.
+// A peer app that is just an RpcEndpoint; serves kProbeRequest by echoing a u64 field (or refusing
+// with an error response when `refuse` is set).
 class EchoApp : public PeerApp {
  public:
   explicit EchoApp(Runtime& rt) : rpc(rt) {
     rpc.serve(MsgType::kProbeRequest, [this](PeerId, Message req, RpcEndpoint::Responder r) {
       ++served;
       if (silent) return;  // never answers
+      if (refuse) {
+        r(make_error_response(req, "not today"));
+        return;
+      }
       Message resp(MsgType::kProbeResponse);
       resp.add_u64(16, req.u64(16).ok() ? req.u64(16).value() : 0);
       r(std::move(resp));
@@ -30,6 +36,7 @@ class EchoApp : public PeerApp {
   RpcEndpoint rpc;
   int served = 0;
   bool silent = false;
+  bool refuse = false;
 };
 
 struct Pair {
@@ -113,6 +120,45 @@ TEST(Rpc, UnhandledTypeGetsErrorResponse) {
   });
   p.w.run_for(1s);
   EXPECT_NE(err.find("no handler"), std::string::npos) << err;
+}
+
+// A refusal, a time-out and a local failure end the call with different status codes, so that a
+// caller can keep a peer that refused (it is alive) and drop one that did not answer.
+TEST(Rpc, RefusalAndTimeoutAreReportedDifferently) {
+  Pair p;
+  p.b.refuse = true;
+  Status refused, timed_out, local;
+  p.a.rpc.call(2, request(1), CallOptions().with_timeout(200ms).with_retries(1),
+               [&](Result<Message> r) { refused = r.status(); });
+  p.w.run_for(1s);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), StatusCode::kRefused);
+  EXPECT_TRUE(refused.is_refused());
+  EXPECT_FALSE(refused.is_timed_out());
+  EXPECT_NE(refused.message().find("refused: not today"), std::string::npos) << refused.message();
+  EXPECT_EQ(p.b.served, 1) << "a refusal is an answer: no retry";
+  EXPECT_EQ(p.w.sink.counter("rpc_retries"), 0);
+
+  p.b.refuse = false;
+  p.b.silent = true;
+  p.a.rpc.call(2, request(2), CallOptions().with_timeout(200ms).with_retries(1),
+               [&](Result<Message> r) { timed_out = r.status(); });
+  p.w.run_for(1s);
+  EXPECT_EQ(timed_out.code(), StatusCode::kTimedOut);
+  EXPECT_TRUE(timed_out.is_timed_out());
+  EXPECT_FALSE(timed_out.is_refused());
+  EXPECT_NE(timed_out.message().find("did not answer"), std::string::npos) << timed_out.message();
+
+  // A request type nobody serves is refused too (the peer is alive), and a call over the pending
+  // limit fails locally: neither is a time-out.
+  Status unhandled;
+  p.a.rpc.call(2, Message(MsgType::kTransferRequest), CallOptions(),
+               [&](Result<Message> r) { unhandled = r.status(); });
+  RpcEndpoint tiny(p.w.add_peer(3), /*max_pending=*/0);
+  tiny.call(2, request(3), CallOptions(), [&](Result<Message> r) { local = r.status(); });
+  p.w.run_for(1s);
+  EXPECT_EQ(unhandled.code(), StatusCode::kRefused) << unhandled.message();
+  EXPECT_EQ(local.code(), StatusCode::kError) << local.message();
 }
 
 TEST(Rpc, LateAndForeignResponsesAreIgnored) {

@@ -1,0 +1,207 @@
+// `crowdtrain live`'s command line: parses the flags after the verb, loads the scenario and hands
+// both to run_live() (net/live.cpp). Strict: every number is checked, unknown flags are errors
+// (exit 2, with the usage text).
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "net/live.h"
+
+namespace crowdtrain::net {
+
+namespace {
+
+constexpr int kMaxParentsSearched = 16;
+
+const char* kLiveUsage =
+    "usage: crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,...\n"
+    "                       [--duration S] [--epoch UNIX_SECONDS] [--out DIR] [--seed N]\n"
+    "                       [--set key=value]... [--quiet]\n"
+    "  SCENARIO defaults to scenarios/quickstart.json, looked up from the current folder upwards.\n"
+    "  --listen defaults to this peer's own entry in --peers.\n"
+    "  --epoch: the run's time 0 as Unix time in seconds (fractions allowed), the same for every\n"
+    "    peer of the run, so that they share one timeline: scenario times (warmup_s, the\n"
+    "    duration) and DHT expirations then agree across peers to within their clocks' skew\n"
+    "    (one host, or hosts synchronised by NTP). A peer started early waits for the epoch; the\n"
+    "    run ends at epoch + duration. Default: this process's start (fine for a single peer).\n";
+
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "crowdtrain live: %s\n%s", why.c_str(), kLiveUsage);
+  return 2;
+}
+
+// Strict unsigned decimal: digits only, no sign, fits below `limit`.
+bool parse_uint(const std::string& text, uint64_t limit, uint64_t& out) {
+  if (text.empty() || text.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (limit - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+bool parse_positive_double(const std::string& text, double& out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v))
+    return false;
+  out = v;
+  return true;
+}
+
+// "0=tcp://127.0.0.1:5500,1=tcp://..." into `peers`; an error message, or "".
+std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& peers) {
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    const std::string item = text.substr(pos, comma - pos);
+    const size_t eq = item.find('=');
+    uint64_t id = 0;
+    if (eq == std::string::npos || !parse_uint(item.substr(0, eq), kNoPeer - 1, id)) {
+      return "--peers: '" + item + "' is not ID=ADDRESS";
+    }
+    const std::string addr = item.substr(eq + 1);
+    if (addr.find("://") == std::string::npos) {
+      return "--peers: peer " + std::to_string(id) + ": '" + addr +
+             "' is not an address like tcp://host:port";
+    }
+    if (!peers.emplace(static_cast<PeerId>(id), addr).second) {
+      return "--peers: peer " + std::to_string(id) + " given twice";
+    }
+    if (peers.size() > kMaxLivePeers)
+      return "--peers: more than " + std::to_string(kMaxLivePeers) + " peers";
+    pos = comma + 1;
+  }
+  return "";
+}
+
+// scenarios/quickstart.json in the current folder or the nearest parent that has one; "" if none.
+std::string find_default_scenario() {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::current_path(ec);
+  if (ec) return "";
+  for (int i = 0; i < kMaxParentsSearched; ++i) {
+    const std::filesystem::path p = dir / "scenarios" / "quickstart.json";
+    if (std::filesystem::is_regular_file(p, ec)) return p.string();
+    if (!dir.has_parent_path() || dir.parent_path() == dir) break;
+    dir = dir.parent_path();
+  }
+  return "";
+}
+
+}  // namespace
+
+int live_main(const std::vector<std::string>& args) {
+  std::string scenario_path;
+  std::vector<std::string> overrides;  // --set, in order (the reproduce line repeats them)
+  std::string seed_text;
+  bool quiet = false;
+  bool have_id = false;
+  LiveOptions o;
+  o.duration_s = 0;  // 0: the scenario's duration_s
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool inline_value = false;
+    if (flag.rfind("--", 0) == 0 && flag.find('=') != std::string::npos) {
+      value = flag.substr(flag.find('=') + 1);
+      flag = flag.substr(0, flag.find('='));
+      inline_value = true;
+    }
+    auto take = [&]() {
+      if (inline_value) return true;
+      if (i + 1 >= args.size()) return false;
+      value = args[++i];
+      return true;
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::printf("%s", kLiveUsage);
+      return 0;
+    } else if (flag == "--quiet") {
+      quiet = true;
+    } else if (flag == "--id") {
+      uint64_t id = 0;
+      if (!take() || !parse_uint(value, kNoPeer - 1, id))
+        return usage_error("--id needs a peer id");
+      o.id = static_cast<PeerId>(id);
+      have_id = true;
+    } else if (flag == "--listen") {
+      if (!take() || value.find("://") == std::string::npos) {
+        return usage_error("--listen needs an address like tcp://127.0.0.1:5500");
+      }
+      o.listen = value;
+    } else if (flag == "--peers") {
+      if (!take()) return usage_error("--peers needs ID=ADDR,ID=ADDR,...");
+      if (std::string e = parse_peers(value, o.peers); !e.empty()) return usage_error(e);
+    } else if (flag == "--duration") {
+      if (!take() || !parse_positive_double(value, o.duration_s)) {
+        return usage_error("--duration needs a number of seconds > 0");
+      }
+    } else if (flag == "--epoch") {
+      double epoch = 0;
+      if (!take() || !parse_positive_double(value, epoch)) {
+        return usage_error("--epoch needs a Unix time in seconds > 0 (e.g. $(date +%s))");
+      }
+      o.epoch_unix_s = epoch;
+    } else if (flag == "--out") {
+      if (!take() || value.empty()) return usage_error("--out needs a folder");
+      o.out_dir = value;
+    } else if (flag == "--seed") {
+      uint64_t seed = 0;
+      if (!take() || !parse_uint(value, UINT64_MAX, seed))
+        return usage_error("--seed needs a number");
+      seed_text = value;
+    } else if (flag == "--set") {
+      if (!take() || value.find('=') == std::string::npos)
+        return usage_error("--set needs key=value");
+      overrides.push_back(value);
+    } else if (!flag.empty() && flag[0] == '-') {
+      return usage_error("unknown option " + args[i]);
+    } else if (scenario_path.empty()) {
+      scenario_path = args[i];
+    } else {
+      return usage_error("more than one scenario given (" + scenario_path + ", " + args[i] + ")");
+    }
+  }
+  if (!have_id) return usage_error("--id is required");
+  if (o.listen.empty()) {
+    auto self = o.peers.find(o.id);
+    if (self == o.peers.end()) {
+      return usage_error("--listen is required when --peers has no entry for --id " +
+                         std::to_string(o.id));
+    }
+    o.listen = self->second;
+  }
+  if (scenario_path.empty()) {
+    scenario_path = find_default_scenario();
+    if (scenario_path.empty()) {
+      return usage_error(
+          "no SCENARIO given and scenarios/quickstart.json is not in the current "
+          "folder or any parent");
+    }
+  }
+  std::vector<std::string> load_overrides = overrides;
+  if (!seed_text.empty()) load_overrides.push_back("seed=" + seed_text);
+  auto s = load_scenario(scenario_path, load_overrides);
+  if (!s.ok()) {
+    std::fprintf(stderr, "crowdtrain live: %s: %s\n", scenario_path.c_str(), s.error().c_str());
+    return 2;
+  }
+  if (quiet) s.value().output.progress = false;
+  // The reproduce line carries the seed as --seed (reproduce_command adds it), the rest as --set.
+  return run_live(s.value(), o, overrides);
+}
+
+}  // namespace crowdtrain::net

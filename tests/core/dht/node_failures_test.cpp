@@ -1,0 +1,110 @@
+// DhtNode on the fake world: which failed calls count against a peer. A peer that refuses a store
+// (record by record through its validator, or the whole request with an error response) answered,
+// so it is alive: it is not blacklisted and stays in the routing table. A silent peer (time-outs)
+// is blacklisted and dropped.
+#include <gtest/gtest.h>
+
+#include "core/dht/dht_app.h"
+#include "core/dht/node.h"
+#include "tests/fake_runtime.h"
+
+namespace crowdtrain::dht {
+namespace {
+
+using namespace std::chrono_literals;
+using crowdtrain::testing::FakeWorld;
+
+// A DHT peer that answers pings and finds but refuses every store request as a whole, with an
+// error response (as a peer does whose limits are lower than the sender's, or whose node stopped).
+class StoreRefusingApp final : public PeerApp {
+ public:
+  StoreRefusingApp(Runtime& rt, DhtId id, DhtOptions options)
+      : rpc_(rt), node_(rt, rpc_, id, options) {
+    rpc_.serve(MsgType::kDhtStoreRequest, [this](PeerId, Message m, RpcEndpoint::Responder r) {
+      ++refused;
+      r(make_error_response(m, "dht store: not accepting stores"));
+    });
+  }
+  void start() override {
+    node_.bootstrap({0}, [](Status) {});
+  }
+  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
+  DhtNode& node() { return node_; }
+  int refused = 0;
+
+ private:
+  RpcEndpoint rpc_;
+  DhtNode node_;
+};
+
+TEST(DhtNodeFailures, RefusingPeersStayAndSilentPeersAreBlacklisted) {
+  FakeWorld world(11);
+  Rng rng(derive_seed(11, "dht-failures-test"));
+  // Retries so that a time-out is really one (several attempts), and a store reaches everyone.
+  const DhtOptions options = DhtOptions()
+                                 .replicas(8)
+                                 .rpc_timeout(500ms)
+                                 .rpc_retries(1)
+                                 .blacklist_time(60s)
+                                 .blacklist_max_time(120s);
+  // Peer 0 asks; 1 refuses whole store requests; 2 refuses every record through its validator;
+  // 3 falls silent after bootstrapping; 4 and 5 behave.
+  std::vector<std::unique_ptr<DhtApp>> apps(6);
+  apps[0] = std::make_unique<DhtApp>(world.add_peer(0), DhtId::random(rng), options,
+                                     std::vector<PeerId>{});
+  StoreRefusingApp refuser(world.add_peer(1), DhtId::random(rng), options);
+  for (PeerId p : {2, 3, 4, 5}) {
+    apps[p] = std::make_unique<DhtApp>(world.add_peer(p), DhtId::random(rng), options,
+                                       std::vector<PeerId>{0});
+  }
+  apps[2]->node().set_validator(
+      [](const StoreRecord&) { return Status::error("this peer accepts nothing"); });
+  world.attach(0, apps[0].get());
+  world.attach(1, &refuser);
+  for (PeerId p : {2, 3, 4, 5}) world.attach(p, apps[p].get());
+  apps[0]->start();
+  world.run_for(100ms);
+  refuser.start();
+  for (PeerId p : {2, 3, 4, 5}) apps[p]->start();
+  world.run_for(5s);
+
+  DhtNode& asker = apps[0]->node();
+  const DhtId refuser_id = refuser.node().id();
+  const DhtId validator_id = apps[2]->node().id();
+  const DhtId silent_id = apps[3]->node().id();
+  ASSERT_TRUE(asker.routing_table().contains(refuser_id));
+  ASSERT_TRUE(asker.routing_table().contains(validator_id));
+  ASSERT_TRUE(asker.routing_table().contains(silent_id));
+
+  world.detach(3);  // peer 3 still exists but nothing reaches it any more
+  size_t stored = 999;
+  asker.store("some-key", "some-value", world.now() + 3600s, [&](size_t n) { stored = n; });
+  world.run_for(10s);
+
+  // The store reached peers 1 and 2, which refused it, and timed out at peer 3; it took at 0, 4, 5.
+  EXPECT_EQ(stored, 3u);
+  EXPECT_GE(refuser.refused, 1);
+  EXPECT_GE(world.sink.counter("dht_store_refused"), 1);  // peer 2's validator, record by record
+  EXPECT_GE(world.sink.counter("dht_rpc_refused"), 1);    // peer 1's error response
+  EXPECT_FALSE(asker.blacklisted(1));
+  EXPECT_TRUE(asker.routing_table().contains(refuser_id));
+  EXPECT_FALSE(asker.blacklisted(2));
+  EXPECT_TRUE(asker.routing_table().contains(validator_id));
+  EXPECT_TRUE(asker.blacklisted(3));
+  EXPECT_FALSE(asker.routing_table().contains(silent_id));
+  EXPECT_GE(world.sink.counter("dht_rpc_failed"), 1);
+
+  // The refusing peers still serve lookups: a get of a key stored by a well-behaved peer works
+  // from the refuser, which asks the others.
+  bool got = false;
+  refuser.node().get("some-key", [&](Result<DhtValue> r) {
+    got = r.ok() && !r->is_dictionary && r->plain.value == "some-value";
+  });
+  world.run_for(10s);
+  EXPECT_TRUE(got);
+  EXPECT_FALSE(asker.blacklisted(1));
+  EXPECT_TRUE(asker.routing_table().contains(refuser_id));
+}
+
+}  // namespace
+}  // namespace crowdtrain::dht
