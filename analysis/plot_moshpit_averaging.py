@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The Moshpit averaging experiment: reads the runs of analysis/run_moshpit_averaging.sh
-(RUNS/n<N>_p<P>_s<SEED>/summary.json, each with averaging.mse_by_round), writes the table of mean
-rounds (over seeds, capped at 50) to reach MSE 1e-9 and 1e-4 as CSV (n,p,method,rounds_1e-9,
-rounds_1e-4) and draws log MSE against the round: three panels (p = 0, 0.005, 0.01 at the largest
-N), one faint line per seed and their geometric mean.
+(RUNS/[<method>/]n<N>_p<P>_s<SEED>/summary.json, each with averaging.mse_by_round; the method is
+read from the run's resolved scenario), writes the table of mean rounds (over seeds, capped at 50)
+to reach MSE 1e-9 and 1e-4 as CSV (n,p,method,rounds_1e-9,rounds_1e-4) and draws log MSE against
+the round: three panels (p = 0, 0.005, 0.01 at the largest N), one colour per method, one faint
+line per seed and their geometric mean.
 
 usage: plot_moshpit_averaging.py RUNS --csv FILE --png FILE [--cap 50]
 """
@@ -22,12 +23,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FLOOR = 1e-30  # an exact average plots here
+METHODS = ["allreduce", "gossip", "pushsum", "random_groups", "moshpit"]  # legend order
+LABELS = {
+    "allreduce": "All-Reduce",
+    "gossip": "Gossip (ring)",
+    "pushsum": "PushSum",
+    "random_groups": "random groups of 32",
+    "moshpit": "Moshpit 32x32",
+}
 
 
 def load(runs):
     """(n, p, method) -> {seed: [mse after 0, 1, ... rounds]}."""
     out = collections.defaultdict(dict)
-    for path in sorted(glob.glob(os.path.join(runs, "*", "summary.json"))):
+    paths = glob.glob(os.path.join(runs, "*", "summary.json"))
+    paths += glob.glob(os.path.join(runs, "*", "*", "summary.json"))
+    for path in sorted(paths):
         m = re.match(r"n(\d+)_p([0-9.e-]+)_s(\d+)$", os.path.basename(os.path.dirname(path)))
         if not m:
             continue
@@ -72,18 +83,22 @@ def main():
     panels = [p for p in ps if float(p) in (0.0, 0.005, 0.01)] or ps[:3]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), sharey=True, squeeze=False)
     for ax, p in zip(axes[0], panels):
-        for (n, pp, method), by_seed in sorted(data.items()):
-            if n != n_max or pp != p:
-                continue
+        order = {m: i for i, m in enumerate(METHODS)}
+        keys = sorted((k for k in data if k[0] == n_max and k[1] == p),
+                      key=lambda k: order.get(k[2], len(METHODS)))
+        for (n, pp, method) in keys:
+            by_seed = data[(n, pp, method)]
+            color = f"C{order.get(method, len(METHODS))}"
             length = max(len(c) for c in by_seed.values())
             for c in by_seed.values():
-                ax.plot(range(len(c)), [max(e, FLOOR) for e in c], color="C0", alpha=0.2, lw=0.8)
+                ax.plot(range(len(c)), [max(e, FLOOR) for e in c], color=color, alpha=0.15, lw=0.8)
             mean = []
             for r in range(length):
                 # a run that stopped below 1e-9 stays there
                 vals = [max(c[min(r, len(c) - 1)], FLOOR) for c in by_seed.values()]
                 mean.append(math.exp(sum(math.log(v) for v in vals) / len(vals)))
-            ax.plot(range(length), mean, color="C0", lw=2, label=f"{method} 32x32 (geo. mean)")
+            ax.plot(range(length), mean, color=color, lw=2,
+                    label=f"{LABELS.get(method, method)} ({len(by_seed)} runs)")
         ax.axhline(1e-9, color="gray", ls=":", lw=1)
         ax.axhline(1e-4, color="gray", ls=":", lw=1)
         ax.set_yscale("log")

@@ -128,7 +128,10 @@ struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averagin
   double declare_s = 2;              // planned start = round start + this
   double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
   double allreduce_timeout_s = 4;
-  double gossip_window_s = 2;     // gossip/pushsum: mix what arrived this long after round start
+  double gossip_window_s = 2;  // gossip/pushsum: mix what arrived this long after round start
+  // Payload scaling (moshpit, allreduce, random_groups): the network carries this many float32
+  // parameters per peer (filler) while the real vector stays vector_size doubles; 0 = off.
+  double wire_params = 0;
   uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
   double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
 };

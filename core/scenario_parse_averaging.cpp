@@ -26,6 +26,7 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   r.read("matchmaking_timeout_s", out.matchmaking_timeout_s, NumberRange::positive());
   r.read("allreduce_timeout_s", out.allreduce_timeout_s, NumberRange::positive());
   r.read("gossip_window_s", out.gossip_window_s, NumberRange::positive());
+  r.read("wire_params", out.wire_params, NumberRange::closed(0, 1e12));
   r.read("bootstrap_peers", out.bootstrap_peers, NumberRange::closed(1, 64));
   r.read("bootstrap_spread_s", out.bootstrap_spread_s, NumberRange::non_negative());
   if (!r.ok()) return;
@@ -43,6 +44,11 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   }
   if (out.declare_s >= out.matchmaking_timeout_s) {
     return r.fail(r.path_of("declare_s"), "must be below matchmaking_timeout_s");
+  }
+  if (out.wire_params > 0 && out.wire_params * 4.0 < out.vector_size * 8.0) {
+    return r.fail(r.path_of("wire_params"),
+                  "must carry at least the real vector (vector_size float64 = 2 x vector_size "
+                  "float32 parameters), or be 0");
   }
   if (out.gossip_window_s >= out.round_interval_s) {
     return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");

@@ -88,6 +88,7 @@ struct AllReduceRound::State {
   // Runs `work` through Runtime::compute (charged for `elements`), then `then` on completion;
   // neither runs once the round is destroyed, and `work` does not run once it has finished.
   void run(int64_t elements, std::function<void()> work, std::function<void()> then);
+  Message padded(Message m) const;
   template <typename Fn>
   std::function<void()> guard(Fn fn) {
     std::weak_ptr<bool> w = alive;
@@ -194,10 +195,10 @@ void AllReduceRound::State::send_my_chunks() {
       for (int64_t k = 0; k < reducers[j].chunks; ++k) {
         const Span c = chunk_span(spans[j], chunk_elems, k);
         ChunkHeader h{group.group_id, group.round, j, static_cast<uint64_t>(k)};
-        msgs->push_back(
-            {group.members[j].peer,
-             make_chunk_message(MsgType::kAvgPart, h,
-                                compress(local.narrow(0, c.offset, c.size), opt.compression()))});
+        msgs->push_back({group.members[j].peer,
+                         padded(make_chunk_message(
+                             MsgType::kAvgPart, h,
+                             compress(local.narrow(0, c.offset, c.size), opt.compression())))});
       }
     }
   };
@@ -353,7 +354,8 @@ void AllReduceRound::State::maybe_complete(int64_t k) {
       span.size,
       [this, msg, mean, k] {
         ChunkHeader h{group.group_id, group.round, me, static_cast<uint64_t>(k)};
-        *msg = make_chunk_message(MsgType::kAvgResult, h, compress(mean, opt.compression()));
+        *msg =
+            padded(make_chunk_message(MsgType::kAvgResult, h, compress(mean, opt.compression())));
       },
       [this, msg, to] {
         for (size_t m : to) {
@@ -483,10 +485,24 @@ void AllReduceRound::State::finish(bool deadline) {
   rt.schedule(Time(0), guard([this, out] { done(out); }));
 }
 
+Message AllReduceRound::State::padded(Message m) const {
+  if (opt.payload_scale() > 1.0) {
+    uint64_t bytes = 0;  // the tensors' bytes (headers and codebooks are not scaled)
+    for (const Field* f : m.all(kTagCodecData)) {
+      if (const auto* t = std::get_if<TensorData>(&f->value)) bytes += t->bytes.size;
+    }
+    m.add_filler(kTagAvgPad,
+                 static_cast<uint64_t>(static_cast<double>(bytes) * (opt.payload_scale() - 1.0)));
+  }
+  return m;
+}
+
 void AllReduceRound::State::run(int64_t elements, std::function<void()> work,
                                 std::function<void()> then) {
   ++inflight;
-  rt.compute({opt.flops_per_element() * static_cast<double>(elements)}, guard([this, work] {
+  const double flops =
+      opt.flops_per_element() * opt.payload_scale() * static_cast<double>(elements);
+  rt.compute({flops}, guard([this, work] {
                if (!is_finished) work();
              }),
              guard([this, then] {

@@ -87,6 +87,13 @@ class AllReduceOptions {
     all_or_nothing_ = a;
     return *this;
   }
+  // Payload scaling, for rehearsing big models on a small real vector: every chunk and result
+  // also carries (scale - 1) x its tensor bytes of filler (charged by the network, never
+  // allocated) and averaging work is charged scale x its elements. 1 = off.
+  AllReduceOptions& payload_scale(double s) {
+    payload_scale_ = s;
+    return *this;
+  }
   // Modelled cost of averaging work per element, for Runtime::compute.
   AllReduceOptions& flops_per_element(double f) {
     flops_per_element_ = f;
@@ -104,6 +111,7 @@ class AllReduceOptions {
   Compression compression() const { return compression_; }
   bool allow_nan() const { return allow_nan_; }
   bool all_or_nothing() const { return all_or_nothing_; }
+  double payload_scale() const { return payload_scale_; }
   double flops_per_element() const { return flops_per_element_; }
 
  private:
@@ -114,6 +122,7 @@ class AllReduceOptions {
   Compression compression_ = Compression::kNone;
   bool allow_nan_ = false;
   bool all_or_nothing_ = false;
+  double payload_scale_ = 1.0;
   double flops_per_element_ = 4.0;
 };
 

@@ -21,6 +21,7 @@ constexpr uint16_t kTagAvgRound = 17;
 constexpr uint16_t kTagAvgPart = 18;
 constexpr uint16_t kTagAvgChunk = 19;
 constexpr uint16_t kTagAvgReason = 20;
+constexpr uint16_t kTagAvgPad = 21;  // filler: payload scaling (AllReduceOptions::payload_scale)
 
 struct ChunkHeader {
   uint64_t group_id = 0;

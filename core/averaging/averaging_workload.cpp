@@ -64,6 +64,7 @@ AveragingBoard::AveragingBoard(const Scenario& s)
     sources_.push_back(std::make_shared<VectorSource>(std::move(vals)));
   }
   cells_ = place_peers(n_, s.workload.averaging, s.seed);
+  curve_.push_back(mse());  // before any round (reported with the first round's end)
 }
 
 double AveragingBoard::mse() const {
@@ -78,8 +79,8 @@ double AveragingBoard::mse() const {
 void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {
   const PeerId p = rt.self();
   if (p >= n_) return;
-  if (curve_.empty()) {
-    curve_.push_back(mse());
+  if (!initial_reported_) {
+    initial_reported_ = true;
     rt.metrics().observe(mse_series(0), curve_[0]);
   }
   // A round that some peer never reported (it was killed, or restarted into a later slot) is
@@ -175,6 +176,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
       .timeout(from_seconds(a.matchmaking_timeout_s))
       .begin_grace(std::chrono::milliseconds(500));
   o.allreduce.timeout(from_seconds(a.allreduce_timeout_s));
+  if (a.wire_params > 0) o.allreduce.payload_scale(a.wire_params * 4.0 / (a.vector_size * 8.0));
   o.dht.rpc_timeout(std::chrono::seconds(1));
   return std::unique_ptr<PeerApp>(
       std::make_unique<Averager>(rt, std::move(o), board->source(self), board));

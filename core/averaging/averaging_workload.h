@@ -47,6 +47,7 @@ class AveragingBoard final : public AveragingObserver {
   std::map<uint64_t, uint32_t> reports_;  // round -> peers that reported it
   std::vector<double> curve_;
   bool stopped_ = false;
+  bool initial_reported_ = false;
 };
 
 std::shared_ptr<void> make_averaging_shared(const Scenario& scenario);

@@ -44,12 +44,34 @@ class DhtId {
   int common_prefix_bits(const DhtId& other) const;
 
   DhtId operator^(const DhtId& o) const;
-  bool operator==(const DhtId& o) const { return bytes_ == o.bytes_; }
-  bool operator!=(const DhtId& o) const { return bytes_ != o.bytes_; }
-  bool operator<(const DhtId& o) const { return bytes_ < o.bytes_; }
-  bool operator<=(const DhtId& o) const { return bytes_ <= o.bytes_; }
+  // Compared as three big-endian words, inline: lookups compare ids millions of times, and the
+  // byte-array comparison went through a libc memcmp call each time.
+  bool operator==(const DhtId& o) const { return compare(o) == 0; }
+  bool operator!=(const DhtId& o) const { return compare(o) != 0; }
+  bool operator<(const DhtId& o) const { return compare(o) < 0; }
+  bool operator<=(const DhtId& o) const { return compare(o) <= 0; }
+  // -1, 0 or 1, as big-endian 160-bit numbers.
+  int compare(const DhtId& o) const {
+    for (size_t at : {size_t{0}, size_t{8}}) {
+      const uint64_t a = word64(at), b = o.word64(at);
+      if (a != b) return a < b ? -1 : 1;
+    }
+    const uint32_t a = word32(16), b = o.word32(16);
+    return a == b ? 0 : (a < b ? -1 : 1);
+  }
 
  private:
+  uint64_t word64(size_t at) const {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i) v = (v << 8) | bytes_[at + i];
+    return v;
+  }
+  uint32_t word32(size_t at) const {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | bytes_[at + i];
+    return v;
+  }
+
   std::array<uint8_t, kIdBytes> bytes_;
 };
 

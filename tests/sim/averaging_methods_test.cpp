@@ -1,0 +1,114 @@
+// The averaging experiment's other methods end to end in the simulated world (workload
+// "averaging", method ...): all-reduce of everybody is exact after one round and, all or nothing,
+// does nothing in a round where somebody sits out; random groups and PushSum shrink the error;
+// ring gossip follows its slow ring; payload scaling charges the network the virtual bytes.
+#include <gtest/gtest.h>
+
+#include "sim/sim_world.h"
+#include "tests/sim/sim_test_util.h"
+
+namespace crowdtrain::sim {
+namespace {
+
+Scenario method_run(const std::string& method, uint32_t peers, double p, uint32_t rounds,
+                    uint64_t seed) {
+  Scenario s;
+  s.name = "averaging_methods_test";
+  s.seed = seed;
+  s.peers.count = peers;
+  s.network.access_latency_ms = DistSpec::constant(10);
+  s.workload.kind = "averaging";
+  auto& a = s.workload.averaging;
+  a.method = method;
+  a.grid_size = 8;
+  a.grid_dims = 2;
+  a.failure_prob = p;
+  a.rounds = rounds;
+  a.first_round_s = 5;
+  a.round_interval_s = 10;
+  s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
+  s.output.progress = false;
+  return s;
+}
+
+std::vector<double> curve(const nlohmann::json& sum) {
+  std::vector<double> out;
+  for (const auto& point : sum["averaging"]["mse_by_round"]) out.push_back(point["mse"]);
+  return out;
+}
+
+int64_t counter(const nlohmann::json& sum, const char* name) {
+  return sum["counters"].contains(name) ? sum["counters"][name].get<int64_t>() : 0;
+}
+
+TEST(AveragingMethods, AllReduceIsExactAfterOneRound) {
+  const auto sum = testing::run_quiet(method_run("allreduce", 40, 0.0, 2, 3));
+  const auto mse = curve(sum);
+  ASSERT_EQ(mse.size(), 3u) << sum["averaging"].dump();
+  EXPECT_GT(mse[0], 0.1);
+  EXPECT_LT(mse[1], 1e-20);
+  EXPECT_EQ(counter(sum, "averaging_round_void"), 0);
+  EXPECT_EQ(counter(sum, "mm_joined"), 0);  // a fixed membership needs no matchmaking
+}
+
+TEST(AveragingMethods, AllReduceDoesNothingWhenSomebodySitsOut) {
+  // p = 0.05 with 40 peers: most rounds lose somebody; those must leave every value alone.
+  const auto sum = testing::run_quiet(method_run("allreduce", 40, 0.05, 4, 4));
+  const auto mse = curve(sum);
+  ASSERT_EQ(mse.size(), 5u);
+  const int64_t sat_out = counter(sum, "averaging_sat_out");
+  ASSERT_GT(sat_out, 0);
+  EXPECT_GT(counter(sum, "averaging_round_void"), 0);
+  for (size_t r = 1; r < mse.size(); ++r) {
+    // Either exact (a round with everybody) or unchanged (a void round), nothing in between.
+    const bool exact = mse[r] < 1e-20;
+    const bool unchanged = std::abs(mse[r] - mse[r - 1]) < 1e-12 * mse[r - 1];
+    EXPECT_TRUE(exact || unchanged) << "round " << r << ": " << mse[r - 1] << " -> " << mse[r];
+  }
+}
+
+TEST(AveragingMethods, RandomGroupsShrinkTheError) {
+  const auto sum = testing::run_quiet(method_run("random_groups", 64, 0.0, 4, 5));
+  const auto mse = curve(sum);
+  ASSERT_EQ(mse.size(), 5u);
+  for (size_t r = 1; r < mse.size(); ++r) EXPECT_LT(mse[r], mse[r - 1] * 0.5) << r;
+  EXPECT_GT(counter(sum, "averaging_groups"), 64 * 3);
+}
+
+TEST(AveragingMethods, GossipAndPushSumConvergeAtTheirOwnPace) {
+  const auto gossip = curve(testing::run_quiet(method_run("gossip", 64, 0.0, 8, 6)));
+  const auto pushsum = curve(testing::run_quiet(method_run("pushsum", 64, 0.0, 8, 6)));
+  ASSERT_EQ(gossip.size(), 9u);
+  ASSERT_EQ(pushsum.size(), 9u);
+  EXPECT_EQ(gossip[0], pushsum[0]);  // the same values, drawn from the seed
+  for (size_t r = 1; r < gossip.size(); ++r) {
+    EXPECT_LT(gossip[r], gossip[r - 1]) << r;
+    EXPECT_LT(pushsum[r], pushsum[r - 1]) << r;
+  }
+  EXPECT_LT(pushsum.back(), gossip.back() * 0.1);  // the exponential graph mixes far faster
+}
+
+TEST(AveragingMethods, PayloadScalingChargesTheVirtualBytes) {
+  Scenario plain = method_run("moshpit", 16, 0.0, 1, 7);
+  plain.network.upload_mbps = DistSpec::constant(100);
+  plain.network.download_mbps = DistSpec::constant(100);
+  plain.workload.averaging.grid_size = 16;
+  plain.workload.averaging.grid_dims = 1;  // one group of all 16: exact after one round
+  plain.workload.averaging.vector_size = 64;
+  Scenario scaled = plain;
+  scaled.workload.averaging.wire_params = 4e6;  // 16 MB per peer
+  scaled.workload.averaging.allreduce_timeout_s = 30;
+  scaled.workload.averaging.round_interval_s = 40;
+  scaled.duration_s = 50;
+  const auto a = testing::run_quiet(plain);
+  const auto b = testing::run_quiet(scaled);
+  // The same averaging (the real vector is the same), far more time on the wire: a group of 16
+  // moves 2 x 15/16 x 16 MB per peer at 100 Mb/s, about 2.4 s.
+  EXPECT_LT(curve(a)[1], 1e-20);
+  EXPECT_LT(curve(b)[1], 1e-20);
+  EXPECT_LT(a["samples"]["allreduce_ms"]["p50"].get<double>(), 500.0);
+  EXPECT_GT(b["samples"]["allreduce_ms"]["p50"].get<double>(), 1900.0);
+}
+
+}  // namespace
+}  // namespace crowdtrain::sim
