@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -62,14 +63,22 @@ class DhtId {
 
  private:
   uint64_t word64(size_t at) const {
-    uint64_t v = 0;
-    for (size_t i = 0; i < 8; ++i) v = (v << 8) | bytes_[at + i];
+    uint64_t v;
+    std::memcpy(&v, bytes_.data() + at, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return v;
+#else
+    return __builtin_bswap64(v);  // the first byte is the most significant
+#endif
   }
   uint32_t word32(size_t at) const {
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; ++i) v = (v << 8) | bytes_[at + i];
+    uint32_t v;
+    std::memcpy(&v, bytes_.data() + at, 4);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     return v;
+#else
+    return __builtin_bswap32(v);
+#endif
   }
 
   std::array<uint8_t, kIdBytes> bytes_;
