@@ -6,7 +6,9 @@ to reach MSE 1e-9 and 1e-4 as CSV (n,p,method,rounds_1e-9,rounds_1e-4) and draws
 the round: three panels (p = 0, 0.005, 0.01 at the largest N), one colour per method, one faint
 line per seed and their geometric mean.
 
-usage: plot_moshpit_averaging.py RUNS --csv FILE --png FILE [--cap 50]
+usage: plot_moshpit_averaging.py RUNS --csv FILE --png FILE [--md FILE] [--cap 50]
+  --md: also the table as Markdown, one row per (N, p), one column per method ("1e-9 / 1e-4"),
+        with the number of restarts behind each cell.
 """
 import argparse
 import collections
@@ -57,11 +59,33 @@ def rounds_to(curve, threshold, cap):
     return cap
 
 
+def write_markdown(data, path, cap):
+    order = {m: i for i, m in enumerate(METHODS)}
+    methods = sorted({k[2] for k in data}, key=lambda m: order.get(m, len(METHODS)))
+    rows = sorted({(k[0], k[1]) for k in data}, key=lambda r: (r[0], float(r[1])))
+    lines = ["| N | p | " + " | ".join(LABELS.get(m, m) for m in methods) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for n, p in rows:
+        cells = []
+        for m in methods:
+            curves = list(data.get((n, p, m), {}).values())
+            if not curves:
+                cells.append("")
+                continue
+            r9 = sum(rounds_to(c, 1e-9, cap) for c in curves) / len(curves)
+            r4 = sum(rounds_to(c, 1e-4, cap) for c in curves) / len(curves)
+            cells.append(f"{r9:g} / {r4:g} ({len(curves)})")
+        lines.append(f"| {n} | {p} | " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
     ap.add_argument("--csv", required=True)
     ap.add_argument("--png", required=True)
+    ap.add_argument("--md")
     ap.add_argument("--cap", type=int, default=50)
     a = ap.parse_args()
     data = load(a.runs)
@@ -77,6 +101,9 @@ def main():
             r4 = sum(rounds_to(c, 1e-4, a.cap) for c in curves) / len(curves)
             w.writerow([n, p, method, f"{r9:.2f}", f"{r4:.2f}"])
     print(a.csv)
+    if a.md:
+        write_markdown(data, a.md, a.cap)
+        print(a.md)
 
     n_max = max(k[0] for k in data)
     ps = sorted({k[1] for k in data if k[0] == n_max}, key=float)
