@@ -78,6 +78,7 @@ void Averager::begin_round(uint64_t round) {
   busy_ = true;
   buffered_.clear();  // whatever is left belongs to groups that are over
   const std::string key = group_key(round);
+  matchmaker_->set_weight(source_->weight());
   matchmaker_->look_for_group(
       key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
 }
