@@ -138,11 +138,15 @@ struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
   // "moshpit" (grid groups), "allreduce" (one group of everyone), "random_groups", "gossip" (ring),
   // "pushsum" (SGP on a time-varying exponential graph).
   std::string method = "moshpit";
-  std::string mode = "local_sgd";  // "local_sgd": average parameters every round_interval_s
-  std::string model = "mlp";       // "mlp" | "cnn"
-  uint32_t hidden = 128;           // mlp: hidden width; cnn: classifier width
-  uint32_t depth = 1;              // mlp: hidden layers
-  std::string optimizer = "sgd";   // "sgd" (with momentum) | "adam"
+  // "local_sgd": local steps, parameters averaged every round_interval_s; "collaborative":
+  // gradients accumulated until the peers reach target_batch_size, averaged, one step each.
+  std::string mode = "local_sgd";
+  uint32_t target_batch_size = 2048;  // collaborative: samples over all peers per step
+  double report_interval_s = 1;       // collaborative: progress reports to the DHT
+  std::string model = "mlp";          // "mlp" | "cnn"
+  uint32_t hidden = 128;              // mlp: hidden width; cnn: classifier width
+  uint32_t depth = 1;                 // mlp: hidden layers
+  std::string optimizer = "sgd";      // "sgd" (with momentum) | "adam"
   double lr = 0.05;
   double momentum = 0.9;
   uint32_t batch_size = 32;

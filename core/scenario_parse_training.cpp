@@ -12,7 +12,9 @@ namespace crowdtrain::scenario_detail {
 void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out) {
   r.read_choice("method", out.method,
                 {"moshpit", "allreduce", "random_groups", "gossip", "pushsum"});
-  r.read_choice("mode", out.mode, {"local_sgd"});
+  r.read_choice("mode", out.mode, {"local_sgd", "collaborative"});
+  r.read("target_batch_size", out.target_batch_size, NumberRange::closed(1, 1u << 30));
+  r.read("report_interval_s", out.report_interval_s, NumberRange::positive());
   r.read_choice("model", out.model, {"mlp", "cnn"});
   r.read("hidden", out.hidden, NumberRange::closed(1, 65536));
   r.read("depth", out.depth, NumberRange::closed(1, 64));
@@ -71,6 +73,12 @@ void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out) {
   }
   if (out.declare_s >= out.matchmaking_timeout_s) {
     return r.fail(r.path_of("declare_s"), "must be below matchmaking_timeout_s");
+  }
+  if (out.mode == "collaborative" && out.method != "allreduce" && out.method != "moshpit") {
+    return r.fail(r.path_of("method"),
+                  "collaborative mode averages gradients by all-reduce "
+                  "(method \"allreduce\" or \"moshpit\"), got \"" +
+                      out.method + "\"");
   }
   if (out.gossip_window_s >= out.round_interval_s) {
     return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");

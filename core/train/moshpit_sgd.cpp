@@ -3,8 +3,6 @@
 
 #include <torch/torch.h>
 
-#include "core/train/state_transfer.h"
-
 namespace crowdtrain::train {
 
 TrainerSource::TrainerSource(LocalTrainer& trainer, bool with_optimizer)
@@ -54,6 +52,7 @@ MoshpitSgdPeer::MoshpitSgdPeer(Runtime& rt, MoshpitSgdOptions options,
       trainer_(std::move(trainer)),
       observer_(std::move(observer)),
       rpc_(rt),
+      state_(rt, rpc_, *trainer_, options_.average_optimizer_state),
       alive_(std::make_shared<bool>(true)) {
   CT_CHECK(trainer_ != nullptr);
   source_ = std::make_shared<TrainerSource>(*trainer_, options_.average_optimizer_state);
@@ -68,62 +67,25 @@ MoshpitSgdPeer::~MoshpitSgdPeer() {
 }
 
 void MoshpitSgdPeer::start() {
-  rpc_.serve(MsgType::kTrainStateRequest, [this](PeerId from, Message req,
-                                                 RpcEndpoint::Responder respond) {
-    if (!training_) {
-      rt_.metrics().count("train_state_not_ready");
-      // A state response (not kRpcError) so that it reaches this peer's endpoint.
-      Message no(MsgType::kTrainStateResponse);
-      no.add_bytes(kTagError, "not ready (still joining)");
-      return respond(std::move(no));
-    }
-    const bool want = req.u64(kTagStateWantOptimizer).ok() && *req.u64(kTagStateWantOptimizer) != 0;
-    rt_.metrics().count("train_state_served");
-    respond(make_state_response(*trainer_, want));
-  });
+  state_.serve([this] { return training_; });
   if (options_.download_state) {
-    try_download(0);
+    state_.download(options_.state_peers, options_.state_timeout,
+                    [this, alive = std::weak_ptr<bool>(alive_)](bool ok) {
+                      if (alive.expired()) return;
+                      downloaded_ = ok;
+                      if (!ok) {
+                        rt_.metrics().count("train_state_from_init");
+                        rt_.metrics().event(
+                            "train_state_from_init",
+                            {{"attempts", static_cast<uint64_t>(options_.state_peers.size())}});
+                      }
+                      begin_training();
+                    });
     return;
   }
   rt_.schedule(options_.start_delay, [this, alive = std::weak_ptr<bool>(alive_)] {
     if (!alive.expired()) begin_training();
   });
-}
-
-void MoshpitSgdPeer::try_download(size_t attempt) {
-  if (attempt >= options_.state_peers.size()) {
-    rt_.metrics().count("train_state_from_init");
-    rt_.metrics().event("train_state_from_init",
-                        {{"attempts", static_cast<uint64_t>(options_.state_peers.size())}});
-    return begin_training();
-  }
-  const PeerId to = options_.state_peers[attempt];
-  rt_.metrics().count("train_state_requests");
-  rpc_.call(
-      to, make_state_request(options_.average_optimizer_state),
-      CallOptions().with_timeout(options_.state_timeout),
-      [this, attempt, to, alive = std::weak_ptr<bool>(alive_)](Result<Message> r) {
-        if (alive.expired()) return;
-        if (!r.ok()) {
-          rt_.metrics().count("train_state_failed");
-          rt_.metrics().event("train_state_failed", {{"from", to}, {"why", r.status().message()}},
-                              EventDetail::kOperation);
-          return try_download(attempt + 1);
-        }
-        auto installed = install_state(r.value(), *trainer_, options_.average_optimizer_state);
-        if (!installed.ok()) {
-          rt_.metrics().count("train_state_refused");
-          rt_.metrics().event("train_state_refused",
-                              {{"from", to}, {"why", installed.status().message()}});
-          return try_download(attempt + 1);
-        }
-        downloaded_ = true;
-        rt_.metrics().count("train_state_downloads");
-        rt_.metrics().observe("train_state_bytes", static_cast<double>(r->wire_size()));
-        rt_.metrics().event("train_state_downloaded",
-                            {{"from", to}, {"server_steps", installed->server_steps}});
-        begin_training();
-      });
 }
 
 void MoshpitSgdPeer::begin_training() {

@@ -22,6 +22,7 @@
 #include "core/rpc.h"
 #include "core/runtime.h"
 #include "core/train/local_trainer.h"
+#include "core/train/state_service.h"
 
 namespace crowdtrain::train {
 
@@ -87,7 +88,6 @@ class MoshpitSgdPeer final : public PeerApp {
   bool downloaded_state() const { return downloaded_; }
 
  private:
-  void try_download(size_t attempt);
   void begin_training();
   void next_step();
 
@@ -98,6 +98,7 @@ class MoshpitSgdPeer final : public PeerApp {
   std::unique_ptr<PeerApp> averaging_;
   std::shared_ptr<TrainingObserver> observer_;
   RpcEndpoint rpc_;  // state download only; the averaging app has its own
+  StateService state_;
   bool training_ = false;
   bool downloaded_ = false;
   std::shared_ptr<bool> alive_;

@@ -12,6 +12,7 @@
 #include "core/averaging/gossip.h"
 #include "core/averaging/key_manager.h"
 #include "core/json_path.h"
+#include "core/train/collaborative.h"
 #include "core/train/mnist.h"
 
 namespace crowdtrain::train {
@@ -184,6 +185,27 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
       bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
     }
   }
+  if (t.mode == "collaborative") {
+    CollaborativeOptions c;
+    c.target_batch_size = t.target_batch_size;
+    c.report_interval = from_seconds(t.report_interval_s);
+    c.progress_ttl = from_seconds(3 * t.report_interval_s);
+    c.bootstrap = bootstrap;
+    c.start_delay = joiner ? Time(0) : spread;
+    c.join_by_download = joiner && t.download_state;
+    c.state_timeout = from_seconds(t.state_timeout_s);
+    const uint32_t target = std::min<uint32_t>(t.target_group_size == 0 ? n : t.target_group_size,
+                                               static_cast<uint32_t>(kMaxGroupSize));
+    c.matchmaking.target_group_size(target)
+        .min_group_size(2)
+        .declare_time(from_seconds(t.declare_s))
+        .timeout(from_seconds(t.matchmaking_timeout_s))
+        .begin_grace(std::chrono::milliseconds(500));
+    c.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
+    c.dht.rpc_timeout(std::chrono::seconds(1));
+    return std::unique_ptr<PeerApp>(
+        std::make_unique<CollaborativePeer>(rt, std::move(c), std::move(trainer), board));
+  }
   const uint32_t rounds = 1000000;
   AveragingAppFactory factory;
   if (t.method == "gossip" || t.method == "pushsum") {
@@ -270,12 +292,14 @@ nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sin
   }
   nlohmann::json out = {
       {"method", t.method},
+      {"mode", t.mode},
       {"curve", curve},
       {"time_to_accuracy_s", to},
       {"final_accuracy", curve.empty() ? nlohmann::json(nullptr) : curve.back()["accuracy"]}};
-  for (const char* c : {"train_steps", "train_state_downloads", "train_state_from_init",
-                        "train_state_refused", "train_state_failed", "averaging_groups",
-                        "averaging_no_group", "averaging_allreduce_failed", "averaging_partial"}) {
+  for (const char* c :
+       {"train_steps", "collab_steps", "collab_alone", "collab_catch_up", "train_state_downloads",
+        "train_state_from_init", "train_state_refused", "train_state_failed", "averaging_groups",
+        "averaging_no_group", "averaging_allreduce_failed", "averaging_partial"}) {
     out[c] = sink.counter(c);
   }
   return out;
