@@ -8,7 +8,8 @@
 #
 # Variants: moshpit, allreduce (one group of whoever shows up, at least 2), allreduce_strict (all
 # N peers or no averaging: the all-or-nothing all-reduce), gossip, pushsum, collaborative
-# (gradients accumulated to a global batch of 2048, all-reduced, one step each).
+# (gradients accumulated to a global batch of 2048, averaged with the parameters by all-reduce, one
+# step each, lr 0.2).
 #
 # usage: analysis/run_moshpit_sgd.sh [CROWDTRAIN_BIN] [OUT]
 #   defaults: build/crowdtrain, runs/moshpit_sgd. SEEDS="1 2 3", VARIANTS="moshpit allreduce ...".
@@ -25,7 +26,7 @@ overrides() {
   case "$1" in
     moshpit | allreduce | gossip | pushsum | random_groups) echo "--set workload.training.method=$1" ;;
     allreduce_strict) echo "--set workload.training.method=allreduce --set workload.training.min_group_size=0" ;;
-    collaborative) echo "--set workload.training.method=allreduce --set workload.training.mode=collaborative" ;;
+    collaborative) echo "--set workload.training.method=allreduce --set workload.training.mode=collaborative --set workload.training.lr=0.2" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }

@@ -148,7 +148,7 @@ void CollaborativePeer::catch_up(uint64_t epoch, std::vector<PeerId> peers) {
 }
 
 void CollaborativePeer::accumulate() {
-  if (!ready_ || stepping_ || syncing_ || trainer_->busy()) return;
+  if (!ready_ || averaging_ || syncing_ || trainer_->busy()) return;
   trainer_->accumulate(rt_, [this, alive = std::weak_ptr<bool>(alive_)](const StepStats&) {
     if (alive.expired()) return;
     rt_.metrics().count("train_steps");
@@ -172,10 +172,13 @@ void CollaborativePeer::on_group(uint64_t epoch, Result<AllReduceGroup> group) {
     rt_.metrics().count("collab_alone");
     return finish_step(epoch, nullptr);
   }
-  // The gradient is frozen from here: accumulation waits for the step.
+  // The gradient is frozen from here: accumulation waits for the step. The group averages the
+  // mean gradient and the parameters in one vector (weights: samples), so peers that drifted
+  // apart (a split group, a missed step) are pulled back together at every step.
+  averaging_ = true;
   auto round = std::make_unique<Round>();
   round->epoch = epoch;
-  round->local = trainer_->accumulated_gradients();
+  round->local = torch::cat({trainer_->accumulated_gradients(), trainer_->parameters()});
   round->early.swap(round_->early);
   const uint64_t gid = group->group_id;
   round->allreduce = std::make_unique<AllReduceRound>(
@@ -188,7 +191,12 @@ void CollaborativePeer::on_group(uint64_t epoch, Result<AllReduceGroup> group) {
         }
         rt_.metrics().count("averaging_groups");
         const torch::Tensor averaged = round_->local + *r->delta;
-        finish_step(epoch, &averaged);
+        const int64_t p = trainer_->num_parameters();
+        if (!trainer_->set_parameters(averaged.narrow(0, p, p)).ok()) {
+          rt_.metrics().count("collab_parameters_refused");
+        }
+        const torch::Tensor grad = averaged.narrow(0, 0, p);
+        finish_step(epoch, &grad);
       });
   round_ = std::move(round);
   round_->allreduce->start();
@@ -220,6 +228,7 @@ void CollaborativePeer::finish_step(uint64_t epoch, const at::Tensor* averaged) 
     auto fresh = std::make_unique<Round>();
     round_.swap(fresh);
     stepping_ = false;
+    averaging_ = false;
     if (observer_) observer_->on_step(rt_);
     accumulate();
   });

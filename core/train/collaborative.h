@@ -2,14 +2,15 @@
 // peers accumulate gradients over local batches without stepping, and report their progress
 // (epoch, samples accumulated) to the DHT every report_interval as a subkey of one progress key
 // (expiring after a few intervals). When the samples that the peers of the current epoch report add
-// up to target_batch_size, each peer matchmakes under the epoch's key and all-reduces its mean
-// gradient, weighted by its samples (so the group gets the mean over all samples), then applies one
-// optimizer step with it and starts the next epoch. Gradients, not parameters, are averaged: peers
-// that start from the same state and apply the same averaged gradient stay in the same state, and
-// the optimizer statistics stay consistent without averaging them (hivemind's default with
-// use_local_updates=False). A peer that sees a later epoch in the progress reports (it missed a
-// step, or it has just joined) downloads the state from a peer of that epoch (state_service.h) and
-// discards its gradients. A peer alone at the step applies its own gradient.
+// up to target_batch_size, each peer matchmakes under the epoch's key (it keeps accumulating while
+// it looks for a group) and all-reduces its mean gradient together with its parameters, weighted by
+// its samples (so the group gets the mean gradient over all samples), installs the averaged
+// parameters, applies one optimizer step with the averaged gradient and starts the next epoch.
+// Averaging the gradient makes the step the large-batch step hivemind's Optimizer takes
+// (use_local_updates=False); averaging the parameters as well (the paper's ALBERT run) pulls peers
+// that drifted apart (a split group, a peer alone at a step) back together at every step. A peer
+// that sees a later epoch in the progress reports (it missed a step, or it has just joined)
+// downloads the state from a peer of that epoch (state_service.h) and discards its gradients.
 //
 // Ownership: borrows the Runtime; owns the trainer, its RpcEndpoint, DHT node and matchmaker;
 // shares the observer. Single-threaded, on the runtime's loop.
@@ -79,9 +80,10 @@ class CollaborativePeer final : public PeerApp {
   std::unique_ptr<Round> round_;
   uint64_t epoch_ = 0;
   int64_t global_samples_ = 0;
-  bool ready_ = false;     // state settled: accumulating and serving it
-  bool stepping_ = false;  // matchmaking / all-reduce of a global step in progress
-  bool syncing_ = false;   // downloading a later epoch's state
+  bool ready_ = false;      // state settled: accumulating and serving it
+  bool stepping_ = false;   // matchmaking / all-reduce of a global step in progress
+  bool averaging_ = false;  // all-reduce in progress: accumulation waits
+  bool syncing_ = false;    // downloading a later epoch's state
   std::shared_ptr<bool> alive_;
 };
 
