@@ -23,10 +23,12 @@ enum class MsgType : uint16_t {
   kAvgResult = 201,      // all-reduce: the averaged chunk back to a sender
   kAvgRefuse = 202,      // all-reduce: a reducer refuses a sender's chunks, with the reason
   kMmJoinRequest = 203,  // matchmaking (core/averaging/matchmaking.h): asks a peer to lead us
-  kMmJoinResponse = 204,  // matchmaking: accepted, redirected to a leader, busy or refused
-  kMmBegin = 205,         // matchmaking: the leader hands the assembled group to a follower
-  kMmHandover = 206,      // matchmaking: a leader sends its followers to a better leader
-  kGossipPush = 207,      // gossip and PushSum (core/averaging/gossip.h): a round's vector/share
+  kMmJoinResponse = 204,     // matchmaking: accepted, redirected to a leader, busy or refused
+  kMmBegin = 205,            // matchmaking: the leader hands the assembled group to a follower
+  kMmHandover = 206,         // matchmaking: a leader sends its followers to a better leader
+  kGossipPush = 207,         // gossip and PushSum (core/averaging/gossip.h): a round's vector/share
+  kTrainStateRequest = 210,  // Moshpit SGD (core/train/state_transfer.h): a joiner asks for state
+  kTrainStateResponse = 211,  // Moshpit SGD: parameters (+ optimizer state) in bounded chunks
 };
 
 // True for the values listed in MsgType.
@@ -51,6 +53,8 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kMmBegin:
     case MsgType::kMmHandover:
     case MsgType::kGossipPush:
+    case MsgType::kTrainStateRequest:
+    case MsgType::kTrainStateResponse:
       return true;
   }
   return false;

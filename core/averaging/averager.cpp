@@ -88,6 +88,7 @@ void Averager::begin_round(uint64_t round) {
     return;
   }
   const std::string key = group_key(round);
+  matchmaker_->set_weight(source_->weight());
   matchmaker_->look_for_group(
       key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
 }

@@ -2,6 +2,8 @@
 #include "core/averaging/matchmaking.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 namespace crowdtrain {
 namespace {
@@ -13,6 +15,38 @@ constexpr uint16_t kTagMmMembers = 35;
 constexpr uint16_t kTagMmExpiration = 36;
 constexpr uint16_t kTagMmCode = 37;
 constexpr uint16_t kTagMmPeer = 38;
+constexpr uint16_t kTagMmWeight = 39;   // f64: the joiner's weight in the average (default 1)
+constexpr uint16_t kTagMmWeights = 40;  // bytes: f64 little-endian per member, in member order
+
+// A member weight from the wire: finite and >= 0, else 1 (the unweighted default).
+double sane_weight(double w) { return std::isfinite(w) && w >= 0 ? w : 1.0; }
+
+std::string encode_weights(const std::vector<double>& weights) {
+  std::string out(weights.size() * 8, '\0');
+  for (size_t i = 0; i < weights.size(); ++i) {
+    uint64_t bits;
+    std::memcpy(&bits, &weights[i], 8);
+    for (int b = 0; b < 8; ++b) out[i * 8 + b] = static_cast<char>((bits >> (8 * b)) & 0xFF);
+  }
+  return out;
+}
+
+// Weights for `n` members, or all 1 when the field is absent or malformed.
+std::vector<double> decode_weights(Result<std::string> field, size_t n) {
+  std::vector<double> out(n, 1.0);
+  if (!field.ok() || field.value().size() != n * 8) return out;
+  const std::string& raw = field.value();
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t bits = 0;
+    for (int b = 0; b < 8; ++b) {
+      bits |= uint64_t{static_cast<uint8_t>(raw[i * 8 + b])} << (8 * b);
+    }
+    double w;
+    std::memcpy(&w, &bits, 8);
+    out[i] = sane_weight(w);
+  }
+  return out;
+}
 
 enum JoinCode : uint64_t { kAccepted = 0, kRedirect = 1, kRefused = 2, kBusy = 3 };
 
@@ -81,6 +115,7 @@ void Matchmaker::look_for_group(std::string key, uint64_t round, DoneFn done) {
   state_ = State::kLooking;
   leader_ = kNoPeer;
   followers_.clear();
+  follower_weight_.clear();
   tried_.clear();
   started_ = rt_.now();
   expiration_ = started_ + options_.declare_time();
@@ -146,6 +181,7 @@ void Matchmaker::try_join(PeerId leader) {
   Message req(MsgType::kMmJoinRequest);
   req.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_);
   req.add_i64(kTagMmExpiration, expiration_.count());
+  req.add_f64(kTagMmWeight, weight_);
   const uint64_t epoch = epoch_;
   rpc_.call(
       leader, std::move(req), CallOptions().with_timeout(options_.rpc_timeout()),
@@ -192,6 +228,8 @@ void Matchmaker::serve_join(PeerId from, Message req, RpcEndpoint::Responder res
     if (members() >= options_.target_group_size()) return answer(kRefused);
     followers_.push_back(from);
   }
+  auto weight = req.f64(kTagMmWeight);
+  follower_weight_[from] = weight.ok() ? sane_weight(*weight) : 1.0;
   answer(kAccepted);
   if (members() >= options_.target_group_size()) begin_group();
 }
@@ -227,12 +265,19 @@ void Matchmaker::begin_group() {
   AllReduceGroup group;
   group.group_id = rt_.rng().next_u64();
   group.round = round_;
-  for (PeerId p : peers) group.members.push_back(GroupMember{p});
+  std::vector<double> weights;
+  for (PeerId p : peers) {
+    auto it = follower_weight_.find(p);
+    weights.push_back(p == rt_.self() ? weight_ : it != follower_weight_.end() ? it->second : 1.0);
+    group.members.push_back(GroupMember{p, weights.back()});
+  }
   const std::string encoded = encode_peers(peers);
+  const std::string encoded_weights = encode_weights(weights);
   for (PeerId f : followers_) {
     Message m(MsgType::kMmBegin);
     m.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_).add_u64(kTagMmGroup, group.group_id);
     m.add_bytes(kTagMmMembers, encoded);
+    m.add_bytes(kTagMmWeights, encoded_weights);
     rt_.send(f, std::move(m));
   }
   rt_.metrics().count("mm_groups_led");
@@ -283,7 +328,10 @@ bool Matchmaker::on_message(PeerId from, const Message& msg) {
   AllReduceGroup group;
   group.group_id = *gid;
   group.round = round_;
-  for (PeerId p : *peers) group.members.push_back(GroupMember{p});
+  const std::vector<double> weights = decode_weights(msg.bytes(kTagMmWeights), peers->size());
+  for (size_t i = 0; i < peers->size(); ++i) {
+    group.members.push_back(GroupMember{(*peers)[i], weights[i]});
+  }
   handover_followers(from);
   finish(std::move(group));
   return true;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -72,6 +73,9 @@ class Matchmaker {
   // Looks for a group under `key` for round `round`. `done` runs exactly once (never inside this
   // call): with the group (this peer a member), or an error saying why none was found.
   void look_for_group(std::string key, uint64_t round, DoneFn done);
+  // This peer's weight in the groups it forms or joins from now on (sent with join requests and
+  // handed to every member with the group; default 1; not finite or < 0 reads as 1).
+  void set_weight(double w) { weight_ = w; }
   // Ends the current search without calling `done`.
   void cancel();
   // A one-way matchmaking message; false when it is not one.
@@ -117,8 +121,10 @@ class Matchmaker {
   Time expiration_{0};  // this peer's declared planned start
   Time deadline_{0};
   PeerId leader_ = kNoPeer;
-  std::vector<PeerId> followers_;  // in the order they joined
-  std::set<PeerId> tried_;         // leaders that refused us this search
+  std::vector<PeerId> followers_;             // in the order they joined
+  std::set<PeerId> tried_;                    // leaders that refused us this search
+  std::map<PeerId, double> follower_weight_;  // as they asked to join (this search)
+  double weight_ = 1.0;
   DoneFn done_;
   std::shared_ptr<bool> alive_;
 };

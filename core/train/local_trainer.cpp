@@ -80,6 +80,84 @@ void LocalTrainer::step(Runtime& rt, std::function<void(const StepStats&)> done)
       });
 }
 
+StepStats LocalTrainer::run_accumulate() {
+  torch::manual_seed(
+      derive_seed(options_.seed(), "torch_micro", static_cast<uint64_t>(micro_steps_)));
+  torch::Tensor x, y;
+  batches_->next(&x, &y);
+  if (accumulated_ == 0) optim_->opt->zero_grad();
+  // Gradient of the batch's summed loss: the running .grad is the sum over samples.
+  torch::Tensor loss = torch::nn::functional::cross_entropy(model_->forward(x), y);
+  (loss * static_cast<double>(x.size(0))).backward();
+  accumulated_ += x.size(0);
+  ++micro_steps_;
+  return StepStats{micro_steps_, loss.item<double>()};
+}
+
+void LocalTrainer::accumulate(Runtime& rt, std::function<void(const StepStats&)> done) {
+  CT_CHECK(!busy_);
+  busy_ = true;
+  auto stats = std::make_shared<StepStats>();
+  rt.compute(
+      ComputeCost{step_flops()}, [this, stats] { *stats = run_accumulate(); },
+      [this, stats, done = std::move(done)] {
+        busy_ = false;
+        if (done) done(*stats);
+      });
+}
+
+StepStats LocalTrainer::accumulate_now() {
+  CT_CHECK(!busy_);
+  return run_accumulate();
+}
+
+at::Tensor LocalTrainer::accumulated_gradients() const {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (const torch::Tensor& p : optim_->params) {
+    const torch::Tensor g = p.grad();
+    parts.push_back(
+        accumulated_ > 0 && g.defined()
+            ? (g.detach().reshape({-1}) / static_cast<double>(accumulated_)).to(torch::kFloat32)
+            : torch::zeros({p.numel()}, torch::kFloat32));
+  }
+  return parts.empty() ? torch::empty({0}, torch::kFloat32) : torch::cat(parts);
+}
+
+Status LocalTrainer::apply_gradients(const at::Tensor& flat) {
+  if (!flat.defined() || flat.dim() != 1 || flat.numel() != num_parameters()) {
+    return Status::error("apply_gradients: expected " + std::to_string(num_parameters()) +
+                         " values, got " +
+                         (flat.defined() ? std::to_string(flat.numel()) : std::string("none")));
+  }
+  if (!torch::isfinite(flat).all().item<bool>()) {
+    return Status::error("apply_gradients: non-finite gradient");
+  }
+  {
+    torch::NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (torch::Tensor& p : optim_->params) {
+      const torch::Tensor g = flat.narrow(0, offset, p.numel()).reshape_as(p).to(p.dtype());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(g);
+      } else {
+        p.mutable_grad() = g.clone();
+      }
+      offset += p.numel();
+    }
+  }
+  optim_->opt->step();
+  optim_->opt->zero_grad();
+  accumulated_ = 0;
+  ++steps_;
+  return Status();
+}
+
+void LocalTrainer::discard_gradients() {
+  optim_->opt->zero_grad();
+  accumulated_ = 0;
+}
+
 StepStats LocalTrainer::step_now() {
   CT_CHECK(!busy_);
   return run_step();

