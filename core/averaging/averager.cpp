@@ -77,7 +77,7 @@ void Averager::begin_round(uint64_t round) {
   }
   busy_ = true;
   buffered_.clear();  // whatever is left belongs to groups that are over
-  if (options_.key_mode == GroupKeyMode::kEveryone) {
+  if (options_.key_mode == GroupKeyMode::kFixedMembership) {
     // A fixed membership needs no matchmaking: every peer of 0..N-1 in id order, one group per
     // round, whoever is missing.
     AllReduceGroup everyone;
@@ -158,7 +158,8 @@ std::string Averager::group_key(uint64_t round) const {
     case GroupKeyMode::kGrid:
       break;
     case GroupKeyMode::kEveryone:
-      return options_.key_prefix + ".all";  // (begin_round skips matchmaking for this mode)
+    case GroupKeyMode::kFixedMembership:  // (begin_round skips matchmaking for this one)
+      return options_.key_prefix + ".all";
     case GroupKeyMode::kRandomGroups: {
       // Position of this peer in round r's permutation of 0..N-1 (Fisher-Yates from one seed);
       // consecutive runs of target size are the groups.

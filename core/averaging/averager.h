@@ -37,10 +37,11 @@ class AveragingObserver {
 
 // How a peer picks its group key each round.
 enum class GroupKeyMode {
-  kGrid,          // Moshpit: from the chunk indices of its last d-1 rounds (key_manager.h)
-  kRandomGroups,  // groups of target size from a random permutation all peers derive per round
-  kEveryone,      // plain all-reduce of everybody: peers 0..N-1, no matchmaking; with
-                  // allreduce.all_or_nothing a round with anybody missing does nothing
+  kGrid,             // Moshpit: from the chunk indices of its last d-1 rounds (key_manager.h)
+  kRandomGroups,     // groups of target size from a random permutation all peers derive per round
+  kEveryone,         // one key for every peer: all-reduce of whoever matchmakes in time
+  kFixedMembership,  // all-reduce of peers 0..N-1 with no matchmaking; with
+                     // allreduce.all_or_nothing a round with anybody missing does nothing
 };
 
 struct AveragerOptions {

@@ -141,7 +141,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   o.grid.group_size(a.grid_size).dims(a.grid_dims);
   o.peers = scenario.peers.count;
   o.random_groups_seed = scenario.seed;
-  o.key_mode = a.method == "allreduce"       ? GroupKeyMode::kEveryone
+  o.key_mode = a.method == "allreduce"       ? GroupKeyMode::kFixedMembership
                : a.method == "random_groups" ? GroupKeyMode::kRandomGroups
                                              : GroupKeyMode::kGrid;
   o.key_prefix = a.key_prefix;
@@ -161,7 +161,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   o.failure_prob = a.failure_prob;
   uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
   uint32_t min_size = a.min_group_size;
-  if (o.key_mode == GroupKeyMode::kEveryone) {
+  if (o.key_mode == GroupKeyMode::kFixedMembership) {
     // All N at once, all or nothing: a round in which anybody is missing forms no group.
     if (scenario.peers.count > kMaxGroupSize) {
       return Status::error("averaging: method allreduce supports at most " +
