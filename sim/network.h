@@ -30,6 +30,7 @@ struct NetworkStats {
   uint64_t messages_dropped_down = 0;  // sender or receiver was down
   uint64_t bytes_sent = 0;
   uint64_t bytes_delivered = 0;
+  uint64_t connections_opened = 0;  // packet level: TCP connections (handshakes) started
 };
 
 class NetworkModel {

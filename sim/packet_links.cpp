@@ -9,10 +9,9 @@
 #include <ns3/ipv4-route.h>
 #include <ns3/ipv4.h>
 #include <ns3/nstime.h>
-#include <ns3/point-to-point-helper.h>
-#include <ns3/point-to-point-net-device.h>
 
 #include "core/random.h"
+#include "sim/packet_device.h"
 
 namespace crowdtrain::sim {
 namespace {
@@ -51,10 +50,6 @@ ns3::Ptr<ns3::Ipv4Route> make_route(ns3::Ipv4Address dst, ns3::Ipv4Address src,
   return r;
 }
 
-ns3::Ptr<ns3::PointToPointNetDevice> p2p_device(const ns3::NetDeviceContainer& d, int i) {
-  return ns3::DynamicCast<ns3::PointToPointNetDevice>(d.Get(i));
-}
-
 ns3::DataRate rate_of(double bps) {
   return ns3::DataRate(static_cast<uint64_t>(std::llround(std::max(1.0, bps))));
 }
@@ -85,14 +80,12 @@ AccessNetwork build_access_network(const Topology& topology, const NetworkSpec& 
       std::min<uint32_t>(65535, std::max<uint32_t>(1500, spec.tcp_segment_bytes + 80)));
   std::vector<std::vector<ns3::Ptr<ns3::Ipv4Route>>> by_peer(
       regions, std::vector<ns3::Ptr<ns3::Ipv4Route>>(n));
-  ns3::PointToPointHelper p2p;
 
   for (PeerId p = 0; p < n; ++p) {
     const PeerLink& link = topology.peer(p);
     auto router = net.routers[link.region];
-    p2p.SetChannelAttribute("Delay", ns3::TimeValue(ns3::Seconds(link.access_latency_s)));
-    ns3::NetDeviceContainer d = p2p.Install(net.hosts[p], router);
-    auto up = p2p_device(d, 0), down = p2p_device(d, 1);  // the rate is the transmitter's
+    BusyLink d = install_busy_link(net.hosts[p], router, ns3::Seconds(link.access_latency_s));
+    auto up = d.a, down = d.b;  // the rate is the transmitter's
     up->SetDataRate(rate_of(link.up_bps));
     down->SetDataRate(rate_of(link.down_bps));
     up->SetMtu(mtu);
@@ -116,17 +109,19 @@ AccessNetwork build_access_network(const Topology& topology, const NetworkSpec& 
   // router.
   std::vector<std::vector<ns3::Ptr<ns3::Ipv4Route>>> core(
       regions, std::vector<ns3::Ptr<ns3::Ipv4Route>>(regions));
-  p2p.SetDeviceAttribute("DataRate", ns3::DataRateValue(rate_of(spec.core_bandwidth_gbps * 1e9)));
+  const ns3::DataRate core_rate = rate_of(spec.core_bandwidth_gbps * 1e9);
   for (size_t i = 0; i < regions; ++i) {
     for (size_t j = i + 1; j < regions; ++j) {
-      p2p.SetChannelAttribute("Delay", ns3::TimeValue(ns3::Seconds(topology.core_latency_s(i, j))));
-      ns3::NetDeviceContainer d = p2p.Install(net.routers[i], net.routers[j]);
-      p2p_device(d, 0)->SetMtu(mtu);
-      p2p_device(d, 1)->SetMtu(mtu);
-      add_interface(net.routers[i], d.Get(0), router_address(i));
-      add_interface(net.routers[j], d.Get(1), router_address(j));
-      core[i][j] = make_route(router_address(j), router_address(i), router_address(j), d.Get(0));
-      core[j][i] = make_route(router_address(i), router_address(j), router_address(i), d.Get(1));
+      BusyLink d = install_busy_link(net.routers[i], net.routers[j],
+                                     ns3::Seconds(topology.core_latency_s(i, j)));
+      for (auto& dev : {d.a, d.b}) {
+        dev->SetDataRate(core_rate);
+        dev->SetMtu(mtu);
+      }
+      add_interface(net.routers[i], d.a, router_address(i));
+      add_interface(net.routers[j], d.b, router_address(j));
+      core[i][j] = make_route(router_address(j), router_address(i), router_address(j), d.a);
+      core[j][i] = make_route(router_address(i), router_address(j), router_address(i), d.b);
     }
   }
   for (size_t r = 0; r < regions; ++r) {

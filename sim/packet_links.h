@@ -1,9 +1,9 @@
 // The packet-level network's nodes and links, built once from the Topology: one ns-3 node per peer
-// with its own point-to-point access link to its region's router (uplink rate on the peer's device,
-// downlink rate on the router's, delay = access latency, optional seeded per-packet loss on both
-// ends), region routers fully meshed by core links (delay = RTT / 2). IPv4 addresses are assigned
-// by hand (no Ipv4AddressHelper, hence no queue discs) and routed by HashRouting. Internal to
-// packet_network.cpp.
+// with its own point-to-point access link (BusyLinkDevice, sim/packet_device.h) to its region's
+// router (uplink rate on the peer's device, downlink rate on the router's, delay = access latency,
+// optional seeded per-packet loss on both ends), region routers fully meshed by core links (delay =
+// RTT / 2). IPv4 addresses are assigned by hand (no Ipv4AddressHelper, hence no queue discs) and
+// routed by HashRouting. Internal to packet_network.cpp.
 #pragma once
 
 #include <cstdint>

@@ -183,6 +183,7 @@ void PacketNetwork::send(PeerId from, PeerId to, Message msg, uint64_t wire_byte
 }
 
 std::shared_ptr<PacketNetwork::Conn> PacketNetwork::open(PeerId a, PeerId b) {
+  stats_.connections_opened++;
   auto c = std::make_shared<Conn>();
   c->peer[0] = a;
   c->peer[1] = b;

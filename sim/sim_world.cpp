@@ -353,6 +353,7 @@ Result<nlohmann::json> World::run() {
   sum["messages_dropped_down"] = n.messages_dropped_down;
   sum["bytes_sent"] = n.bytes_sent;
   sum["bytes_delivered"] = n.bytes_delivered;
+  sum["connections_opened"] = n.connections_opened;
   sum["alive_peers_at_end"] = alive_;
   sum["probes_sent"] = sink_.counter("probes_sent");
   sum["probes_ok"] = sink_.counter("probes_ok");
