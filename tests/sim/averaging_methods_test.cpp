@@ -10,6 +10,9 @@
 namespace crowdtrain::sim {
 namespace {
 
+using testing::counter;
+constexpr auto curve = testing::averaging_curve;
+
 Scenario method_run(const std::string& method, uint32_t peers, double p, uint32_t rounds,
                     uint64_t seed) {
   Scenario s;
@@ -29,16 +32,6 @@ Scenario method_run(const std::string& method, uint32_t peers, double p, uint32_
   s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
   s.output.progress = false;
   return s;
-}
-
-std::vector<double> curve(const nlohmann::json& sum) {
-  std::vector<double> out;
-  for (const auto& point : sum["averaging"]["mse_by_round"]) out.push_back(point["mse"]);
-  return out;
-}
-
-int64_t counter(const nlohmann::json& sum, const char* name) {
-  return sum["counters"].contains(name) ? sum["counters"][name].get<int64_t>() : 0;
 }
 
 TEST(AveragingMethods, AllReduceIsExactAfterOneRound) {

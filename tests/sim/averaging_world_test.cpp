@@ -10,6 +10,9 @@
 namespace crowdtrain::sim {
 namespace {
 
+using testing::counter;
+constexpr auto curve = testing::averaging_curve;
+
 Scenario averaging(uint32_t peers, uint32_t m, uint32_t d, double p, uint32_t rounds,
                    uint64_t seed) {
   Scenario s;
@@ -31,16 +34,6 @@ Scenario averaging(uint32_t peers, uint32_t m, uint32_t d, double p, uint32_t ro
 }
 
 nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
-
-std::vector<double> curve(const nlohmann::json& sum) {
-  std::vector<double> out;
-  for (const auto& point : sum["averaging"]["mse_by_round"]) out.push_back(point["mse"]);
-  return out;
-}
-
-int64_t counter(const nlohmann::json& sum, const char* name) {
-  return sum["counters"].contains(name) ? sum["counters"][name].get<int64_t>() : 0;
-}
 
 TEST(AveragingWorld, FullGridIsExactAfterDRounds) {
   const auto sum = run(averaging(16, 4, 2, 0.0, 3, 5));

@@ -9,6 +9,8 @@
 namespace crowdtrain::sim {
 namespace {
 
+using testing::counter;
+
 Scenario dht_scenario(uint32_t peers, double duration_s, uint64_t seed) {
   Scenario s;
   s.name = "dht_world_test";
@@ -39,10 +41,6 @@ Scenario with_churn(Scenario s) {
 }
 
 nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
-
-int64_t counter(const nlohmann::json& sum, const char* name) {
-  return sum["counters"].value(name, int64_t{0});
-}
 
 TEST(DhtWorld, NoChurnEveryStoreAndGetSucceeds) {
   const auto sum = run(dht_scenario(300, 90, 5));
