@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/averaging/allreduce_wire.h"
+#include "core/averaging/round_slots.h"
 
 namespace crowdtrain {
 
@@ -41,21 +42,13 @@ void Averager::start() {
     dht_->bootstrap(options_.bootstrap, [this](Status s) {
       if (!s.ok()) rt_.metrics().event("averaging_bootstrap_failed", {{"why", s.message()}});
     });
-    // The first round slot that has not started yet (a restarted peer joins the next one).
-    const Time now = rt_.now();
-    uint64_t round = 0;
-    if (now > options_.first_round) {
-      round = static_cast<uint64_t>((now - options_.first_round).count() /
-                                    options_.round_interval.count()) +
-              1;
-    }
-    schedule_round(round);
+    schedule_round(first_open_round(rt_.now(), options_.first_round, options_.round_interval));
   });
 }
 
 void Averager::schedule_round(uint64_t round) {
   if (round >= options_.rounds) return;
-  const Time at = options_.first_round + options_.round_interval * static_cast<int64_t>(round);
+  const Time at = round_start(round, options_.first_round, options_.round_interval);
   const Time delay = at > rt_.now() ? at - rt_.now() : Time(0);
   rt_.schedule(delay, [this, round, alive = std::weak_ptr<bool>(alive_)] {
     if (!alive.expired()) begin_round(round);

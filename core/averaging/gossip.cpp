@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/averaging/round_slots.h"
 #include "core/averaging/strategies.h"
 #include "core/tensor_codec.h"
 
@@ -41,21 +42,15 @@ void GossipAverager::start() {
   const at::Tensor first = source_->snapshot();
   numel_ = first.numel();
   dtype_ = to_dtype(first.scalar_type()).value_or(DType::kFloat64);
-  // The first round slot that has not started yet (a restarted peer joins the next one).
-  const Time ready = rt_.now() + options_.start_delay;
-  uint64_t round = 0;
-  if (ready > options_.first_round) {
-    round = static_cast<uint64_t>((ready - options_.first_round).count() /
-                                  options_.round_interval.count()) +
-            1;
-  }
+  const uint64_t round = first_open_round(rt_.now() + options_.start_delay, options_.first_round,
+                                          options_.round_interval);
   next_unmixed_ = round;
   schedule_round(round);
 }
 
 void GossipAverager::schedule_round(uint64_t round) {
   if (round >= options_.rounds) return;
-  const Time at = options_.first_round + options_.round_interval * static_cast<int64_t>(round);
+  const Time at = round_start(round, options_.first_round, options_.round_interval);
   const Time delay = at > rt_.now() ? at - rt_.now() : Time(0);
   rt_.schedule(delay, [this, round, alive = std::weak_ptr<bool>(alive_)] {
     if (!alive.expired()) begin_round(round);
