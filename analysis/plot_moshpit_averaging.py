@@ -74,7 +74,7 @@ def write_markdown(data, path, cap):
                 continue
             r9 = sum(rounds_to(c, 1e-9, cap) for c in curves) / len(curves)
             r4 = sum(rounds_to(c, 1e-4, cap) for c in curves) / len(curves)
-            cells.append(f"{r9:g} / {r4:g} ({len(curves)})")
+            cells.append(f"{r9:.3g} / {r4:.3g} ({len(curves)})")
         lines.append(f"| {n} | {p} | " + " | ".join(cells) + " |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
