@@ -23,7 +23,7 @@ const char* kUsage =
     "usage: crowdtrain run SCENARIO [--set key=value]... [--seed N] [--out DIR] [--quiet]\n"
     "       crowdtrain check SCENARIO [--set key=value]...\n"
     "       crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,... [--duration S]\n"
-    "                       [--out DIR] [--seed N] [--set key=value]...\n";
+    "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "crowdtrain: %s\n%s", why.c_str(), kUsage);

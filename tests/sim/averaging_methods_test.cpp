@@ -15,23 +15,7 @@ constexpr auto curve = testing::averaging_curve;
 
 Scenario method_run(const std::string& method, uint32_t peers, double p, uint32_t rounds,
                     uint64_t seed) {
-  Scenario s;
-  s.name = "averaging_methods_test";
-  s.seed = seed;
-  s.peers.count = peers;
-  s.network.access_latency_ms = DistSpec::constant(10);
-  s.workload.kind = "averaging";
-  auto& a = s.workload.averaging;
-  a.method = method;
-  a.grid_size = 8;
-  a.grid_dims = 2;
-  a.failure_prob = p;
-  a.rounds = rounds;
-  a.first_round_s = 5;
-  a.round_interval_s = 10;
-  s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
-  s.output.progress = false;
-  return s;
+  return testing::averaging_scenario(method, peers, 8, 2, p, rounds, seed);
 }
 
 TEST(AveragingMethods, AllReduceIsExactAfterOneRound) {

@@ -15,22 +15,7 @@ constexpr auto curve = testing::averaging_curve;
 
 Scenario averaging(uint32_t peers, uint32_t m, uint32_t d, double p, uint32_t rounds,
                    uint64_t seed) {
-  Scenario s;
-  s.name = "averaging_world_test";
-  s.seed = seed;
-  s.peers.count = peers;
-  s.network.access_latency_ms = DistSpec::constant(10);
-  s.workload.kind = "averaging";
-  auto& a = s.workload.averaging;
-  a.grid_size = m;
-  a.grid_dims = d;
-  a.failure_prob = p;
-  a.rounds = rounds;
-  a.first_round_s = 5;
-  a.round_interval_s = 10;
-  s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
-  s.output.progress = false;
-  return s;
+  return testing::averaging_scenario("moshpit", peers, m, d, p, rounds, seed);
 }
 
 nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }

@@ -1,6 +1,6 @@
 // Shared by the simulated-world tests: run a scenario in memory (no files, no progress line) and
-// return its summary, failing the current test if the run fails; read a counter and the averaging
-// workload's MSE curve from a summary.
+// return its summary, failing the current test if the run fails; a small averaging scenario; read
+// a counter and the averaging workload's MSE curve from a summary.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "sim/sim_world.h"
@@ -21,6 +22,29 @@ inline nlohmann::json run_quiet(const Scenario& s) {
   auto r = run_simulation(s, o);
   EXPECT_TRUE(r.ok()) << r.error();
   return r.ok() ? r.value() : nlohmann::json();
+}
+
+// `peers` peers averaging one N(0, 1) value each with `method` on an M^d grid (m, d), each sitting
+// a round out with probability p; rounds every 10 s from t = 5 s, 10 ms latency.
+inline Scenario averaging_scenario(const std::string& method, uint32_t peers, uint32_t m,
+                                   uint32_t d, double p, uint32_t rounds, uint64_t seed) {
+  Scenario s;
+  s.name = "averaging_test_" + method;
+  s.seed = seed;
+  s.peers.count = peers;
+  s.network.access_latency_ms = DistSpec::constant(10);
+  s.workload.kind = "averaging";
+  auto& a = s.workload.averaging;
+  a.method = method;
+  a.grid_size = m;
+  a.grid_dims = d;
+  a.failure_prob = p;
+  a.rounds = rounds;
+  a.first_round_s = 5;
+  a.round_interval_s = 10;
+  s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
+  s.output.progress = false;
+  return s;
 }
 
 // A counter of the summary, 0 when the run never counted it.
