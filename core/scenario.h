@@ -109,6 +109,14 @@ struct DhtWorkloadSpec {  // DHT under churn (core/dht/dht_workload.h); rates ar
   bool cache_on_lookup = true;
 };
 
+// How averaging peers advertise themselves in matchmaking, so that butterfly all-reduce sizes
+// each member's part by its bandwidth (core/averaging/load_balancing.h).
+struct LoadBalanceSpec {
+  std::string load_balance = "bandwidth";  // "bandwidth" | "equal" (every member advertises 1)
+  double bandwidth_mbps = 0;     // advertised; 0 = the peer's link (sim), unknown (live: equal)
+  double client_below_mbps = 0;  // a peer advertising less joins as a client (averages no part)
+};
+
 struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averaging_workload.h)
   // "moshpit" (grid keys), "allreduce" (one group of all N; a round with a missing peer does
   // nothing), "random_groups" (groups of target size, new random permutation each round),
@@ -134,6 +142,7 @@ struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averagin
   double wire_params = 0;
   uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
   double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
+  LoadBalanceSpec balance;
 };
 
 struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
@@ -175,6 +184,7 @@ struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
   uint32_t state_attempts = 4;  // peers tried before starting from the initial parameters
   uint32_t bootstrap_peers = 3;
   double bootstrap_spread_s = 2;
+  LoadBalanceSpec balance;
 };
 
 struct WorkloadSpec {

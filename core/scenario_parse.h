@@ -25,7 +25,9 @@ void read_compute(JsonReader& r, ComputeSpec& out);
 void read_workload(JsonReader& r, WorkloadSpec& out);
 void read_dht_workload(JsonReader& r, DhtWorkloadSpec& out);              // scenario_parse_dht.cpp
 void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out);  // ..._averaging.cpp
-void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out);    // ..._training.cpp
+// load_balance, bandwidth_mbps, client_below_mbps (averaging and training; ..._averaging.cpp).
+void read_load_balance(JsonReader& r, LoadBalanceSpec& out);
+void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out);  // ..._training.cpp
 void read_output(JsonReader& r, OutputSpec& out);
 
 }  // namespace crowdtrain::scenario_detail

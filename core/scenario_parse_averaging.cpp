@@ -8,6 +8,12 @@
 
 namespace crowdtrain::scenario_detail {
 
+void read_load_balance(JsonReader& r, LoadBalanceSpec& out) {
+  r.read_choice("load_balance", out.load_balance, {"bandwidth", "equal"});
+  r.read("bandwidth_mbps", out.bandwidth_mbps, NumberRange::closed(0, 1e9));
+  r.read("client_below_mbps", out.client_below_mbps, NumberRange::closed(0, 1e9));
+}
+
 void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   r.read_choice("method", out.method,
                 {"moshpit", "allreduce", "random_groups", "gossip", "pushsum"});
@@ -29,6 +35,7 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
   r.read("wire_params", out.wire_params, NumberRange::closed(0, 1e12));
   r.read("bootstrap_peers", out.bootstrap_peers, NumberRange::closed(1, 64));
   r.read("bootstrap_spread_s", out.bootstrap_spread_s, NumberRange::non_negative());
+  read_load_balance(r, out.balance);
   if (!r.ok()) return;
   if ((out.grid_size & (out.grid_size - 1)) != 0) {
     return r.fail(r.path_of("grid_size"),

@@ -53,6 +53,7 @@ void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out) {
   r.read("state_attempts", out.state_attempts, NumberRange::closed(0, 64));
   r.read("bootstrap_peers", out.bootstrap_peers, NumberRange::closed(1, 64));
   r.read("bootstrap_spread_s", out.bootstrap_spread_s, NumberRange::non_negative());
+  read_load_balance(r, out.balance);
   if (!r.ok()) return;
   if (!compression_from_name(out.compression).ok()) {
     return r.fail(r.path_of("compression"),

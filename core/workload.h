@@ -20,6 +20,10 @@ struct WorkloadContext {
   // State all peers of one run share, from make_workload_shared (sim only; null in the live world,
   // where peers share nothing). The DHT workload keeps its oracle there: live nodes, stored keys.
   std::shared_ptr<void> shared;
+  // This peer's access link as the world knows it, in Mb/s (sim: what the topology drew for it;
+  // live: 0, unknown). Averaging advertises it for load balancing.
+  double upload_mbps = 0.0;
+  double download_mbps = 0.0;
 };
 
 // Made once per run by the simulated world, before any peer joins, and passed to every app in

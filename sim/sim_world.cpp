@@ -141,7 +141,10 @@ void World::join(PeerId p, const char* reason) {
   network_->peer_up(p);
   slot.rt =
       std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
-  auto app = make_workload_app(s_, *slot.rt, context_);
+  WorkloadContext context = context_;
+  context.upload_mbps = topology_.peer(p).up_bps / 1e6;
+  context.download_mbps = topology_.peer(p).down_bps / 1e6;
+  auto app = make_workload_app(s_, *slot.rt, context);
   CT_CHECK(app.ok());  // the kind was checked before the run started
   slot.app = std::move(app.value());
   sink_.count("joins");

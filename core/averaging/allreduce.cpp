@@ -127,8 +127,11 @@ Status AllReduceRound::State::setup(const at::Tensor& t) {
   if (!balanced.ok()) return balanced.status();
   sizes = std::move(*balanced);
   spans = part_spans(sizes);
-  chunk_elems = chunk_elements(opt.chunk_bytes(), wire_bytes_per_element(opt.compression(), dtype),
-                               wire_overhead_bytes(opt.compression()));
+  // Chunks are sized by what they carry on the wire, filler of payload scaling included, so a
+  // scaled run streams in the chunks the big model would.
+  chunk_elems = chunk_elements(
+      opt.chunk_bytes(), wire_bytes_per_element(opt.compression(), dtype) * opt.payload_scale(),
+      wire_overhead_bytes(opt.compression()));
   slot_of.assign(n, -1);
   for (size_t i = 0; i < n; ++i) {
     if (!is_sender(i)) continue;
@@ -190,9 +193,15 @@ void AllReduceRound::State::send_my_chunks() {
   auto msgs = std::make_shared<std::vector<std::pair<PeerId, Message>>>();
   auto work = [this, msgs, n] {
     torch::NoGradGuard no_grad;
-    for (size_t step = 1; step < n; ++step) {  // start after self, so reducers see senders spread
-      const size_t j = (me + step) % n;
-      for (int64_t k = 0; k < reducers[j].chunks; ++k) {
+    // Chunk k of every part before chunk k+1 of any, as concurrent streams share an uplink: every
+    // reducer gets a steady share and can average and return chunk k while the rest is on the
+    // way. Parts in the order after self, so reducers see senders spread.
+    int64_t most = 0;
+    for (size_t j = 0; j < n; ++j) most = std::max(most, j == me ? 0 : reducers[j].chunks);
+    for (int64_t k = 0; k < most; ++k) {
+      for (size_t step = 1; step < n; ++step) {
+        const size_t j = (me + step) % n;
+        if (k >= reducers[j].chunks) continue;
         const Span c = chunk_span(spans[j], chunk_elems, k);
         ChunkHeader h{group.group_id, group.round, j, static_cast<uint64_t>(k)};
         msgs->push_back({group.members[j].peer,

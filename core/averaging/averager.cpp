@@ -7,6 +7,7 @@
 
 #include "core/averaging/allreduce_wire.h"
 #include "core/averaging/round_slots.h"
+#include "core/tensor_codec.h"
 
 namespace crowdtrain {
 
@@ -82,6 +83,8 @@ void Averager::begin_round(uint64_t round) {
   }
   const std::string key = group_key(round);
   matchmaker_->set_weight(source_->weight());
+  matchmaker_->set_bandwidth(options_.bandwidth_mbps > 0 ? options_.bandwidth_mbps : 1.0);
+  matchmaker_->set_mode(options_.mode);
   matchmaker_->look_for_group(
       key, round, [this, round](Result<AllReduceGroup> g) { on_group(round, std::move(g)); });
 }
@@ -100,6 +103,7 @@ void Averager::on_group(uint64_t round, Result<AllReduceGroup> group) {
   }
   round_ = std::make_unique<RoundState>();
   round_->local = source_->snapshot();
+  if (options_.bandwidth_mbps > 0) observe_bound(*group, round_->local);
   AllReduceGroup copy = group.value();
   round_->allreduce = std::make_unique<AllReduceRound>(
       rt_, std::move(group.value()), round_->local, options_.allreduce,
@@ -144,6 +148,20 @@ void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
     round_.reset();
     end_round(round);
   });
+}
+
+void Averager::observe_bound(const AllReduceGroup& group, const at::Tensor& local) {
+  // Called when this peer knows its bandwidth in Mb/s; the peers of one run all do or none do.
+  std::vector<BalanceInput> inputs;
+  for (const GroupMember& m : group.members) inputs.push_back({m.bandwidth, m.mode});
+  auto sol = optimize_fractions(inputs);
+  if (!sol.ok()) return;
+  // T* is in units of (vector bytes on the wire) / (bandwidth): bytes x 8 / (Mb/s x 1e6) seconds.
+  const DType dtype = to_tensor_data(torch::zeros({0}, local.options().device(torch::kCPU))).dtype;
+  const double bytes = static_cast<double>(local.numel()) *
+                       wire_bytes_per_element(options_.allreduce.compression(), dtype) *
+                       options_.allreduce.payload_scale();
+  rt_.metrics().observe("allreduce_bound_ms", sol->round_time * bytes * 8.0 / 1e6 * 1e3);
 }
 
 std::string Averager::group_key(uint64_t round) const {

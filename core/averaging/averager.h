@@ -4,7 +4,9 @@
 // peer either sits out (failure_prob: it neither sends nor receives, keeping its values), or builds
 // its group key from the grid bits (key_manager.h), matchmakes, runs AllReduceRound on a snapshot
 // of the source, applies the delta to the source and shifts in its next chunk index. A peer with
-// no group keeps its values and key, and says so in the metrics ("averaging_no_group"). All-reduce
+// no group keeps its values and key, and says so in the metrics ("averaging_no_group"). A peer that
+// knows its bandwidth also records its group's lower bound from the load-balancing optimum
+// ("allreduce_bound_ms", beside "allreduce_ms"). All-reduce
 // messages go to the current round by group id; those that come before the round starts are
 // buffered (at most max_buffered) and replayed when it does.
 //
@@ -57,6 +59,11 @@ struct AveragerOptions {
   Time round_interval = std::chrono::seconds(10);
   uint32_t rounds = 50;
   double failure_prob = 0.0;
+  // Advertised in matchmaking for load balancing: this peer's bandwidth in Mb/s (the slower of
+  // its two directions; 0 = unknown: it advertises 1, and a group of such peers splits equally)
+  // and its mode (client: sends its vector, averages no part).
+  double bandwidth_mbps = 0.0;
+  AveragingMode mode = AveragingMode::kNode;
   size_t max_buffered = 4096;  // early all-reduce messages kept for a round not begun yet
   MatchmakingOptions matchmaking;
   AllReduceOptions allreduce;
@@ -84,6 +91,8 @@ class Averager final : public PeerApp {
   void on_group(uint64_t round, Result<AllReduceGroup> group);
   void on_allreduce(uint64_t round, const AllReduceGroup& group, Result<AllReduceOutcome> r);
   void end_round(uint64_t round);
+  // allreduce_bound_ms of this group (bandwidths in Mb/s).
+  void observe_bound(const AllReduceGroup& group, const at::Tensor& local);
   std::string group_key(uint64_t round) const;
 
   Runtime& rt_;

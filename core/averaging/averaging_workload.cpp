@@ -1,6 +1,7 @@
 // The averaging experiment workload: see averaging_workload.h.
 #include "core/averaging/averaging_workload.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -110,6 +111,20 @@ void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
   }
 }
 
+AdvertisedLink advertised_link(const LoadBalanceSpec& spec, const WorkloadContext& context) {
+  AdvertisedLink out;
+  if (spec.load_balance == "equal") return out;
+  // A member moves as much as it receives (load_balancing.h), so the slower direction binds.
+  const double link = context.upload_mbps > 0 && context.download_mbps > 0
+                          ? std::min(context.upload_mbps, context.download_mbps)
+                          : 0.0;
+  out.bandwidth_mbps = spec.bandwidth_mbps > 0 ? spec.bandwidth_mbps : link;
+  if (out.bandwidth_mbps > 0 && out.bandwidth_mbps < spec.client_below_mbps) {
+    out.mode = AveragingMode::kClient;
+  }
+  return out;
+}
+
 std::shared_ptr<void> make_averaging_shared(const Scenario& scenario) {
   return std::make_shared<AveragingBoard>(scenario);
 }
@@ -159,6 +174,9 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   o.round_interval = from_seconds(a.round_interval_s);
   o.rounds = a.rounds;
   o.failure_prob = a.failure_prob;
+  const AdvertisedLink link = advertised_link(a.balance, context);
+  o.bandwidth_mbps = link.bandwidth_mbps;
+  o.mode = link.mode;
   uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
   uint32_t min_size = a.min_group_size;
   if (o.key_mode == GroupKeyMode::kFixedMembership) {

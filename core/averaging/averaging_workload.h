@@ -53,6 +53,14 @@ class AveragingBoard final : public AveragingObserver {
 std::shared_ptr<void> make_averaging_shared(const Scenario& scenario);
 Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
                                                     const WorkloadContext& context);
+// What a peer advertises in matchmaking under `spec` (scenario.h LoadBalanceSpec): its bandwidth
+// in Mb/s (0 = unknown, equal parts) and its mode. Used by the averaging and training workloads.
+struct AdvertisedLink {
+  double bandwidth_mbps = 0.0;
+  AveragingMode mode = AveragingMode::kNode;
+};
+AdvertisedLink advertised_link(const LoadBalanceSpec& spec, const WorkloadContext& context);
+
 // {"mse_by_round": [...], "rounds_to_1e-9": r | null, "rounds_to_1e-4": r | null} from the
 // "averaging_mse_r*" sample series.
 nlohmann::json averaging_summary(const MetricsSink& sink);

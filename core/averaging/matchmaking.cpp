@@ -15,24 +15,33 @@ constexpr uint16_t kTagMmMembers = 35;
 constexpr uint16_t kTagMmExpiration = 36;
 constexpr uint16_t kTagMmCode = 37;
 constexpr uint16_t kTagMmPeer = 38;
-constexpr uint16_t kTagMmWeight = 39;   // f64: the joiner's weight in the average (default 1)
-constexpr uint16_t kTagMmWeights = 40;  // bytes: f64 little-endian per member, in member order
+constexpr uint16_t kTagMmWeight = 39;      // f64: the joiner's weight in the average (default 1)
+constexpr uint16_t kTagMmWeights = 40;     // bytes: f64 little-endian per member, in member order
+constexpr uint16_t kTagMmBandwidth = 41;   // f64: the joiner's bandwidth (default 1)
+constexpr uint16_t kTagMmMode = 42;        // u64: the joiner's AveragingMode (default node)
+constexpr uint16_t kTagMmBandwidths = 43;  // bytes: f64 little-endian per member
+constexpr uint16_t kTagMmModes = 44;       // bytes: one AveragingMode byte per member
 
-// A member weight from the wire: finite and >= 0, else 1 (the unweighted default).
-double sane_weight(double w) { return std::isfinite(w) && w >= 0 ? w : 1.0; }
+// A member weight or bandwidth from the wire: finite and >= 0, else 1 (the default).
+double sane_nonneg(double w) { return std::isfinite(w) && w >= 0 ? w : 1.0; }
 
-std::string encode_weights(const std::vector<double>& weights) {
-  std::string out(weights.size() * 8, '\0');
-  for (size_t i = 0; i < weights.size(); ++i) {
+AveragingMode sane_mode(uint64_t m) {
+  return m <= static_cast<uint64_t>(AveragingMode::kAux) ? static_cast<AveragingMode>(m)
+                                                         : AveragingMode::kNode;
+}
+
+std::string encode_f64s(const std::vector<double>& values) {
+  std::string out(values.size() * 8, '\0');
+  for (size_t i = 0; i < values.size(); ++i) {
     uint64_t bits;
-    std::memcpy(&bits, &weights[i], 8);
+    std::memcpy(&bits, &values[i], 8);
     for (int b = 0; b < 8; ++b) out[i * 8 + b] = static_cast<char>((bits >> (8 * b)) & 0xFF);
   }
   return out;
 }
 
-// Weights for `n` members, or all 1 when the field is absent or malformed.
-std::vector<double> decode_weights(Result<std::string> field, size_t n) {
+// `n` values (each sane_nonneg), or all 1 when the field is absent or malformed.
+std::vector<double> decode_f64s(Result<std::string> field, size_t n) {
   std::vector<double> out(n, 1.0);
   if (!field.ok() || field.value().size() != n * 8) return out;
   const std::string& raw = field.value();
@@ -43,9 +52,24 @@ std::vector<double> decode_weights(Result<std::string> field, size_t n) {
     }
     double w;
     std::memcpy(&w, &bits, 8);
-    out[i] = sane_weight(w);
+    out[i] = sane_nonneg(w);
   }
   return out;
+}
+
+// `n` modes, or all node when the field is absent or malformed.
+std::vector<AveragingMode> decode_modes(Result<std::string> field, size_t n) {
+  std::vector<AveragingMode> out(n, AveragingMode::kNode);
+  if (!field.ok() || field.value().size() != n) return out;
+  for (size_t i = 0; i < n; ++i) out[i] = sane_mode(static_cast<uint8_t>(field.value()[i]));
+  return out;
+}
+
+// Somebody in the group averages a part (load_balance would fail otherwise).
+bool can_average(const std::vector<GroupMember>& members) {
+  return std::any_of(members.begin(), members.end(), [](const GroupMember& m) {
+    return m.mode != AveragingMode::kClient && m.bandwidth > 0;
+  });
 }
 
 enum JoinCode : uint64_t { kAccepted = 0, kRedirect = 1, kRefused = 2, kBusy = 3 };
@@ -115,7 +139,7 @@ void Matchmaker::look_for_group(std::string key, uint64_t round, DoneFn done) {
   state_ = State::kLooking;
   leader_ = kNoPeer;
   followers_.clear();
-  follower_weight_.clear();
+  follower_info_.clear();
   tried_.clear();
   started_ = rt_.now();
   expiration_ = started_ + options_.declare_time();
@@ -181,7 +205,8 @@ void Matchmaker::try_join(PeerId leader) {
   Message req(MsgType::kMmJoinRequest);
   req.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_);
   req.add_i64(kTagMmExpiration, expiration_.count());
-  req.add_f64(kTagMmWeight, weight_);
+  req.add_f64(kTagMmWeight, self_.weight).add_f64(kTagMmBandwidth, self_.bandwidth);
+  req.add_u64(kTagMmMode, static_cast<uint64_t>(self_.mode));
   const uint64_t epoch = epoch_;
   rpc_.call(
       leader, std::move(req), CallOptions().with_timeout(options_.rpc_timeout()),
@@ -229,7 +254,13 @@ void Matchmaker::serve_join(PeerId from, Message req, RpcEndpoint::Responder res
     followers_.push_back(from);
   }
   auto weight = req.f64(kTagMmWeight);
-  follower_weight_[from] = weight.ok() ? sane_weight(*weight) : 1.0;
+  auto bandwidth = req.f64(kTagMmBandwidth);
+  auto mode = req.u64(kTagMmMode);
+  GroupMember& info = follower_info_[from];
+  info.peer = from;
+  info.weight = weight.ok() ? sane_nonneg(*weight) : 1.0;
+  info.bandwidth = bandwidth.ok() ? sane_nonneg(*bandwidth) : 1.0;
+  info.mode = mode.ok() ? sane_mode(*mode) : AveragingMode::kNode;
   answer(kAccepted);
   if (members() >= options_.target_group_size()) begin_group();
 }
@@ -265,19 +296,35 @@ void Matchmaker::begin_group() {
   AllReduceGroup group;
   group.group_id = rt_.rng().next_u64();
   group.round = round_;
-  std::vector<double> weights;
+  std::vector<double> weights, bandwidths;
+  std::string modes;
   for (PeerId p : peers) {
-    auto it = follower_weight_.find(p);
-    weights.push_back(p == rt_.self() ? weight_ : it != follower_weight_.end() ? it->second : 1.0);
-    group.members.push_back(GroupMember{p, weights.back()});
+    auto it = follower_info_.find(p);
+    GroupMember m = p == rt_.self()              ? self_
+                    : it != follower_info_.end() ? it->second
+                                                 : GroupMember{};
+    m.peer = p;
+    m.weight = sane_nonneg(m.weight);
+    m.bandwidth = sane_nonneg(m.bandwidth);
+    weights.push_back(m.weight);
+    bandwidths.push_back(m.bandwidth);
+    modes.push_back(static_cast<char>(m.mode));
+    group.members.push_back(m);
+  }
+  if (!can_average(group.members)) {
+    handover_followers(kNoPeer);
+    return finish(Status::error("matchmaking: nobody in the group of " +
+                                std::to_string(peers.size()) + " can average (all clients)"));
   }
   const std::string encoded = encode_peers(peers);
-  const std::string encoded_weights = encode_weights(weights);
+  const std::string encoded_weights = encode_f64s(weights);
+  const std::string encoded_bandwidths = encode_f64s(bandwidths);
   for (PeerId f : followers_) {
     Message m(MsgType::kMmBegin);
     m.add_u64(kTagMmRound, round_).add_bytes(kTagMmKey, key_).add_u64(kTagMmGroup, group.group_id);
     m.add_bytes(kTagMmMembers, encoded);
     m.add_bytes(kTagMmWeights, encoded_weights);
+    m.add_bytes(kTagMmBandwidths, encoded_bandwidths).add_bytes(kTagMmModes, modes);
     rt_.send(f, std::move(m));
   }
   rt_.metrics().count("mm_groups_led");
@@ -328,9 +375,12 @@ bool Matchmaker::on_message(PeerId from, const Message& msg) {
   AllReduceGroup group;
   group.group_id = *gid;
   group.round = round_;
-  const std::vector<double> weights = decode_weights(msg.bytes(kTagMmWeights), peers->size());
-  for (size_t i = 0; i < peers->size(); ++i) {
-    group.members.push_back(GroupMember{(*peers)[i], weights[i]});
+  const size_t n = peers->size();
+  const std::vector<double> weights = decode_f64s(msg.bytes(kTagMmWeights), n);
+  const std::vector<double> bandwidths = decode_f64s(msg.bytes(kTagMmBandwidths), n);
+  const std::vector<AveragingMode> modes = decode_modes(msg.bytes(kTagMmModes), n);
+  for (size_t i = 0; i < n; ++i) {
+    group.members.push_back(GroupMember{(*peers)[i], weights[i], bandwidths[i], modes[i]});
   }
   handover_followers(from);
   finish(std::move(group));

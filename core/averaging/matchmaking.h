@@ -6,7 +6,9 @@
 // own leader. A leader that finds a better leader joins it and hands its followers over
 // (kMmHandover). A leader begins when it has `target_group_size` members, or at its planned start
 // with at least `min_group_size` (else it re-declares until the deadline); it shuffles the members
-// and sends them the group (kMmBegin). A peer with no group by `timeout` gets an error.
+// and sends them the group (kMmBegin) with every member's weight, bandwidth and mode, so all of
+// them split the vector alike. A peer with no group by `timeout` gets an error, and so does a
+// group in which nobody can average (all clients).
 //
 // Ownership: borrows the Runtime, the peer's RpcEndpoint (it serves kMmJoinRequest on it) and the
 // DhtNode; all outlive it. The owner feeds one-way messages (kMmBegin, kMmHandover) through
@@ -73,9 +75,13 @@ class Matchmaker {
   // Looks for a group under `key` for round `round`. `done` runs exactly once (never inside this
   // call): with the group (this peer a member), or an error saying why none was found.
   void look_for_group(std::string key, uint64_t round, DoneFn done);
-  // This peer's weight in the groups it forms or joins from now on (sent with join requests and
-  // handed to every member with the group; default 1; not finite or < 0 reads as 1).
-  void set_weight(double w) { weight_ = w; }
+  // What this peer advertises in the groups it forms or joins from now on (sent with join requests
+  // and handed to every member with the group): its weight in the average (default 1), its
+  // bandwidth for load balancing (any unit all peers share, default 1; 0 = averages nothing) and
+  // its mode (load_balancing.h). A weight or bandwidth that is not finite or < 0 reads as 1.
+  void set_weight(double w) { self_.weight = w; }
+  void set_bandwidth(double b) { self_.bandwidth = b; }
+  void set_mode(AveragingMode m) { self_.mode = m; }
   // Ends the current search without calling `done`.
   void cancel();
   // A one-way matchmaking message; false when it is not one.
@@ -121,10 +127,10 @@ class Matchmaker {
   Time expiration_{0};  // this peer's declared planned start
   Time deadline_{0};
   PeerId leader_ = kNoPeer;
-  std::vector<PeerId> followers_;             // in the order they joined
-  std::set<PeerId> tried_;                    // leaders that refused us this search
-  std::map<PeerId, double> follower_weight_;  // as they asked to join (this search)
-  double weight_ = 1.0;
+  std::vector<PeerId> followers_;                // in the order they joined
+  std::set<PeerId> tried_;                       // leaders that refused us this search
+  std::map<PeerId, GroupMember> follower_info_;  // as they asked to join (this search)
+  GroupMember self_;                             // what this peer advertises (peer unused)
   DoneFn done_;
   std::shared_ptr<bool> alive_;
 };

@@ -162,6 +162,8 @@ void CollaborativePeer::global_step() {
   rt_.metrics().event("collab_step_begin", {{"epoch", epoch}, {"global_samples", global_samples_}},
                       EventDetail::kOperation);
   matchmaker_->set_weight(static_cast<double>(trainer_->samples_accumulated()));
+  matchmaker_->set_bandwidth(options_.bandwidth_mbps > 0 ? options_.bandwidth_mbps : 1.0);
+  matchmaker_->set_mode(options_.mode);
   matchmaker_->look_for_group(
       options_.key_prefix + ".e" + std::to_string(epoch), epoch,
       [this, epoch](Result<AllReduceGroup> g) { on_group(epoch, std::move(g)); });

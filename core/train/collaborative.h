@@ -40,6 +40,9 @@ struct CollaborativeOptions {
   bool join_by_download = false;    // a joiner: download the state before accumulating
   std::vector<PeerId> state_peers;  // joiners ask these first
   Time state_timeout = std::chrono::seconds(3);
+  // Advertised in matchmaking for load balancing (as AveragerOptions: Mb/s, 0 = unknown).
+  double bandwidth_mbps = 0.0;
+  AveragingMode mode = AveragingMode::kNode;
   MatchmakingOptions matchmaking;
   AllReduceOptions allreduce;
   dht::DhtOptions dht;

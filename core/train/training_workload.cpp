@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/averaging/averager.h"
+#include "core/averaging/averaging_workload.h"
 #include "core/averaging/compression.h"
 #include "core/averaging/gossip.h"
 #include "core/averaging/key_manager.h"
@@ -185,6 +186,7 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
       bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
     }
   }
+  const AdvertisedLink link = advertised_link(t.balance, context);
   if (t.mode == "collaborative") {
     CollaborativeOptions c;
     c.target_batch_size = t.target_batch_size;
@@ -194,6 +196,8 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
     c.start_delay = joiner ? Time(0) : spread;
     c.join_by_download = joiner && t.download_state;
     c.state_timeout = from_seconds(t.state_timeout_s);
+    c.bandwidth_mbps = link.bandwidth_mbps;
+    c.mode = link.mode;
     const uint32_t target = std::min<uint32_t>(t.target_group_size == 0 ? n : t.target_group_size,
                                                static_cast<uint32_t>(kMaxGroupSize));
     c.matchmaking.target_group_size(target)
@@ -238,6 +242,8 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
     a.first_round = from_seconds(t.first_round_s);
     a.round_interval = from_seconds(t.round_interval_s);
     a.rounds = rounds;
+    a.bandwidth_mbps = link.bandwidth_mbps;
+    a.mode = link.mode;
     uint32_t target = t.target_group_size == 0 ? t.grid_size : t.target_group_size;
     uint32_t min_size = t.min_group_size;
     if (a.key_mode == GroupKeyMode::kEveryone) {

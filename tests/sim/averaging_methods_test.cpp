@@ -1,7 +1,8 @@
 // The averaging experiment's other methods end to end in the simulated world (workload
 // "averaging", method ...): all-reduce of everybody is exact after one round and, all or nothing,
 // does nothing in a round where somebody sits out; random groups and PushSum shrink the error;
-// ring gossip follows its slow ring; payload scaling charges the network the virtual bytes.
+// ring gossip follows its slow ring; payload scaling charges the network the virtual bytes; parts
+// sized by the bandwidths peers advertise in matchmaking beat equal parts on mixed links.
 #include <gtest/gtest.h>
 
 #include "sim/sim_world.h"
@@ -85,6 +86,48 @@ TEST(AveragingMethods, PayloadScalingChargesTheVirtualBytes) {
   EXPECT_LT(curve(b)[1], 1e-20);
   EXPECT_LT(a["samples"]["allreduce_ms"]["p50"].get<double>(), 500.0);
   EXPECT_GT(b["samples"]["allreduce_ms"]["p50"].get<double>(), 1900.0);
+}
+
+TEST(AveragingMethods, BandwidthSizedPartsBeatEqualParts) {
+  // One group of 16: half the peers on 100 Mb/s, half on 10 Mb/s, 16 MB each on the wire (in
+  // 512 KB chunks). Equal parts make a slow peer move 2 x 15/16 x 16 MB at 10 Mb/s (24 s); the
+  // optimum gives the slow peers nothing to average, so each of them sends its vector once and
+  // receives the averages once (12.8 s each way, overlapping as the chunks stream).
+  Scenario equal = method_run("moshpit", 16, 0.0, 1, 11);
+  equal.peers.classes.resize(2);
+  for (int i = 0; i < 2; ++i) {
+    PeerClassSpec& c = equal.peers.classes[i];
+    c.name = i == 0 ? "fast" : "slow";
+    c.fraction = 0.5;
+    c.has_bandwidth = true;
+    c.upload_mbps = c.download_mbps = DistSpec::constant(i == 0 ? 100 : 10);
+  }
+  auto& a = equal.workload.averaging;
+  a.grid_size = 16;
+  a.grid_dims = 1;
+  a.vector_size = 64;
+  a.wire_params = 4e6;
+  a.allreduce_timeout_s = 100;
+  a.round_interval_s = 110;
+  equal.duration_s = 120;
+  a.balance.load_balance = "equal";
+  Scenario balanced = equal;
+  balanced.workload.averaging.balance.load_balance = "bandwidth";
+  const auto e = testing::run_quiet(equal);
+  const auto b = testing::run_quiet(balanced);
+  EXPECT_LT(curve(e)[1], 1e-20);  // both average exactly
+  EXPECT_LT(curve(b)[1], 1e-20);
+  const double e99 = e["samples"]["allreduce_ms"]["p99"].get<double>();
+  const double b99 = b["samples"]["allreduce_ms"]["p99"].get<double>();
+  EXPECT_GT(e99, 24000.0);
+  EXPECT_LT(b99, 0.75 * e99);
+  // Each peer's lower bound from the solver (only when bandwidths are advertised): 12.8 s; the
+  // slowest peer ends within 1.4x of it.
+  EXPECT_FALSE(e["samples"].contains("allreduce_bound_ms"));
+  const double bound = b["samples"]["allreduce_bound_ms"]["p50"].get<double>();
+  EXPECT_NEAR(bound, 12800.0, 200.0);
+  EXPECT_GE(b99, bound);
+  EXPECT_LT(b99, 1.4 * bound);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // Matchmaking through the DHT on the fake world: peers that look under one key form groups of the
 // target size (every member handed the same group), leaders hand followers over to better leaders,
-// a peer alone under its key times out, and a group below the minimum does not begin.
+// a peer alone under its key times out, a group below the minimum does not begin, every member is
+// handed every member's weight, bandwidth and mode, and a group of clients only does not begin.
 #include "core/averaging/matchmaking.h"
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -152,6 +154,59 @@ TEST(Matchmaking, BelowTheMinimumNoGroupBegins) {
     EXPECT_FALSE(s.apps[i]->result->ok()) << "peer " << i;
     EXPECT_EQ(s.apps[i]->calls, 1);
   }
+}
+
+TEST(Matchmaking, EveryMemberGetsTheMembersWeightsBandwidthsAndModes) {
+  Swarm s(12, 6, options(6, 2));
+  for (size_t i = 0; i < 6; ++i) {
+    s.apps[i]->mm_->set_weight(1.0 + static_cast<double>(i));
+    s.apps[i]->mm_->set_bandwidth(10.0 * static_cast<double>(i + 1));
+    s.apps[i]->mm_->set_mode(i == 4 ? AveragingMode::kClient : AveragingMode::kNode);
+    s.apps[i]->look("avg.0b0");
+  }
+  s.world.run_for(5s);
+  const auto groups = groups_of(s, 0, 6);
+  ASSERT_EQ(groups.size(), 1u);
+  for (size_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(s.apps[i]->result && s.apps[i]->result->ok());
+    const AllReduceGroup& g = s.apps[i]->result->value();
+    ASSERT_EQ(g.members.size(), 6u);
+    for (const GroupMember& m : g.members) {
+      EXPECT_EQ(m.weight, 1.0 + m.peer) << "seen by " << i;
+      EXPECT_EQ(m.bandwidth, 10.0 * (m.peer + 1)) << "seen by " << i;
+      EXPECT_EQ(m.mode, m.peer == 4 ? AveragingMode::kClient : AveragingMode::kNode);
+    }
+  }
+}
+
+TEST(Matchmaking, ANonsenseAdvertisementReadsAsTheDefault) {
+  Swarm s(8, 7, options(2, 2));
+  s.apps[1]->mm_->set_bandwidth(-5);
+  s.apps[2]->mm_->set_bandwidth(std::numeric_limits<double>::quiet_NaN());
+  s.apps[1]->look("avg.0b1");
+  s.apps[2]->look("avg.0b1");
+  s.world.run_for(5s);
+  ASSERT_EQ(groups_of(s, 1, 2).size(), 1u);
+  for (const GroupMember& m : s.apps[1]->result->value().members) EXPECT_EQ(m.bandwidth, 1.0);
+}
+
+TEST(Matchmaking, AGroupOfClientsOnlyDoesNotBegin) {
+  Swarm s(8, 8, options(2, 2));
+  for (size_t i : {3, 6}) {
+    s.apps[i]->mm_->set_mode(AveragingMode::kClient);
+    s.apps[i]->look("avg.0b11");
+  }
+  s.world.run_for(6s);
+  for (size_t i : {3, 6}) {
+    ASSERT_TRUE(s.apps[i]->result.has_value());
+    ASSERT_FALSE(s.apps[i]->result->ok()) << "peer " << i;
+    EXPECT_EQ(s.apps[i]->calls, 1);
+  }
+  bool said = false;
+  for (size_t i : {3, 6}) {
+    said |= s.apps[i]->result->status().message().find("can average") != std::string::npos;
+  }
+  EXPECT_TRUE(said);
 }
 
 }  // namespace
