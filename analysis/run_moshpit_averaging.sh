@@ -9,7 +9,8 @@
 #
 # usage: analysis/run_moshpit_averaging.sh [CROWDTRAIN_BIN] [RESTARTS] [OUT]
 #   defaults: build/crowdtrain, 10, runs/moshpit_averaging. JOBS=k runs k simulations at once;
-#   METHODS, NS and PS (space-separated) narrow the sweep.
+#   METHODS, NS, PS and SEEDS (space-separated; SEEDS defaults to 1..RESTARTS) narrow the sweep,
+#   e.g. to split it between machines or processes writing to one OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/crowdtrain}
@@ -19,6 +20,7 @@ JOBS=${JOBS:-1}
 METHODS=${METHODS:-"moshpit allreduce gossip pushsum random_groups"}
 NS=${NS:-"512 768 900 1024"}
 PS=${PS:-"0 0.001 0.005 0.01"}
+SEEDS=${SEEDS:-$(seq 1 "$RESTARTS")}
 mkdir -p "$OUT"
 
 run_one() {
@@ -32,7 +34,7 @@ run_one() {
 
 # Seeds outermost: an interrupted sweep still covers every configuration evenly (rerun to resume;
 # finished runs are skipped).
-for seed in $(seq 1 "$RESTARTS"); do
+for seed in $SEEDS; do
   for m in $METHODS; do
     for n in $NS; do
       for p in $PS; do
