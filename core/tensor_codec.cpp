@@ -73,14 +73,20 @@ TensorData to_tensor_data(const at::Tensor& t) {
   TensorData d;
   d.dtype = *dtype;
   d.shape = src.sizes().vec();
-  std::vector<uint8_t> buf(static_cast<size_t>(src.numel()) * src.element_size());
-  if (!buf.empty()) {
-    // One copy for any device, layout or stride pattern: straight into the message's buffer.
-    at::Tensor dst =
-        torch::from_blob(buf.data(), src.sizes(), torch::TensorOptions().dtype(src.scalar_type()));
-    dst.copy_(src);
+  const size_t size = static_cast<size_t>(src.numel()) * src.element_size();
+  if (size == 0) {
+    d.bytes = Bytes::adopt({});
+    return d;
   }
-  d.bytes = Bytes::adopt(std::move(buf));
+  // Left uninitialised (copy_ writes every byte): zero-filling first cost a third of the time.
+  std::shared_ptr<uint8_t> buf(new uint8_t[size], std::default_delete<uint8_t[]>());
+  // One copy for any device, layout or stride pattern: straight into the message's buffer.
+  at::Tensor dst =
+      torch::from_blob(buf.get(), src.sizes(), torch::TensorOptions().dtype(src.scalar_type()));
+  dst.copy_(src);
+  d.bytes.data = buf.get();
+  d.bytes.size = size;
+  d.bytes.owner = std::move(buf);
   return d;
 }
 
