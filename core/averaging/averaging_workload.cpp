@@ -50,8 +50,8 @@ std::vector<uint64_t> place_peers(uint32_t n, const AveragingWorkloadSpec& a, ui
 
 }  // namespace
 
-AveragingBoard::AveragingBoard(const Scenario& s)
-    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse) {
+AveragingBoard::AveragingBoard(const Scenario& s, bool local_view)
+    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse), local_view_(local_view) {
   const uint32_t v = s.workload.averaging.vector_size;
   Rng rng(derive_seed(s.seed, "averaging_values"));
   mean_.assign(v, 0.0);
@@ -66,6 +66,9 @@ AveragingBoard::AveragingBoard(const Scenario& s)
   }
   cells_ = place_peers(n_, s.workload.averaging, s.seed);
   curve_.push_back(mse());  // before any round (reported with the first round's end)
+  if (local_view_) {
+    for (uint32_t p = 0; p < n_; ++p) initial_mse_of_.push_back(mse_of(p));
+  }
 }
 
 double AveragingBoard::mse() const {
@@ -77,9 +80,26 @@ double AveragingBoard::mse() const {
   return sum / (static_cast<double>(n_) * static_cast<double>(mean_.size()));
 }
 
+double AveragingBoard::mse_of(PeerId p) const {
+  const std::vector<double>& vals = sources_[p]->values();
+  double sum = 0.0;
+  for (size_t i = 0; i < vals.size(); ++i) sum += (vals[i] - mean_[i]) * (vals[i] - mean_[i]);
+  return sum / static_cast<double>(mean_.size());
+}
+
 void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {
   const PeerId p = rt.self();
   if (p >= n_) return;
+  if (local_view_) {
+    if (!initial_reported_) {
+      initial_reported_ = true;
+      rt.metrics().observe(mse_series(0), initial_mse_of_[p]);
+    }
+    const double e = mse_of(p);
+    rt.metrics().observe(mse_series(round + 1), e);
+    rt.metrics().event("averaging_round", {{"round", round + 1}, {"mse", e}});
+    return;
+  }
   if (!initial_reported_) {
     initial_reported_ = true;
     rt.metrics().observe(mse_series(0), curve_[0]);
@@ -126,16 +146,15 @@ AdvertisedLink advertised_link(const LoadBalanceSpec& spec, const WorkloadContex
 }
 
 std::shared_ptr<void> make_averaging_shared(const Scenario& scenario) {
-  return std::make_shared<AveragingBoard>(scenario);
+  return std::make_shared<AveragingBoard>(scenario, /*local_view=*/false);
 }
 
 Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
                                                     const WorkloadContext& context) {
   const AveragingWorkloadSpec& a = scenario.workload.averaging;
-  // The live world shares nothing: each peer makes the same board from the seed (its MSE is then
-  // only a local view).
+  // The live world shares nothing: each peer makes the same board from the seed, a local view.
   auto board = context.shared ? std::static_pointer_cast<AveragingBoard>(context.shared)
-                              : std::make_shared<AveragingBoard>(scenario);
+                              : std::make_shared<AveragingBoard>(scenario, /*local_view=*/true);
   const PeerId self = rt.self();
   if (self >= scenario.peers.count) return Status::error("averaging: peer id out of range");
 

@@ -8,6 +8,11 @@
 // round) and an "averaging_round" event; once the MSE is below `stop_below_mse` peers start no more
 // rounds. Peers sit at random grid cells when N < M^d. Single-threaded: the board is touched only
 // from the world's loop.
+//
+// Live, every process makes its own board from the seed (the same values everywhere, so every peer
+// knows the true mean) and only its own vector moves: the board is a local view, and the series
+// "averaging_mse_r<r+1>" is then the squared error of this peer's vector after its round r (mean
+// over elements), so each peer's summary.json has its own curve. A local view never stops rounds.
 #pragma once
 
 #include <map>
@@ -25,12 +30,14 @@ namespace crowdtrain {
 
 class AveragingBoard final : public AveragingObserver {
  public:
-  explicit AveragingBoard(const Scenario& scenario);
+  // `local_view`: live (see above); else the simulated world's board of every peer.
+  AveragingBoard(const Scenario& scenario, bool local_view);
 
   // Peer p's vector, shared with its Averager (a restarted peer resumes with what it held).
   const std::shared_ptr<VectorSource>& source(PeerId p) const { return sources_[p]; }
   uint64_t cell(PeerId p) const { return cells_[p]; }
-  double mse() const;  // of the values held now
+  double mse() const;            // of the values held now, over every peer
+  double mse_of(PeerId p) const;  // of peer p's values held now
   void on_round_end(Runtime& rt, uint64_t round) override;
   bool stop_requested() const override { return stopped_; }
   // MSE after each completed round, index 0 = before any round.
@@ -48,6 +55,8 @@ class AveragingBoard final : public AveragingObserver {
   std::vector<double> curve_;
   bool stopped_ = false;
   bool initial_reported_ = false;
+  bool local_view_ = false;
+  std::vector<double> initial_mse_of_;  // local view: each peer's error before any round
 };
 
 std::shared_ptr<void> make_averaging_shared(const Scenario& scenario);

@@ -5,80 +5,17 @@
 # usage: live_four_peers_test.sh <crowdtrain binary> <repo root>
 set -u
 
+TEST=net_live_four_peers
 BIN=${1:?usage: live_four_peers_test.sh <crowdtrain binary> <repo root>}
 ROOT=${2:?usage: live_four_peers_test.sh <crowdtrain binary> <repo root>}
 N=4
 DURATION_S=4
 WATCHDOG_S=60
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+# shellcheck source=tests/net/live_lib.sh
+. "$(dirname "$0")/live_lib.sh"
+live_init
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ct-live4.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "net_live_four_peers: FAIL: $*" >&2
-  for i in $(seq 0 $((N - 1))); do
-    if [ -f "$WORK/peer$i.log" ]; then
-      echo "--- peer $i log (last lines):" >&2
-      tail -n 5 "$WORK/peer$i.log" >&2
-    fi
-  done
-  exit 1
-}
-
-# Runs the N peers with ports base..base+N-1. Returns 0 when all exited 0, 3 when a port was taken.
-run_peers() {
-  local base=$1 peers="" i
-  for i in $(seq 0 $((N - 1))); do
-    peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))"
-  done
-  rm -rf "$WORK"/peer*
-  PIDS=()
-  for i in $(seq 0 $((N - 1))); do
-    (cd "$ROOT" && exec "$BIN" live scenarios/quickstart.json --id "$i" --peers "$peers" \
-       --duration "$DURATION_S" --out "$WORK/peer$i" --quiet \
-       --set workload.probe.rate_hz=20) >"$WORK/peer$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  # Wait for all, with a watchdog: a live peer that does not end on time is a failure in itself.
-  local deadline=$((SECONDS + WATCHDOG_S)) rc=0 taken=0
-  for i in $(seq 0 $((N - 1))); do
-    while kill -0 "${PIDS[$i]}" 2>/dev/null; do
-      if [ "$SECONDS" -ge "$deadline" ]; then
-        fail "peer $i still running after ${WATCHDOG_S} s (asked for ${DURATION_S} s)"
-      fi
-      sleep 0.2
-    done
-    wait "${PIDS[$i]}"
-    local prc=$?
-    if [ "$prc" -ne 0 ]; then
-      grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
-      rc=$prc
-      echo "net_live_four_peers: peer $i exited with $prc" >&2
-    fi
-  done
-  PIDS=()
-  if [ "$rc" -ne 0 ] && [ "$taken" -eq 1 ]; then return 3; fi
-  return "$rc"
-}
-
-# Ports derived from our pid, so that concurrent runs rarely collide; one retry elsewhere if they do.
-base=$((20000 + ($$ % 9000) * 4))
-run_peers "$base"
-rc=$?
-if [ "$rc" -eq 3 ]; then
-  echo "net_live_four_peers: a port in $base..$((base + N - 1)) was taken; retrying" >&2
-  base=$((20000 + (($$ + 4507) % 9000) * 4))
-  run_peers "$base"
-  rc=$?
-fi
-[ "$rc" -eq 0 ] || fail "a peer exited with status $rc"
+live_run scenarios/quickstart.json --duration "$DURATION_S" --set workload.probe.rate_hz=20
 
 "$PY" - "$WORK" "$N" <<'EOF' || fail "summaries do not show a working four-peer mesh (see above)"
 import json, sys
@@ -120,4 +57,4 @@ for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF
-echo "net_live_four_peers: PASS ($N peers, ${DURATION_S} s, ports $base..$((base + N - 1)))"
+echo "$TEST: PASS ($N peers, ${DURATION_S} s, ports $PORT_BASE..$((PORT_BASE + N - 1)))"

@@ -1,0 +1,92 @@
+# Shared by the tests that run several `crowdtrain live` processes on loopback (sourced, not run).
+# The sourcing script sets TEST (its name in messages), N (peers), BIN, ROOT and WATCHDOG_S, then
+# calls live_init; live_run starts the N peers on free-looking ports, waits for them with a
+# watchdog and retries once elsewhere when a port was taken. Outputs: $WORK/peer<i>/ (the run's
+# folder) and $WORK/peer<i>.log. CT_KEEP_WORK=1 keeps $WORK.
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+live_init() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/ct-$TEST.XXXXXX")
+  PIDS=()
+  trap live_cleanup EXIT
+}
+
+live_cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  if [ -n "${CT_KEEP_WORK:-}" ]; then echo "outputs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+fail() {
+  echo "$TEST: FAIL: $*" >&2
+  for i in $(seq 0 $((N - 1))); do
+    if [ -f "$WORK/peer$i.log" ]; then
+      echo "--- peer $i log (last lines):" >&2
+      tail -n 5 "$WORK/peer$i.log" >&2
+    fi
+  done
+  exit 1
+}
+
+now_s() { date +%s.%N; }
+
+# Starts the N peers on ports base..base+N-1 with `crowdtrain live SCENARIO ARGS...` (each also
+# gets --id, --peers, --out and --quiet), waits for all of them. Returns 0 when all exited 0, 3
+# when a port was taken, else the last failing status.
+live_start_and_wait() {
+  local base=$1 scenario=$2 peers="" i
+  shift 2
+  for i in $(seq 0 $((N - 1))); do
+    peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))"
+  done
+  rm -rf "$WORK"/peer*
+  PIDS=()
+  for i in $(seq 0 $((N - 1))); do
+    (cd "$ROOT" && exec "$BIN" live "$scenario" --id "$i" --peers "$peers" \
+       --out "$WORK/peer$i" --quiet "$@") >"$WORK/peer$i.log" 2>&1 &
+    PIDS+=($!)
+  done
+  # A live peer that does not end on time is a failure in itself.
+  local deadline=$((SECONDS + WATCHDOG_S)) rc=0 taken=0
+  for i in $(seq 0 $((N - 1))); do
+    while kill -0 "${PIDS[$i]}" 2>/dev/null; do
+      [ "$SECONDS" -ge "$deadline" ] && fail "peer $i still running after ${WATCHDOG_S} s"
+      sleep 0.2
+    done
+    wait "${PIDS[$i]}"
+    local prc=$?
+    if [ "$prc" -ne 0 ]; then
+      grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
+      rc=$prc
+      echo "$TEST: peer $i exited with $prc" >&2
+    fi
+  done
+  PIDS=()
+  if [ "$rc" -ne 0 ] && [ "$taken" -eq 1 ]; then return 3; fi
+  return "$rc"
+}
+
+# live_run SCENARIO ARGS...: ports derived from our pid, so that concurrent runs rarely collide;
+# one retry elsewhere if they do. "--epoch +S" among ARGS becomes an epoch S seconds after each
+# launch. Sets PORT_BASE; fails the test when a peer fails.
+live_run() {
+  local scenario=$1 rc attempt
+  shift
+  for attempt in 0 1; do
+    PORT_BASE=$((20000 + (($$ + attempt * 4507) % 9000) * 4))
+    local args=() a prev=""
+    for a in "$@"; do
+      if [ "$prev" = "--epoch" ] && [ "${a#+}" != "$a" ]; then
+        a=$(awk -v t="$(now_s)" -v d="${a#+}" 'BEGIN { printf "%.3f", t + d }')
+      fi
+      args+=("$a")
+      prev=$a
+    done
+    live_start_and_wait "$PORT_BASE" "$scenario" "${args[@]}"
+    rc=$?
+    [ "$rc" -ne 3 ] && break
+    echo "$TEST: a port in $PORT_BASE..$((PORT_BASE + N - 1)) was taken; retrying" >&2
+  done
+  [ "$rc" -eq 0 ] || fail "a peer exited with status $rc"
+}

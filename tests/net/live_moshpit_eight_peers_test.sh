@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Eight `crowdtrain live` processes on loopback run Moshpit All-Reduce (scenarios/moshpit_live_8.json)
+# on one shared timeline (--epoch): 4,096 values each from N(0, 1) on a 2x2x2 grid, matchmaking
+# through the DHT in groups of 2, butterfly all-reduce over ZeroMQ on real tensors. Every process
+# knows the true mean (the values come from the seed), and its summary.json has the error of its own
+# vector after each round. Without failures every peer must hold the exact mean after d = 3 rounds
+# (mean squared error < 1e-20: float64 rounding), and still after rounds 4 and 5.
+# usage: live_moshpit_eight_peers_test.sh <crowdtrain binary> <repo root>
+set -u
+
+TEST=net_live_moshpit_eight_peers
+BIN=${1:?usage: live_moshpit_eight_peers_test.sh <crowdtrain binary> <repo root>}
+ROOT=${2:?usage: live_moshpit_eight_peers_test.sh <crowdtrain binary> <repo root>}
+N=8
+WATCHDOG_S=90
+# shellcheck source=tests/net/live_lib.sh
+. "$(dirname "$0")/live_lib.sh"
+live_init
+
+# The epoch 3 s after the launch, so that every process is up by the first round (2 s later).
+live_run scenarios/moshpit_live_8.json --epoch +3
+
+"$PY" - "$WORK" "$N" <<'PYEOF' || fail "the peers do not all hold the mean (see above)"
+import json, sys
+work, n = sys.argv[1], int(sys.argv[2])
+bad = []
+for i in range(n):
+    try:
+        s = json.load(open(f"{work}/peer{i}/summary.json"))
+    except Exception as e:
+        bad.append(f"peer {i}: no summary.json ({e})")
+        continue
+    curve = {p["round"]: p["mse"] for p in s["averaging"]["mse_by_round"]}
+    c = s["counters"]
+    print(f"peer {i}: mse by round " + " ".join(f"{curve[r]:.1e}" for r in sorted(curve)) +
+          f"; groups {c.get('averaging_groups', 0)}, no group {c.get('averaging_no_group', 0)}, "
+          f"rejected {s['net_rejected_messages']}")
+    if s["world"] != "live" or s["peer_id"] != i:
+        bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']}")
+    if not curve.get(0, 0) > 0.1:
+        bad.append(f"peer {i}: error before any round {curve.get(0)}: not the drawn values")
+    for r in (3, 4, 5):
+        if r not in curve or not curve[r] < 1e-20:
+            bad.append(f"peer {i}: after round {r} the error is {curve.get(r)}, not the exact mean")
+    if s["net_rejected_messages"] != 0:
+        bad.append(f"peer {i}: rejected {s['net_rejected_messages']} messages")
+for b in bad:
+    print("  " + b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PYEOF
+echo "$TEST: PASS ($N peers, exact mean after 3 rounds, ports $PORT_BASE..$((PORT_BASE + N - 1)))"
