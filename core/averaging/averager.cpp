@@ -156,12 +156,20 @@ void Averager::observe_bound(const AllReduceGroup& group, const at::Tensor& loca
   for (const GroupMember& m : group.members) inputs.push_back({m.bandwidth, m.mode});
   auto sol = optimize_fractions(inputs);
   if (!sol.ok()) return;
+  // A client is outside the solver's objective (its traffic does not depend on the split), but it
+  // still sends its vector and receives the average: V / b each way.
+  double round_time = sol->round_time;
+  for (const GroupMember& m : group.members) {
+    if (m.mode == AveragingMode::kClient && m.bandwidth > 0) {
+      round_time = std::max(round_time, 1.0 / m.bandwidth);
+    }
+  }
   // T* is in units of (vector bytes on the wire) / (bandwidth): bytes x 8 / (Mb/s x 1e6) seconds.
   const DType dtype = to_tensor_data(torch::zeros({0}, local.options().device(torch::kCPU))).dtype;
   const double bytes = static_cast<double>(local.numel()) *
                        wire_bytes_per_element(options_.allreduce.compression(), dtype) *
                        options_.allreduce.payload_scale();
-  rt_.metrics().observe("allreduce_bound_ms", sol->round_time * bytes * 8.0 / 1e6 * 1e3);
+  rt_.metrics().observe("allreduce_bound_ms", round_time * bytes * 8.0 / 1e6 * 1e3);
 }
 
 std::string Averager::group_key(uint64_t round) const {

@@ -36,7 +36,7 @@ class AveragingBoard final : public AveragingObserver {
   // Peer p's vector, shared with its Averager (a restarted peer resumes with what it held).
   const std::shared_ptr<VectorSource>& source(PeerId p) const { return sources_[p]; }
   uint64_t cell(PeerId p) const { return cells_[p]; }
-  double mse() const;            // of the values held now, over every peer
+  double mse() const;             // of the values held now, over every peer
   double mse_of(PeerId p) const;  // of peer p's values held now
   void on_round_end(Runtime& rt, uint64_t round) override;
   bool stop_requested() const override { return stopped_; }

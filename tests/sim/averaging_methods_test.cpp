@@ -128,6 +128,13 @@ TEST(AveragingMethods, BandwidthSizedPartsBeatEqualParts) {
   EXPECT_NEAR(bound, 12800.0, 200.0);
   EXPECT_GE(b99, bound);
   EXPECT_LT(b99, 1.4 * bound);
+  // The slow half as clients (client_below_mbps): the same split, so the same bound and time.
+  Scenario clients = balanced;
+  clients.workload.averaging.balance.client_below_mbps = 50;
+  const auto c = testing::run_quiet(clients);
+  EXPECT_LT(curve(c)[1], 1e-20);
+  EXPECT_NEAR(c["samples"]["allreduce_bound_ms"]["p50"].get<double>(), bound, 1.0);
+  EXPECT_LT(c["samples"]["allreduce_ms"]["p99"].get<double>(), 1.4 * bound);
 }
 
 }  // namespace
