@@ -179,9 +179,11 @@ struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
   double matchmaking_timeout_s = 3;
   double allreduce_timeout_s = 5;
   double gossip_window_s = 3;
-  bool download_state = true;   // joiners fetch parameters (+ optimizer state) from a peer
-  double state_timeout_s = 3;   // per attempt
-  uint32_t state_attempts = 4;  // peers tried before starting from the initial parameters
+  uint32_t local_steps_per_round = 0;  // local_sgd: the paper's tau, at most this many steps
+                                       // per round, then wait for it to end (0 = no limit)
+  bool download_state = true;          // joiners fetch parameters (+ optimizer state) from a peer
+  double state_timeout_s = 3;          // per attempt
+  uint32_t state_attempts = 4;         // peers tried before starting from the initial parameters
   uint32_t bootstrap_peers = 3;
   double bootstrap_spread_s = 2;
   LoadBalanceSpec balance;

@@ -48,6 +48,7 @@ void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out) {
   r.read("matchmaking_timeout_s", out.matchmaking_timeout_s, NumberRange::positive());
   r.read("allreduce_timeout_s", out.allreduce_timeout_s, NumberRange::positive());
   r.read("gossip_window_s", out.gossip_window_s, NumberRange::positive());
+  r.read("local_steps_per_round", out.local_steps_per_round, NumberRange::closed(0, 1u << 30));
   r.read("download_state", out.download_state);
   r.read("state_timeout_s", out.state_timeout_s, NumberRange::positive());
   r.read("state_attempts", out.state_attempts, NumberRange::closed(0, 64));

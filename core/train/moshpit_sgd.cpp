@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "core/averaging/averager.h"
+
 namespace crowdtrain::train {
 
 TrainerSource::TrainerSource(LocalTrainer& trainer, bool with_optimizer)
@@ -43,6 +45,19 @@ void TrainerSource::apply_delta(const at::Tensor& delta) {
 
 double TrainerSource::weight() const { return samples_ > 0 ? static_cast<double>(samples_) : 1.0; }
 
+class MoshpitSgdPeer::RoundEnds final : public AveragingObserver {
+ public:
+  RoundEnds(MoshpitSgdPeer& peer, std::weak_ptr<bool> alive) : peer_(peer), alive_(alive) {}
+  void on_round_end(Runtime&, uint64_t) override {
+    if (!alive_.expired()) peer_.on_round_end();
+  }
+  bool stop_requested() const override { return false; }
+
+ private:
+  MoshpitSgdPeer& peer_;
+  std::weak_ptr<bool> alive_;
+};
+
 MoshpitSgdPeer::MoshpitSgdPeer(Runtime& rt, MoshpitSgdOptions options,
                                std::unique_ptr<LocalTrainer> trainer,
                                const AveragingAppFactory& make_averaging,
@@ -56,7 +71,7 @@ MoshpitSgdPeer::MoshpitSgdPeer(Runtime& rt, MoshpitSgdOptions options,
       alive_(std::make_shared<bool>(true)) {
   CT_CHECK(trainer_ != nullptr);
   source_ = std::make_shared<TrainerSource>(*trainer_, options_.average_optimizer_state);
-  averaging_ = make_averaging(source_);
+  averaging_ = make_averaging(source_, std::make_shared<RoundEnds>(*this, alive_));
   CT_CHECK(averaging_ != nullptr);
 }
 
@@ -97,6 +112,11 @@ void MoshpitSgdPeer::begin_training() {
 }
 
 void MoshpitSgdPeer::next_step() {
+  if (options_.steps_per_round > 0 && steps_this_round_ >= options_.steps_per_round) {
+    waiting_for_round_ = true;  // tau steps taken: the round's end resumes
+    return;
+  }
+  ++steps_this_round_;
   trainer_->step(rt_, [this, alive = std::weak_ptr<bool>(alive_)](const StepStats& s) {
     if (alive.expired()) return;
     source_->add_samples(trainer_->options().batch_size());
@@ -105,6 +125,14 @@ void MoshpitSgdPeer::next_step() {
     if (observer_) observer_->on_step(rt_);
     next_step();
   });
+}
+
+void MoshpitSgdPeer::on_round_end() {
+  steps_this_round_ = 0;
+  if (!waiting_for_round_) return;
+  waiting_for_round_ = false;
+  rt_.metrics().count("train_waited_for_round");
+  next_step();
 }
 
 void MoshpitSgdPeer::on_message(PeerId from, Message msg) {

@@ -3,7 +3,8 @@
 // all-reduce of everyone, random groups) or a GossipAverager (ring gossip, PushSum) — runs its
 // rounds on its own time slots over a TrainerSource: the model's flat parameters (and, if asked,
 // the optimizer statistics). A round snapshots the vector between steps and adds average −
-// snapshot afterwards, so the steps taken during the round are kept.
+// snapshot afterwards, so the steps taken during the round are kept. With steps_per_round (tau)
+// a peer takes at most tau steps per round and then waits for the round to end.
 // A joiner (download_state) first asks live peers for their state (state_transfer.h), one at a
 // time with a time-out per attempt; a refused or malformed state is never installed. If nobody
 // answers it trains from its own initial parameters and says so ("train_state_from_init"). Only
@@ -23,6 +24,10 @@
 #include "core/runtime.h"
 #include "core/train/local_trainer.h"
 #include "core/train/state_service.h"
+
+namespace crowdtrain {
+class AveragingObserver;  // core/averaging/averager.h
+}
 
 namespace crowdtrain::train {
 
@@ -65,11 +70,16 @@ struct MoshpitSgdOptions {
   std::vector<PeerId> state_peers;  // asked in this order, one attempt each
   Time state_timeout = std::chrono::seconds(3);
   Time start_delay{0};  // training starts this long after start() (no download)
+  // The paper's tau: at most this many local steps per averaging round. A peer that has taken them
+  // waits for the round to end (averaged, sat out or no group) before stepping on; 0 = no limit
+  // (steps back to back, averaging every round_interval of time).
+  uint32_t steps_per_round = 0;
 };
 
-// Makes the averaging app over the peer's source (an Averager or a GossipAverager).
-using AveragingAppFactory =
-    std::function<std::unique_ptr<PeerApp>(std::shared_ptr<AveragingSource> source)>;
+// Makes the averaging app over the peer's source (an Averager or a GossipAverager), which tells
+// `observer` (the peer) when each of its rounds ends.
+using AveragingAppFactory = std::function<std::unique_ptr<PeerApp>(
+    std::shared_ptr<AveragingSource> source, std::shared_ptr<AveragingObserver> observer)>;
 
 class MoshpitSgdPeer final : public PeerApp {
  public:
@@ -88,8 +98,10 @@ class MoshpitSgdPeer final : public PeerApp {
   bool downloaded_state() const { return downloaded_; }
 
  private:
+  class RoundEnds;  // the AveragingObserver handed to the averaging app
   void begin_training();
   void next_step();
+  void on_round_end();
 
   Runtime& rt_;
   MoshpitSgdOptions options_;
@@ -101,6 +113,8 @@ class MoshpitSgdPeer final : public PeerApp {
   StateService state_;
   bool training_ = false;
   bool downloaded_ = false;
+  bool waiting_for_round_ = false;  // steps_per_round taken this round
+  uint32_t steps_this_round_ = 0;
   std::shared_ptr<bool> alive_;
 };
 

@@ -174,6 +174,7 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
   o.download_state = joiner && t.download_state && t.state_attempts > 0;
   o.state_peers = pick_peers(everyone, self, t.state_attempts, rt.rng());
   o.state_timeout = from_seconds(t.state_timeout_s);
+  o.steps_per_round = t.local_steps_per_round;
   const Time spread = from_seconds(t.bootstrap_spread_s * self / n);
   std::vector<PeerId> bootstrap;
   if (context.bootstrap && !context.bootstrap->empty()) {
@@ -222,9 +223,10 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
     g.exchange_window = from_seconds(t.gossip_window_s);
     g.rounds = rounds;
     g.compression = compression.value();
-    factory = [&rt, g](std::shared_ptr<AveragingSource> source) {
+    factory = [&rt, g](std::shared_ptr<AveragingSource> source,
+                       std::shared_ptr<AveragingObserver> observer) {
       return std::unique_ptr<PeerApp>(
-          std::make_unique<GossipAverager>(rt, g, std::move(source), nullptr));
+          std::make_unique<GossipAverager>(rt, g, std::move(source), std::move(observer)));
     };
   } else {
     AveragerOptions a;
@@ -261,9 +263,10 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
         .begin_grace(std::chrono::milliseconds(500));
     a.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
     a.dht.rpc_timeout(std::chrono::seconds(1));
-    factory = [&rt, a](std::shared_ptr<AveragingSource> source) {
+    factory = [&rt, a](std::shared_ptr<AveragingSource> source,
+                       std::shared_ptr<AveragingObserver> observer) {
       return std::unique_ptr<PeerApp>(
-          std::make_unique<Averager>(rt, a, std::move(source), nullptr));
+          std::make_unique<Averager>(rt, a, std::move(source), std::move(observer)));
     };
   }
   return std::unique_ptr<PeerApp>(

@@ -2,7 +2,8 @@
 // model's parameters (and optimizer state) round-trips and refuses bad deltas; a state response
 // installs the exact state and a malformed one is refused without touching the trainer; a joiner
 // downloads the exact state of a live peer, or starts from its own init when nobody answers; four
-// peers averaging with the real Averager (all-reduce of everybody) end with equal parameters;
+// peers averaging with the real Averager (all-reduce of everybody) end with equal parameters, and
+// with tau steps per round take exactly tau steps between rounds;
 // member weights (samples trained) pass through matchmaking into the group average.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -157,7 +158,9 @@ class Recorder final : public TrainingObserver {
 };
 
 AveragingAppFactory no_averaging() {
-  return [](std::shared_ptr<AveragingSource>) { return std::make_unique<NoAveraging>(); };
+  return [](std::shared_ptr<AveragingSource>, std::shared_ptr<AveragingObserver>) {
+    return std::make_unique<NoAveraging>();
+  };
 }
 
 TEST(MoshpitSgdPeer, JoinerDownloadsTheExactState) {
@@ -220,10 +223,12 @@ TEST(MoshpitSgdPeer, StartsFromItsInitWhenNobodyAnswers) {
   world.detach(1);
 }
 
-TEST(MoshpitSgdPeer, FourPeersAveragingEndWithEqualParameters) {
-  FakeWorld world(3);
+// Four peers whose Averagers all-reduce everybody (rounds at 3 s and 13 s), from inits 20..23.
+std::vector<std::unique_ptr<MoshpitSgdPeer>> four_averaging_peers(FakeWorld& world,
+                                                                  MoshpitSgdOptions o,
+                                                                  uint32_t rounds, double lr,
+                                                                  torch::Tensor* mean_init) {
   std::vector<std::unique_ptr<MoshpitSgdPeer>> peers;
-  torch::Tensor mean_init;
   for (PeerId p = 0; p < 4; ++p) {
     auto& rt = world.add_peer(p);
     AveragerOptions a;
@@ -232,20 +237,29 @@ TEST(MoshpitSgdPeer, FourPeersAveragingEndWithEqualParameters) {
     if (p > 0) a.bootstrap = {0};
     a.first_round = std::chrono::seconds(3);
     a.round_interval = std::chrono::seconds(10);
-    a.rounds = 1;
+    a.rounds = rounds;
     a.matchmaking.target_group_size(4).min_group_size(4).timeout(std::chrono::seconds(4));
     a.allreduce.timeout(std::chrono::seconds(4));
-    AveragingAppFactory factory = [&rt, a](std::shared_ptr<AveragingSource> source) {
-      return std::unique_ptr<PeerApp>(std::make_unique<Averager>(rt, a, source, nullptr));
+    AveragingAppFactory factory = [&rt, a](std::shared_ptr<AveragingSource> source,
+                                           std::shared_ptr<AveragingObserver> observer) {
+      return std::unique_ptr<PeerApp>(std::make_unique<Averager>(rt, a, source, observer));
     };
-    // A tiny learning rate: local steps barely move the parameters, averaging must make them equal.
-    auto trainer = make_trainer(20 + p, 784, 1e-9);
-    const torch::Tensor init = trainer->parameters();
-    mean_init = mean_init.defined() ? mean_init + init / 4 : init / 4;
-    peers.push_back(std::make_unique<MoshpitSgdPeer>(rt, MoshpitSgdOptions(), std::move(trainer),
-                                                     factory, nullptr));
+    auto trainer = make_trainer(20 + p, 784, lr);
+    if (mean_init) {
+      const torch::Tensor init = trainer->parameters();
+      *mean_init = mean_init->defined() ? *mean_init + init / 4 : init / 4;
+    }
+    peers.push_back(std::make_unique<MoshpitSgdPeer>(rt, o, std::move(trainer), factory, nullptr));
     world.attach(p, peers.back().get());
   }
+  return peers;
+}
+
+TEST(MoshpitSgdPeer, FourPeersAveragingEndWithEqualParameters) {
+  FakeWorld world(3);
+  torch::Tensor mean_init;
+  // A tiny learning rate: local steps barely move the parameters, averaging must make them equal.
+  auto peers = four_averaging_peers(world, MoshpitSgdOptions(), 1, 1e-9, &mean_init);
   for (auto& peer : peers) peer->start();
   world.run_for(std::chrono::seconds(2));
   EXPECT_FALSE(peers[0]->trainer().parameters().allclose(peers[1]->trainer().parameters()));
@@ -255,6 +269,24 @@ TEST(MoshpitSgdPeer, FourPeersAveragingEndWithEqualParameters) {
     EXPECT_GT(peer->trainer().steps_done(), 10);
     EXPECT_EQ(peer->source().deltas_applied(), 1);
     EXPECT_TRUE(peer->trainer().parameters().allclose(mean_init, 1e-5, 1e-6));
+  }
+  for (PeerId p = 0; p < 4; ++p) world.detach(p);
+}
+
+TEST(MoshpitSgdPeer, TauStepsPerRoundThenWaitForTheRound) {
+  FakeWorld world(4);
+  MoshpitSgdOptions o;
+  o.steps_per_round = 3;
+  auto peers = four_averaging_peers(world, o, 2, 0.05, nullptr);
+  for (auto& peer : peers) peer->start();
+  world.run_for(std::chrono::seconds(2));  // before the first round ends: tau steps, then waiting
+  for (auto& peer : peers) EXPECT_EQ(peer->trainer().steps_done(), 3);
+  world.run_for(std::chrono::seconds(30));  // both rounds ended: tau more steps after each
+  EXPECT_EQ(world.sink.counter("averaging_groups"), 8);
+  EXPECT_EQ(world.sink.counter("train_waited_for_round"), 8);
+  for (auto& peer : peers) {
+    EXPECT_EQ(peer->trainer().steps_done(), 9);
+    EXPECT_EQ(peer->source().deltas_applied(), 2);
   }
   for (PeerId p = 0; p < 4; ++p) world.detach(p);
 }
