@@ -13,71 +13,32 @@
 # usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>
 set -u
 
+TEST=net_live_dht_eight_peers
 BIN=${1:?usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>}
 ROOT=${2:?usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>}
 N=8
-KILLED="6 7"
+LIVE_KILLED="6 7"
 START_DELAY_S=3  # the epoch is this far after the launch, so that every process is up by then
 DURATION_S=18    # the run's timeline: [0, 18) s after the epoch
 KILL_S=7         # the kill, on the timeline; later when start-up was slow (MIN_LEAD_S) ...
 MIN_LEAD_S=2.5   # ... the kill comes at least this long after every workload started ...
 MIN_AFTER_S=5    # ... and at least this long before the end, or the test fails as overloaded
 WATCHDOG_S=60
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+# shellcheck source=tests/net/live_lib.sh
+. "$(dirname "$0")/live_lib.sh"
+live_init
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ct-livedht8.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  if [ -n "${CT_KEEP_WORK:-}" ]; then echo "outputs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-fail() {
-  echo "net_live_dht_eight_peers: FAIL: $*" >&2
-  for i in $(seq 0 $((N - 1))); do
-    if [ -f "$WORK/peer$i.log" ]; then
-      echo "--- peer $i log (last lines):" >&2
-      tail -n 5 "$WORK/peer$i.log" >&2
-    fi
-  done
-  exit 1
-}
-
-now_s() { date +%s.%N; }
 # Whether wall time has reached $1 (seconds since 1970, fractional).
 reached() { awk -v a="$(now_s)" -v b="$1" 'BEGIN { exit !(a >= b) }'; }
 
-is_killed() {
-  local k
-  for k in $KILLED; do [ "$k" -eq "$1" ] && return 0; done
-  return 1
-}
-
-# Runs the N peers with ports base..base+N-1, kills the doomed ones. Returns 0 when every
-# survivor exited 0, 3 when a port was taken.
-run_peers() {
-  local base=$1 peers="" i
-  for i in $(seq 0 $((N - 1))); do
-    peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))"
-  done
-  rm -rf "$WORK"/peer* "$WORK/kill_s"
-  EPOCH=$(awk -v t="$(now_s)" -v d="$START_DELAY_S" 'BEGIN { printf "%.3f", t + d }')
-  PIDS=()
-  for i in $(seq 0 $((N - 1))); do
-    (cd "$ROOT" && exec "$BIN" live scenarios/dht_live_8.json --id "$i" --peers "$peers" \
-       --epoch "$EPOCH" --duration "$DURATION_S" --out "$WORK/peer$i" --quiet) \
-      >"$WORK/peer$i.log" 2>&1 &
-    PIDS+=($!)
-  done
-  local deadline=$((SECONDS + WATCHDOG_S)) rc=0 taken=0
-  # The kill: at KILL_S on the run's timeline, or MIN_LEAD_S after the last peer's workload started
-  # (the first row of its metrics.csv) when start-up was slow, so that the doomed peers have stored
-  # items first; at once when a peer already ended (a port taken).
-  local last_start="" plan
+# After the launch: the kill, at KILL_S on the run's timeline, or MIN_LEAD_S after the last peer's
+# workload started (the first row of its metrics.csv) when start-up was slow, so that the doomed
+# peers have stored items first; at once when a peer already ended (a port taken).
+kill_doomed() {
+  local last_start="" plan i
+  rm -f "$WORK/kill_s"
   while [ -z "$last_start" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then fail "the peers never started their workloads"; fi
+    if [ "$SECONDS" -ge "$LIVE_DEADLINE" ]; then fail "the peers never started their workloads"; fi
     for i in $(seq 0 $((N - 1))); do
       kill -0 "${PIDS[$i]}" 2>/dev/null || break 2
     done
@@ -93,7 +54,7 @@ run_peers() {
       fail "the peers started their workloads only at ${last_start} s of the ${DURATION_S} s run," \
            "too late to kill two and watch ${MIN_AFTER_S} s more (machine overloaded?)"
     local kill_at
-    kill_at=$(awk -v e="$EPOCH" -v p="$plan" 'BEGIN { printf "%.3f", e + p }')
+    kill_at=$(awk -v e="$LIVE_EPOCH" -v p="$plan" 'BEGIN { printf "%.3f", e + p }')
     while ! reached "$kill_at"; do
       for i in $(seq 0 $((N - 1))); do
         kill -0 "${PIDS[$i]}" 2>/dev/null || break 2
@@ -101,30 +62,11 @@ run_peers() {
       sleep 0.05
     done
   fi
-  for i in $KILLED; do
+  for i in $LIVE_KILLED; do
     kill -9 "${PIDS[$i]}" 2>/dev/null
     disown "${PIDS[$i]}" 2>/dev/null  # no "Killed" notice for peers killed on purpose
   done
-  awk -v t="$(now_s)" -v e="$EPOCH" 'BEGIN { printf "%.3f\n", t - e }' >"$WORK/kill_s"
-  # Wait for all, with a watchdog: a live peer that does not end on time is a failure in itself.
-  for i in $(seq 0 $((N - 1))); do
-    while kill -0 "${PIDS[$i]}" 2>/dev/null; do
-      if [ "$SECONDS" -ge "$deadline" ]; then
-        fail "peer $i still running after ${WATCHDOG_S} s (asked for ${DURATION_S} s)"
-      fi
-      sleep 0.2
-    done
-    wait "${PIDS[$i]}" 2>/dev/null
-    local prc=$?
-    if [ "$prc" -ne 0 ] && ! is_killed "$i"; then
-      grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
-      rc=$prc
-      echo "net_live_dht_eight_peers: peer $i exited with $prc" >&2
-    fi
-  done
-  PIDS=()
-  if [ "$rc" -ne 0 ] && [ "$taken" -eq 1 ]; then return 3; fi
-  return "$rc"
+  awk -v t="$(now_s)" -v e="$LIVE_EPOCH" 'BEGIN { printf "%.3f\n", t - e }' >"$WORK/kill_s"
 }
 
 # --epoch is checked: not a number, an hour ahead, or a run that has already ended are errors (2).
@@ -142,19 +84,10 @@ expect_refused "--epoch abc" --epoch abc
 expect_refused "an epoch 2 h ahead" --epoch $((now + 7200))
 expect_refused "a run that ended" --epoch $((now - 100)) --duration 5
 
-# Ports derived from our pid, so that concurrent runs rarely collide; one retry elsewhere if they do.
-base=$((20000 + ($$ % 5000) * 8))
-run_peers "$base"
-rc=$?
-if [ "$rc" -eq 3 ]; then
-  echo "net_live_dht_eight_peers: a port in $base..$((base + N - 1)) was taken; retrying" >&2
-  base=$((20000 + (($$ + 2503) % 5000) * 8))
-  run_peers "$base"
-  rc=$?
-fi
-[ "$rc" -eq 0 ] || fail "a surviving peer exited with status $rc"
+LIVE_AFTER_LAUNCH=kill_doomed
+live_run scenarios/dht_live_8.json --epoch "+$START_DELAY_S" --duration "$DURATION_S"
 
-"$PY" - "$WORK" "$N" "$(cat "$WORK/kill_s")" $KILLED <<'EOF' || fail "the survivors' gets do not show a working DHT (see above)"
+"$PY" - "$WORK" "$N" "$(cat "$WORK/kill_s")" $LIVE_KILLED <<'EOF' || fail "the survivors' gets do not show a working DHT (see above)"
 import json, sys
 work, n, kill_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 killed = {int(k) for k in sys.argv[4:]}
@@ -245,4 +178,4 @@ for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 EOF
-echo "net_live_dht_eight_peers: PASS ($N peers, ${DURATION_S} s, killed $KILLED at $(cat "$WORK/kill_s") s, ports $base..$((base + N - 1)))"
+echo "$TEST: PASS ($N peers, ${DURATION_S} s, killed $LIVE_KILLED at $(cat "$WORK/kill_s") s, ports $PORT_BASE..$((PORT_BASE + N - 1)))"

@@ -1,7 +1,8 @@
 # Shared by the tests that run several `crowdtrain live` processes on loopback (sourced, not run).
 # The sourcing script sets TEST (its name in messages), N (peers), BIN, ROOT and WATCHDOG_S, then
 # calls live_init; live_run starts the N peers on free-looking ports, waits for them with a
-# watchdog and retries once elsewhere when a port was taken. Outputs: $WORK/peer<i>/ (the run's
+# watchdog and retries once elsewhere when a port was taken; LIVE_AFTER_LAUNCH and LIVE_KILLED let
+# a test kill peers in between. Outputs: $WORK/peer<i>/ (the run's
 # folder) and $WORK/peer<i>.log. CT_KEEP_WORK=1 keeps $WORK.
 
 PY=/usr/bin/python3
@@ -32,9 +33,8 @@ fail() {
 now_s() { date +%s.%N; }
 
 # Starts the N peers on ports base..base+N-1 with `crowdtrain live SCENARIO ARGS...` (each also
-# gets --id, --peers, --out and --quiet), waits for all of them. Returns 0 when all exited 0, 3
-# when a port was taken, else the last failing status.
-live_start_and_wait() {
+# gets --id, --peers, --out and --quiet); PIDS holds their process ids.
+live_launch() {
   local base=$1 scenario=$2 peers="" i
   shift 2
   for i in $(seq 0 $((N - 1))); do
@@ -47,16 +47,29 @@ live_start_and_wait() {
        --out "$WORK/peer$i" --quiet "$@") >"$WORK/peer$i.log" 2>&1 &
     PIDS+=($!)
   done
-  # A live peer that does not end on time is a failure in itself.
-  local deadline=$((SECONDS + WATCHDOG_S)) rc=0 taken=0
+  LIVE_DEADLINE=$((SECONDS + WATCHDOG_S))
+}
+
+# Whether peer $1 is among LIVE_KILLED (peers the test killed on purpose).
+live_is_killed() {
+  local k
+  for k in ${LIVE_KILLED:-}; do [ "$k" -eq "$1" ] && return 0; done
+  return 1
+}
+
+# Waits for the launched peers, with a watchdog: a live peer that does not end on time is a
+# failure in itself. Returns 0 when every peer not in LIVE_KILLED exited 0, 3 when a port was
+# taken, else the last failing status.
+live_wait() {
+  local rc=0 taken=0 i
   for i in $(seq 0 $((N - 1))); do
     while kill -0 "${PIDS[$i]}" 2>/dev/null; do
-      [ "$SECONDS" -ge "$deadline" ] && fail "peer $i still running after ${WATCHDOG_S} s"
+      [ "$SECONDS" -ge "$LIVE_DEADLINE" ] && fail "peer $i still running after ${WATCHDOG_S} s"
       sleep 0.2
     done
-    wait "${PIDS[$i]}"
+    wait "${PIDS[$i]}" 2>/dev/null
     local prc=$?
-    if [ "$prc" -ne 0 ]; then
+    if [ "$prc" -ne 0 ] && ! live_is_killed "$i"; then
       grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
       rc=$prc
       echo "$TEST: peer $i exited with $prc" >&2
@@ -67,23 +80,28 @@ live_start_and_wait() {
   return "$rc"
 }
 
-# live_run SCENARIO ARGS...: ports derived from our pid, so that concurrent runs rarely collide;
-# one retry elsewhere if they do. "--epoch +S" among ARGS becomes an epoch S seconds after each
-# launch. Sets PORT_BASE; fails the test when a peer fails.
+# live_run SCENARIO ARGS...: launches the peers, runs the function named by LIVE_AFTER_LAUNCH if
+# set (e.g. to kill some on a schedule), waits. Ports derived from our pid, so that concurrent runs
+# rarely collide; one retry elsewhere if they do. "--epoch +S" among ARGS becomes an epoch S
+# seconds after each launch (LIVE_EPOCH). Sets PORT_BASE; fails the test when a peer fails.
 live_run() {
-  local scenario=$1 rc attempt
+  local scenario=$1 rc attempt slots=$((40000 / N))
   shift
   for attempt in 0 1; do
-    PORT_BASE=$((20000 + (($$ + attempt * 4507) % 9000) * 4))
+    PORT_BASE=$((20000 + (($$ + attempt * slots / 2) % slots) * N))
     local args=() a prev=""
+    LIVE_EPOCH=""
     for a in "$@"; do
       if [ "$prev" = "--epoch" ] && [ "${a#+}" != "$a" ]; then
         a=$(awk -v t="$(now_s)" -v d="${a#+}" 'BEGIN { printf "%.3f", t + d }')
+        LIVE_EPOCH=$a
       fi
       args+=("$a")
       prev=$a
     done
-    live_start_and_wait "$PORT_BASE" "$scenario" "${args[@]}"
+    live_launch "$PORT_BASE" "$scenario" "${args[@]}"
+    [ -n "${LIVE_AFTER_LAUNCH:-}" ] && "$LIVE_AFTER_LAUNCH"
+    live_wait
     rc=$?
     [ "$rc" -ne 3 ] && break
     echo "$TEST: a port in $PORT_BASE..$((PORT_BASE + N - 1)) was taken; retrying" >&2
