@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <optional>
 
 #include "core/tensor_codec.h"
@@ -88,6 +91,37 @@ size_t wire_overhead_bytes(Compression c) {
   return 128 + (quantized ? kQuantBins * sizeof(float) : 0);  // fields and headers, codebook
 }
 
+at::Tensor bin_indices(const at::Tensor& x, const at::Tensor& borders) {
+  CT_CHECK(borders.dim() == 1 && borders.numel() < kQuantBins);
+  const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
+  if (!xf.is_cpu()) {
+    return torch::bucketize(xf, borders.to(xf.device()), /*out_int32=*/true)
+        .clamp(0, kQuantBins - 1)
+        .to(torch::kUInt8);
+  }
+  // Borders padded to 256 with +inf: eight halvings find how many are strictly below v, with no
+  // branch to mispredict (a comparison selects the next base).
+  float pad[kQuantBins];
+  const at::Tensor b = borders.to(torch::kFloat32).contiguous().cpu();
+  const int64_t nb = b.numel();
+  std::memcpy(pad, b.data_ptr<float>(), static_cast<size_t>(nb) * sizeof(float));
+  for (int64_t i = nb; i < kQuantBins; ++i) pad[i] = std::numeric_limits<float>::infinity();
+  at::Tensor out = torch::empty({xf.numel()}, xf.options().dtype(torch::kUInt8));
+  const float* in = xf.data_ptr<float>();
+  uint8_t* bins = out.data_ptr<uint8_t>();
+  const int64_t n = xf.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = in[i];
+    unsigned pos = 0;  // arithmetic on the comparison, not a branch
+    for (unsigned half = kQuantBins / 2; half > 0; half /= 2) {
+      pos += static_cast<unsigned>(pad[pos + half - 1] < v) * half;
+    }
+    const unsigned count = pos + static_cast<unsigned>(pad[pos] < v);  // in [0, 256]
+    bins[i] = static_cast<uint8_t>(std::min(count, static_cast<unsigned>(kQuantBins - 1)));
+  }
+  return out;
+}
+
 at::Tensor quantile_borders(const at::Tensor& flat) {
   const at::Tensor x = flat.reshape(-1).to(torch::kFloat32);
   const int64_t n = x.numel();
@@ -152,9 +186,7 @@ CompressedTensor compress(const at::Tensor& t, Compression c) {
         break;
       }
       const at::Tensor borders = quantile_borders(x);
-      const at::Tensor bins = torch::bucketize(x.to(torch::kFloat32), borders, /*out_int32=*/true)
-                                  .clamp(0, kQuantBins - 1)
-                                  .to(torch::kUInt8);
+      const at::Tensor bins = bin_indices(x, borders);
       // An empty bin (repeated borders) falls back to its lower border.
       const at::Tensor fallback = torch::cat({borders.slice(0, 0, 1), borders});
       out.data = to_tensor_data(bins);

@@ -60,6 +60,11 @@ Result<at::Tensor> decompress(const CompressedTensor& c, Compression expect, DTy
 
 // The 255 inner bin borders kQuantile8Bit uses for `flat` (float32, ascending). For tests.
 at::Tensor quantile_borders(const at::Tensor& flat);
+// The bin of every value of `x` (any floating dtype, any device) between ascending float32
+// `borders` (at most 255): the number of borders strictly below the value, as uint8 — what
+// torch::bucketize gives, but on the CPU a branchless search of its own (5x faster in
+// averaging_bench). NaN goes to bin 0. For tests and compress().
+at::Tensor bin_indices(const at::Tensor& x, const at::Tensor& borders);
 
 // Fields of a compressed tensor inside a Message (tags 40..44), and back.
 constexpr uint16_t kTagCodec = 40;

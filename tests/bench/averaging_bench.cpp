@@ -74,6 +74,30 @@ void BM_Decompress(benchmark::State& state) {
 }
 BENCHMARK(BM_Decompress)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
 
+// Quantile 8-bit's binning of 16M values into 256 bins: torch::bucketize against our branchless
+// CPU search (bin_indices), the same borders, in the same run.
+void BM_BinsTorchBucketize(benchmark::State& state) {
+  const at::Tensor& x = input();
+  const at::Tensor borders = quantile_borders(x);
+  for (auto _ : state) {
+    at::Tensor b = torch::bucketize(x, borders, /*out_int32=*/true).clamp(0, 255).to(torch::kUInt8);
+    benchmark::DoNotOptimize(b.data_ptr());
+  }
+  state.SetBytesProcessed(state.iterations() * kBytes);
+}
+BENCHMARK(BM_BinsTorchBucketize)->Unit(benchmark::kMillisecond);
+
+void BM_BinsOurs(benchmark::State& state) {
+  const at::Tensor& x = input();
+  const at::Tensor borders = quantile_borders(x);
+  for (auto _ : state) {
+    at::Tensor b = bin_indices(x, borders);
+    benchmark::DoNotOptimize(b.data_ptr());
+  }
+  state.SetBytesProcessed(state.iterations() * kBytes);
+}
+BENCHMARK(BM_BinsOurs)->Unit(benchmark::kMillisecond);
+
 // sum += w * part: reads the part and the sum, writes the sum (3 x 64 MiB of traffic).
 void BM_Accumulate(benchmark::State& state) {
   const at::Tensor& x = input();

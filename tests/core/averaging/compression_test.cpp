@@ -133,6 +133,25 @@ TEST(Compression, Quantile8BitWithinItsBin) {
   }
 }
 
+TEST(Compression, BinIndicesMatchTorchBucketize) {
+  // Values on and between the borders, repeated borders, the extremes, and values beyond them.
+  const at::Tensor x = torch::cat({random_tensor(100000, 9), torch::tensor({-1e30f, 1e30f, 0.0f}),
+                                   torch::linspace(-3, 3, 4001)});
+  for (const at::Tensor& borders :
+       {quantile_borders(x), torch::linspace(-2, 2, 255), torch::zeros({255}),
+        torch::cat({torch::full({100}, -0.5f), torch::linspace(-0.5, 1, 155)}),
+        torch::linspace(-1, 1, 7)}) {
+    const at::Tensor want =
+        torch::bucketize(x, borders, /*out_int32=*/true).clamp(0, 255).to(torch::kUInt8);
+    const at::Tensor got = bin_indices(x, borders);
+    EXPECT_TRUE(got.equal(want)) << borders.numel();
+    // On the borders themselves (ties go to the lower bin, as bucketize's right=false).
+    EXPECT_TRUE(
+        bin_indices(borders, borders)
+            .equal(torch::bucketize(borders, borders, true).clamp(0, 255).to(torch::kUInt8)));
+  }
+}
+
 TEST(Compression, DeterministicAndConstantTensors) {
   const at::Tensor x = random_tensor(70000, 6);
   for (int v = 0; v <= 4; ++v) {
