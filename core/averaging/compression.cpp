@@ -23,8 +23,30 @@ std::pair<double, double> mean_std(const at::Tensor& x) {
   return {mean.item<double>(), std.item<double>()};
 }
 
-// Each bin's average value; an empty bin gets `fallback[k]`.
+// Each bin's average value; an empty bin gets `fallback[k]`. On the CPU one pass of its own
+// (sums in float64), elsewhere two bincounts.
 at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::Tensor& fallback) {
+  if (x.is_cpu() && bins.is_cpu()) {
+    const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
+    const at::Tensor bf = bins.reshape(-1).contiguous();
+    CT_CHECK(bf.scalar_type() == torch::kUInt8 && bf.numel() == xf.numel());
+    const float* in = xf.data_ptr<float>();
+    const uint8_t* b = bf.data_ptr<uint8_t>();
+    double sums[kQuantBins] = {};
+    int64_t counts[kQuantBins] = {};
+    for (int64_t i = 0, n = xf.numel(); i < n; ++i) {
+      sums[b[i]] += in[i];
+      ++counts[b[i]];
+    }
+    const at::Tensor fb = fallback.to(torch::kFloat64).contiguous().cpu();
+    at::Tensor out = torch::empty({kQuantBins}, torch::kFloat32);
+    float* o = out.data_ptr<float>();
+    for (int k = 0; k < kQuantBins; ++k) {
+      o[k] = static_cast<float>(counts[k] > 0 ? sums[k] / static_cast<double>(counts[k])
+                                              : fb.data_ptr<double>()[k]);
+    }
+    return out.to(x.device());
+  }
   const at::Tensor sums =
       torch::bincount(bins, x.to(torch::kFloat32), kQuantBins).to(torch::kFloat64);
   const at::Tensor counts = torch::bincount(bins, {}, kQuantBins).to(torch::kFloat64);
@@ -37,6 +59,37 @@ std::optional<c10::ScalarType> float_type(DType d) {
   const std::optional<c10::ScalarType> t = to_scalar_type(d);
   if (t && c10::isFloatingType(*t)) return t;
   return std::nullopt;
+}
+
+// round((x - mean) / width) + 128, clamped to [0, 255], as uint8, in float32 arithmetic (round
+// half to even). On the CPU one pass of its own; elsewhere the same as LibTorch ops.
+at::Tensor uniform_bins(const at::Tensor& x, double mean, double width) {
+  const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
+  if (!xf.is_cpu()) {
+    return (xf - mean)
+        .mul_(1.0 / width)
+        .round_()
+        .add_(kQuantBins / 2)
+        .clamp_(0, kQuantBins - 1)
+        .to(torch::kUInt8);
+  }
+  const float m = static_cast<float>(mean);
+  const float inv = static_cast<float>(1.0 / width);
+  at::Tensor out = torch::empty({xf.numel()}, xf.options().dtype(torch::kUInt8));
+  const float* in = xf.data_ptr<float>();
+  uint8_t* bins = out.data_ptr<uint8_t>();
+  // Adding and taking away 1.5 x 2^23 rounds a float below 2^22 in magnitude to the nearest
+  // integer, ties to even, as nearbyint does, without a call; values are clamped well inside first.
+  constexpr float kRound = 12582912.0f;
+  constexpr float kHalf = kQuantBins / 2;
+  for (int64_t i = 0, n = xf.numel(); i < n; ++i) {
+    float t = (in[i] - m) * inv;
+    t = std::min(std::max(t, -2.0f * kHalf), 2.0f * kHalf);  // NaN stays NaN ...
+    float q = ((t + kRound) - kRound) + kHalf;
+    q = std::min(std::max(q, 0.0f), static_cast<float>(kQuantBins - 1));
+    bins[i] = q >= 0.0f ? static_cast<uint8_t>(q) : 0;  // ... and goes to bin 0
+  }
+  return out;
 }
 
 }  // namespace
@@ -165,12 +218,7 @@ CompressedTensor compress(const at::Tensor& t, Compression c) {
       auto [mean, std] = mean_std(x);
       double width = kUniformRangeSigmas * std / kQuantBins;
       if (!(width > 0)) width = 1.0;
-      const at::Tensor bins = (x.to(torch::kFloat32) - mean)
-                                  .mul_(1.0 / width)
-                                  .round_()
-                                  .add_(kQuantBins / 2)
-                                  .clamp_(0, kQuantBins - 1)
-                                  .to(torch::kUInt8);
+      const at::Tensor bins = uniform_bins(x, mean, width);
       const at::Tensor centres =
           (torch::arange(kQuantBins, x.options().dtype(torch::kFloat64)) - kQuantBins / 2) * width +
           mean;
@@ -237,7 +285,16 @@ Result<at::Tensor> decompress(const CompressedTensor& c, Compression expect, DTy
       }
       auto book = from_tensor_data(c.codebook);
       if (!book.ok()) return book.status();
-      return book->index_select(0, data->to(torch::kLong)).to(want_type);
+      // A lookup per byte (the wire's tensors are on the CPU): index_select would first widen
+      // every index to int64.
+      const at::Tensor idx = data->reshape(-1).contiguous();
+      const at::Tensor table = book->contiguous();
+      at::Tensor out = torch::empty({idx.numel()}, torch::kFloat32);
+      const uint8_t* in = idx.data_ptr<uint8_t>();
+      const float* lut = table.data_ptr<float>();
+      float* o = out.data_ptr<float>();
+      for (int64_t i = 0, n = idx.numel(); i < n; ++i) o[i] = lut[in[i]];
+      return out.to(want_type);
     }
   }
   return Status::error("unknown codec");

@@ -152,6 +152,29 @@ TEST(Compression, BinIndicesMatchTorchBucketize) {
   }
 }
 
+TEST(Compression, Uniform8BitCpuPassMatchesLibTorchOps) {
+  // compress() bins and averages in one pass of its own on the CPU; the LibTorch ops it replaces
+  // (and still uses on a GPU) must give the same bins, and bin averages equal to float rounding.
+  const at::Tensor x =
+      torch::cat({random_tensor(200000, 11) * 3 + 1, torch::tensor({1e9f, -1e9f})});
+  const CompressedTensor c = compress(x, Compression::kUniform8Bit);
+  auto [stdev, mean_t] = torch::std_mean(x, /*unbiased=*/false);
+  const double mean = mean_t.item<double>();
+  const double width = 6.0 * stdev.item<double>() / 256;
+  const at::Tensor want_bins =
+      (x - mean).mul_(1.0 / width).round_().add_(128).clamp_(0, 255).to(torch::kUInt8);
+  auto bins = from_tensor_data(c.data);
+  ASSERT_TRUE(bins.ok());
+  EXPECT_TRUE(bins->equal(want_bins));
+  const at::Tensor sums = torch::bincount(want_bins, x.to(torch::kFloat64), 256);
+  const at::Tensor counts = torch::bincount(want_bins, {}, 256).to(torch::kFloat64);
+  auto book = from_tensor_data(c.codebook);
+  ASSERT_TRUE(book.ok());
+  const at::Tensor filled = counts > 0;
+  EXPECT_TRUE(torch::allclose(book->to(torch::kFloat64).masked_select(filled),
+                              (sums / counts.clamp_min(1)).masked_select(filled), 1e-6, 1e-6));
+}
+
 TEST(Compression, DeterministicAndConstantTensors) {
   const at::Tensor x = random_tensor(70000, 6);
   for (int v = 0; v <= 4; ++v) {
