@@ -8,6 +8,17 @@
 
 namespace crowdtrain::scenario_detail {
 
+void check_round_fits(JsonReader& r, double gossip_window_s, double round_interval_s,
+                      double matchmaking_timeout_s, double allreduce_timeout_s) {
+  if (gossip_window_s >= round_interval_s) {
+    return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");
+  }
+  if (matchmaking_timeout_s + allreduce_timeout_s + 1.0 > round_interval_s) {
+    return r.fail(r.path_of("round_interval_s"),
+                  "must exceed matchmaking_timeout_s + allreduce_timeout_s + 1 s");
+  }
+}
+
 void read_load_balance(JsonReader& r, LoadBalanceSpec& out) {
   r.read_choice("load_balance", out.load_balance, {"bandwidth", "equal"});
   r.read("bandwidth_mbps", out.bandwidth_mbps, NumberRange::closed(0, 1e9));
@@ -57,13 +68,8 @@ void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out) {
                   "must carry at least the real vector (vector_size float64 = 2 x vector_size "
                   "float32 parameters), or be 0");
   }
-  if (out.gossip_window_s >= out.round_interval_s) {
-    return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");
-  }
-  if (out.matchmaking_timeout_s + out.allreduce_timeout_s + 1.0 > out.round_interval_s) {
-    return r.fail(r.path_of("round_interval_s"),
-                  "must exceed matchmaking_timeout_s + allreduce_timeout_s + 1 s");
-  }
+  check_round_fits(r, out.gossip_window_s, out.round_interval_s, out.matchmaking_timeout_s,
+                   out.allreduce_timeout_s);
 }
 
 }  // namespace crowdtrain::scenario_detail

@@ -82,13 +82,8 @@ void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out) {
                   "(method \"allreduce\" or \"moshpit\"), got \"" +
                       out.method + "\"");
   }
-  if (out.gossip_window_s >= out.round_interval_s) {
-    return r.fail(r.path_of("gossip_window_s"), "must be below round_interval_s");
-  }
-  if (out.matchmaking_timeout_s + out.allreduce_timeout_s + 1.0 > out.round_interval_s) {
-    return r.fail(r.path_of("round_interval_s"),
-                  "must exceed matchmaking_timeout_s + allreduce_timeout_s + 1 s");
-  }
+  check_round_fits(r, out.gossip_window_s, out.round_interval_s, out.matchmaking_timeout_s,
+                   out.allreduce_timeout_s);
 }
 
 }  // namespace crowdtrain::scenario_detail
