@@ -120,7 +120,7 @@ Status AllReduceRound::State::setup(const at::Tensor& t) {
   }
   if (me == n) return Status::error("allreduce: this peer is not in the group");
   local = t.detach().reshape(-1);
-  dtype = to_tensor_data(torch::zeros({0}, local.options().device(torch::kCPU))).dtype;
+  dtype = to_dtype(local.scalar_type()).value_or(DType::kFloat32);
   std::vector<BalanceInput> inputs;
   for (const GroupMember& m : group.members) inputs.push_back({m.bandwidth, m.mode});
   auto balanced = load_balance(local.numel(), inputs);

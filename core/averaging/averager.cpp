@@ -165,7 +165,7 @@ void Averager::observe_bound(const AllReduceGroup& group, const at::Tensor& loca
     }
   }
   // T* is in units of (vector bytes on the wire) / (bandwidth): bytes x 8 / (Mb/s x 1e6) seconds.
-  const DType dtype = to_tensor_data(torch::zeros({0}, local.options().device(torch::kCPU))).dtype;
+  const DType dtype = to_dtype(local.scalar_type()).value_or(DType::kFloat32);
   const double bytes = static_cast<double>(local.numel()) *
                        wire_bytes_per_element(options_.allreduce.compression(), dtype) *
                        options_.allreduce.payload_scale();
