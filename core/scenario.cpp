@@ -13,6 +13,7 @@
 
 #include "core/json_path.h"
 #include "core/scenario_parse.h"
+#include "core/workload.h"
 
 namespace crowdtrain {
 
@@ -174,7 +175,7 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
                             std::to_string(s.peers.count) + "), got " + std::to_string(t.pairs));
     }
   }
-  return Status();
+  return check_workload(s);
 }
 
 // "line:column" of the 1-based byte offset nlohmann reports.

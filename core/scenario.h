@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -189,13 +190,34 @@ struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
   LoadBalanceSpec balance;
 };
 
+// The options of a workload kind that owns its reader (core/workload.h), read from
+// workload.<kind>; each kind subclasses it in its own folder (e.g. core/moe/moe_options.h).
+class WorkloadOptions {
+ public:
+  virtual ~WorkloadOptions() = default;
+};
+
 struct WorkloadSpec {
-  std::string kind = "probe";  // "probe" | "transfers" | "dht" | "averaging" | "training"
+  // A kind registered in core/workload.cpp: "probe" | "transfers" | "dht" | "averaging" |
+  // "training" | "moe".
+  std::string kind = "probe";
   ProbeSpec probe;
   TransfersSpec transfers;
   DhtWorkloadSpec dht;
   AveragingWorkloadSpec averaging;
   TrainingWorkloadSpec training;
+  // Options of the kinds that own their readers, by kind name (every such kind, read or default).
+  std::map<std::string, std::shared_ptr<const WorkloadOptions>> options;
+
+  // The options of `kind` as its own type; an invariant failure when they are absent.
+  template <typename T>
+  const T& options_of(const std::string& kind) const {
+    auto it = options.find(kind);
+    CT_CHECK(it != options.end() && it->second != nullptr);
+    const T* typed = dynamic_cast<const T*>(it->second.get());
+    CT_CHECK(typed != nullptr);
+    return *typed;
+  }
 };
 
 struct OutputSpec {

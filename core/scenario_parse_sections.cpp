@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/scenario_parse.h"
+#include "core/workload.h"
 
 namespace crowdtrain::scenario_detail {
 
@@ -150,7 +151,9 @@ void read_compute(JsonReader& r, ComputeSpec& out) {
 }
 
 void read_workload(JsonReader& r, WorkloadSpec& out) {
-  r.read_choice("kind", out.kind, {"probe", "transfers", "dht", "averaging", "training"});
+  std::vector<std::string> kinds;
+  for (const auto& k : workload_kinds()) kinds.push_back(k.name);
+  r.read_choice("kind", out.kind, kinds);
   r.object("probe", [&](JsonReader& p) {
     p.read("rate_hz", out.probe.rate_hz, NumberRange::non_negative());
     p.read("request_bytes", out.probe.request_bytes);
@@ -167,6 +170,11 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
   r.object("dht", [&](JsonReader& d) { read_dht_workload(d, out.dht); });
   r.object("averaging", [&](JsonReader& a) { read_averaging_workload(a, out.averaging); });
   r.object("training", [&](JsonReader& t) { read_training_workload(t, out.training); });
+  // The kinds that own their readers (core/workload.h) read their own subtree.
+  for (const auto& k : workload_kinds()) {
+    if (!k.read) continue;
+    r.object(k.name, [&](JsonReader& w) { out.options[k.name] = k.read(w); });
+  }
 }
 
 void read_output(JsonReader& r, OutputSpec& out) {

@@ -7,34 +7,72 @@
 
 namespace crowdtrain {
 
+namespace {
+
+std::vector<WorkloadKind> registered_kinds() {
+  std::vector<WorkloadKind> kinds;
+  kinds.push_back({"probe", nullptr, nullptr, nullptr,
+                   [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
+                     return make_probe_app(rt, s.workload.probe, c.peers);
+                   },
+                   nullptr});
+  kinds.push_back({"transfers", nullptr, nullptr, nullptr, nullptr, nullptr});
+  kinds.push_back({"dht", nullptr, nullptr,
+                   [](const Scenario& s) { return dht::make_dht_workload_shared(s.peers.count); },
+                   [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
+                     return dht::make_dht_workload_app(rt, s.workload.dht, c);
+                   },
+                   [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); }});
+  kinds.push_back({"averaging", nullptr, nullptr, make_averaging_shared, make_averaging_app,
+                   [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); }});
+  kinds.push_back({"training", nullptr, nullptr, train::make_training_shared,
+                   train::make_training_app, train::training_summary});
+  return kinds;
+}
+
+}  // namespace
+
+const std::vector<WorkloadKind>& workload_kinds() {
+  static const std::vector<WorkloadKind> kinds = registered_kinds();
+  return kinds;
+}
+
+const WorkloadKind* find_workload_kind(const std::string& name) {
+  for (const auto& k : workload_kinds()) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
 bool is_peer_workload(const std::string& kind) {
-  return kind == "probe" || kind == "dht" || kind == "averaging" || kind == "training";
+  const WorkloadKind* k = find_workload_kind(kind);
+  return k != nullptr && k->make_app != nullptr;
 }
 
 Result<std::unique_ptr<PeerApp>> make_workload_app(const Scenario& scenario, Runtime& rt,
                                                    const WorkloadContext& context) {
   const std::string& kind = scenario.workload.kind;
-  if (kind == "probe") return make_probe_app(rt, scenario.workload.probe, context.peers);
-  if (kind == "dht") return dht::make_dht_workload_app(rt, scenario.workload.dht, context);
-  if (kind == "averaging") return make_averaging_app(scenario, rt, context);
-  if (kind == "training") return train::make_training_app(scenario, rt, context);
-  return Status::error("workload.kind: '" + kind + "' does not run as a peer workload");
+  const WorkloadKind* k = find_workload_kind(kind);
+  if (k == nullptr || !k->make_app) {
+    return Status::error("workload.kind: '" + kind + "' does not run as a peer workload");
+  }
+  return k->make_app(scenario, rt, context);
 }
 
 std::shared_ptr<void> make_workload_shared(const Scenario& scenario) {
-  if (scenario.workload.kind == "dht") return dht::make_dht_workload_shared(scenario.peers.count);
-  if (scenario.workload.kind == "averaging") return make_averaging_shared(scenario);
-  if (scenario.workload.kind == "training") return train::make_training_shared(scenario);
-  return nullptr;
+  const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  return k != nullptr && k->make_shared ? k->make_shared(scenario) : nullptr;
 }
 
 void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
                           nlohmann::json& summary) {
-  if (scenario.workload.kind == "dht") summary["dht"] = dht::dht_workload_summary(sink);
-  if (scenario.workload.kind == "averaging") summary["averaging"] = averaging_summary(sink);
-  if (scenario.workload.kind == "training") {
-    summary["training"] = train::training_summary(scenario, sink);
-  }
+  const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  if (k != nullptr && k->summary) summary[k->name] = k->summary(scenario, sink);
+}
+
+Status check_workload(const Scenario& scenario) {
+  const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  return k != nullptr && k->check ? k->check(scenario) : Status();
 }
 
 }  // namespace crowdtrain

@@ -1,11 +1,16 @@
-// The workload factory: builds the PeerApp that a scenario's `workload.kind` names, for one peer
-// incarnation, in either world. Both worlds call only this, so adding a workload (DHT, Moshpit,
-// MoE) is one entry here and nothing in sim/ or net/.
+// The workload registry and factory. A workload kind (workload.kind) is a WorkloadKind: its name,
+// the reader of its own options (workload.<name>), its cross-section checks, the state its peers
+// share in the simulated world, the PeerApp of one peer incarnation and its summary section. The
+// table of kinds is in core/workload.cpp: adding a workload is its folder plus one line there, and
+// nothing in sim/, net/ or the scenario reader. Both worlds call only the functions below.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "core/json_path.h"
 #include "core/runtime.h"
 #include "core/scenario.h"
 #include "core/status.h"
@@ -26,6 +31,25 @@ struct WorkloadContext {
   double download_mbps = 0.0;
 };
 
+// One workload kind. `read` is null for the kinds whose options still live in WorkloadSpec
+// (probe, transfers, dht, averaging, training); a kind with a reader keeps its options in its
+// folder as a WorkloadOptions subclass, read from workload.<name> and found with
+// WorkloadSpec::options_of<T>(name). `make_app` is null for whole-world runs (transfers).
+struct WorkloadKind {
+  std::string name;
+  std::function<std::shared_ptr<const WorkloadOptions>(JsonReader& r)> read;
+  std::function<Status(const Scenario&)> check;  // after every section is read; may be null
+  std::function<std::shared_ptr<void>(const Scenario&)> make_shared;  // may be null
+  std::function<Result<std::unique_ptr<PeerApp>>(const Scenario&, Runtime&,
+                                                 const WorkloadContext&)>
+      make_app;
+  std::function<nlohmann::json(const Scenario&, const MetricsSink&)> summary;  // may be null
+};
+
+// Every registered kind, in registration order; the one named `name`, or null.
+const std::vector<WorkloadKind>& workload_kinds();
+const WorkloadKind* find_workload_kind(const std::string& name);
+
 // Made once per run by the simulated world, before any peer joins, and passed to every app in
 // WorkloadContext::shared; null for workloads that share nothing.
 std::shared_ptr<void> make_workload_shared(const Scenario& scenario);
@@ -33,6 +57,9 @@ std::shared_ptr<void> make_workload_shared(const Scenario& scenario);
 // Adds the workload's derived figures (e.g. success rates) to `summary` from the run's metrics.
 void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
                           nlohmann::json& summary);
+
+// The cross-section checks of the scenario's workload kind (WorkloadKind::check).
+Status check_workload(const Scenario& scenario);
 
 // Whether `kind` names a workload that runs as a PeerApp in every peer.
 bool is_peer_workload(const std::string& kind);
