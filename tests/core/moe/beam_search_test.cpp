@@ -207,7 +207,9 @@ void partial_grid_trials(size_t dims, uint32_t max_size, uint64_t seed) {
         EXPECT_TRUE(f.declared.count(mine[i].expert.uid)) << what << ": " << mine[i].expert.uid;
         EXPECT_EQ(mine[i].expert.server, one[0].expert.server) << what;
         EXPECT_DOUBLE_EQ(mine[i].score, one[0].score) << what;
-        if (i > 0) EXPECT_TRUE(better(mine[i - 1], mine[i])) << what << " order at " << i;
+        if (i > 0) {
+          EXPECT_TRUE(better(mine[i - 1], mine[i])) << what << " order at " << i;
+        }
       }
     }
   }
