@@ -86,9 +86,10 @@ Status RemoteMixture::check_inputs(const TensorData& inputs, size_t rows) const 
   }
   if (numerics_ == Numerics::kTiming) return Status::ok_status();
   if (inputs.dtype != DType::kFloat32 || inputs.bytes.size != float_bytes(inputs.shape)) {
-    return Status::error("inputs must be float32 with " + std::to_string(float_bytes(inputs.shape)) +
-                         " bytes, got dtype " + std::to_string(static_cast<int>(inputs.dtype)) +
-                         " and " + std::to_string(inputs.bytes.size) + " bytes");
+    return Status::error("inputs must be float32 with " +
+                         std::to_string(float_bytes(inputs.shape)) + " bytes, got dtype " +
+                         std::to_string(static_cast<int>(inputs.dtype)) + " and " +
+                         std::to_string(inputs.bytes.size) + " bytes");
   }
   if (!all_finite(inputs)) return Status::error("inputs hold non-finite values");
   return Status::ok_status();
@@ -174,7 +175,7 @@ void RemoteMixture::backward(const TensorData& inputs, std::vector<ExpertCall> c
   for (size_t c = 0; c < call->calls.size(); ++c) {
     ExpertCall& ec = call->calls[c];
     ec.grad_input.reset();
-    if (!ec.output) {
+    if (!ec.output || ec.samples.empty()) {
       requests.emplace_back();  // not sent: it did not answer forward
       continue;
     }
@@ -205,7 +206,7 @@ void RemoteMixture::start(const std::shared_ptr<Call>& call, std::vector<Message
   const Time limit = call->backward ? options_.backward_timeout : options_.forward_timeout;
   std::weak_ptr<bool> alive = alive_;
   for (size_t c = 0; c < call->calls.size(); ++c) {
-    if (call->backward && !call->calls[c].output) continue;
+    if (requests[c].fields.empty()) continue;  // backward: it did not answer forward
     call->sent[c] = true;
     ++call->outstanding;
     rpc_.call(call->calls[c].expert.server, std::move(requests[c]),
@@ -217,7 +218,8 @@ void RemoteMixture::start(const std::shared_ptr<Call>& call, std::vector<Message
   call->total_timer = rt_.schedule(call->outstanding ? limit : Time(0), [this, alive, call] {
     auto a = alive.lock();
     if (a && *a) finish(call);
-  });  arm_straggler(call);  // k_min = 0: nothing to wait for but the stragglers
+  });
+  arm_straggler(call);  // k_min = 0: nothing to wait for but the stragglers
 }
 
 void RemoteMixture::on_answer(const std::shared_ptr<Call>& call, size_t c, Result<Message> r) {
@@ -237,10 +239,10 @@ void RemoteMixture::on_answer(const std::shared_ptr<Call>& call, size_t c, Resul
     }
   } else if (std::string why = accept(*call, c, r.value()); !why.empty()) {
     rt_.metrics().count("moe_bad_outputs");
-    rt_.metrics().event("moe_bad_output",
-                        {{"uid", std::string_view(call->calls[c].expert.uid)},
-                         {"why", std::string_view(why)}},
-                        EventDetail::kOperation);
+    rt_.metrics().event(
+        "moe_bad_output",
+        {{"uid", std::string_view(call->calls[c].expert.uid)}, {"why", std::string_view(why)}},
+        EventDetail::kOperation);
     for (int64_t s : call->calls[c].samples) ++call->tally[size_t(s)].bad;
   } else {
     count_answer(*call, c);
@@ -269,15 +271,15 @@ std::string RemoteMixture::accept(Call& call, size_t c, const Message& answer) {
            " samples";
   }
   if (numerics_ == Numerics::kReal) {
-    if (t.dtype != DType::kFloat32) return "dtype " + std::to_string(int(t.dtype)) + ", not float32";
+    if (t.dtype != DType::kFloat32)
+      return "dtype " + std::to_string(int(t.dtype)) + ", not float32";
     if (!all_finite(t)) return "non-finite values";
   }
   const std::vector<int64_t> per_sample = sample_shape_of(t);
   const std::vector<int64_t>& expected =
       call.backward ? call.input_sample : call.output_sample.value_or(per_sample);
   if (per_sample != expected) {
-    return "per-sample shape " + shape_string(per_sample) + ", expected " +
-           shape_string(expected);
+    return "per-sample shape " + shape_string(per_sample) + ", expected " + shape_string(expected);
   }
   if (!call.backward) call.output_sample = per_sample;
   (call.backward ? ec.grad_input : ec.output) = std::move(t);
@@ -311,8 +313,7 @@ Status RemoteMixture::shortfall(const Call& call) const {
     }
     const std::string msg = std::string(call.backward ? "moe backward" : "moe forward") +
                             ": sample " + std::to_string(s) + ": " +
-                            std::to_string(call.answered[s]) + " of " + need +
-                            " answered: " + why;
+                            std::to_string(call.answered[s]) + " of " + need + " answered: " + why;
     if (t.timed_out > 0) return Status::timed_out(msg);
     if (t.refused > 0) return Status::refused(msg);
     return Status::error(msg);

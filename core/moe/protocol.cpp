@@ -101,13 +101,13 @@ Result<uint64_t> check_shape(Reader& r, const std::vector<int64_t>& shape, size_
                              const std::string& name, const ProtocolLimits& limits,
                              uint64_t& total_bytes) {
   if (shape.empty() || shape.size() > static_cast<size_t>(kMaxTensorDims)) {
-    return r.fail_last(name, "needs 1.." + std::to_string(kMaxTensorDims) + " dims (rows first), got " +
-                                 std::to_string(shape.size()));
+    return r.fail_last(name, "needs 1.." + std::to_string(kMaxTensorDims) +
+                                 " dims (rows first), got " + std::to_string(shape.size()));
   }
   if (shape[0] < 1) return r.fail_last(name, "no rows (shape " + shape_string(shape) + ")");
   if (static_cast<uint64_t>(shape[0]) > limits.max_samples) {
-    return r.fail_last(name, std::to_string(shape[0]) + " rows, limit " +
-                                 std::to_string(limits.max_samples));
+    return r.fail_last(
+        name, std::to_string(shape[0]) + " rows, limit " + std::to_string(limits.max_samples));
   }
   const uint64_t budget = limits.max_bytes - total_bytes;
   uint64_t bytes = elem_size;
@@ -152,8 +152,8 @@ Result<TensorData> read_batch(Reader& r, Numerics mode, uint16_t tag, const std:
     const Field* d = r.take(kTagSampleDim, FieldKind::kI64, name + " sample dim");
     if (!d) return r.error();
     if (shape.size() >= static_cast<size_t>(kMaxTensorDims)) {
-      return r.fail_last(name + " sample dim", "more than " + std::to_string(kMaxTensorDims) +
-                                                   " dims in all");
+      return r.fail_last(name + " sample dim",
+                         "more than " + std::to_string(kMaxTensorDims) + " dims in all");
     }
     shape.push_back(std::get<int64_t>(d->value));
   }

@@ -15,7 +15,7 @@ struct ExpertServer::Batch {
   std::vector<Task> tasks;
   int64_t rows = 0;
   Time started{0};
-  std::vector<int64_t> result_shape;  // per sample: forward outputs, backward grad inputs
+  std::vector<int64_t> result_shape;         // per sample: forward outputs, backward grad inputs
   std::optional<Result<TensorData>> result;  // real numerics: set by the work
 };
 
@@ -148,8 +148,8 @@ void ExpertServer::on_request(Direction dir, Message msg, RpcEndpoint::Responder
     task.grad_outputs = std::move(req->grad_outputs);
   }
   std::string why;
-  const std::string reason = admit(dir, uid, numerics, task.inputs,
-                                   dir == kBackward ? &task.grad_outputs : nullptr, why);
+  const std::string reason =
+      admit(dir, uid, numerics, task.inputs, dir == kBackward ? &task.grad_outputs : nullptr, why);
   if (!reason.empty()) return refuse(reason, why, respond);
   task.seq = next_seq_++;
   task.arrived = rt_.now();
@@ -158,7 +158,20 @@ void ExpertServer::on_request(Direction dir, Message msg, RpcEndpoint::Responder
   Pool& pool = experts_.at(uid).pools[dir];
   pool.samples += static_cast<uint64_t>(task.rows);
   pool.tasks.push_back(std::move(task));
-  pump();
+  pump_soon();
+}
+
+void ExpertServer::pump_soon() {
+  if (computing_ || pump_scheduled_) return;
+  // After every message delivered at this instant, so that requests arriving together batch.
+  pump_scheduled_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  rt_.schedule(Time(0), [this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    pump_scheduled_ = false;
+    pump();
+  });
 }
 
 std::string ExpertServer::admit(Direction dir, const std::string& uid, Numerics numerics,
@@ -241,11 +254,10 @@ void ExpertServer::pump() {
   batch->dir = static_cast<Direction>(best_dir);
   batch->numerics = options_.numerics();
   batch->expert = best->expert;
-  batch->result_shape =
-      batch->dir == kForward ? best->info.output_shape : best->info.input_shape;
+  batch->result_shape = batch->dir == kForward ? best->info.output_shape : best->info.input_shape;
   Pool& pool = best->pools[best_dir];
-  while (!pool.tasks.empty() &&
-         static_cast<uint64_t>(batch->rows + pool.tasks.front().rows) <= options_.max_batch_size()) {
+  while (!pool.tasks.empty() && static_cast<uint64_t>(batch->rows + pool.tasks.front().rows) <=
+                                    options_.max_batch_size()) {
     batch->rows += pool.tasks.front().rows;
     rt_.metrics().observe("moe_queue_s", to_seconds(rt_.now() - pool.tasks.front().arrived));
     batch->tasks.push_back(std::move(pool.tasks.front()));
@@ -296,8 +308,8 @@ void ExpertServer::finish_batch(Batch& batch) {
     rt_.metrics().count(batch.dir == kForward ? "moe_server_forward_failures"
                                               : "moe_server_backward_failures");
     for (Task& t : batch.tasks) {
-      refuse("compute", std::string(direction_name(batch.dir)) + " of '" + batch.uid +
-                            "' failed: " + why,
+      refuse("compute",
+             std::string(direction_name(batch.dir)) + " of '" + batch.uid + "' failed: " + why,
              t.respond);
     }
   } else {
@@ -307,9 +319,10 @@ void ExpertServer::finish_batch(Batch& batch) {
         out.bytes.size != float_bytes(shape)) {
       rt_.metrics().count("moe_server_bad_expert_results");
       for (Task& t : batch.tasks) {
-        refuse("compute", "'" + batch.uid + "' returned shape " + shape_string(out.shape) +
-                              " (dtype " + std::to_string(static_cast<int>(out.dtype)) +
-                              "), expected float32 " + shape_string(shape),
+        refuse("compute",
+               "'" + batch.uid + "' returned shape " + shape_string(out.shape) + " (dtype " +
+                   std::to_string(static_cast<int>(out.dtype)) + "), expected float32 " +
+                   shape_string(shape),
                t.respond);
       }
     } else {

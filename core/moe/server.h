@@ -3,9 +3,9 @@
 // forward|backward); whenever the server's compute is idle it takes the pool whose oldest waiting
 // request is the oldest, takes whole requests from it FIFO up to max_batch_size samples, runs them
 // as ONE batch through Runtime::compute and answers each request with its slice. Refusals (unknown
-// expert, wrong shape or dtype, non-finite values, too big, queue full) are error responses; nothing
-// is queued. Owns its experts; borrows the Runtime and the RpcEndpoint (both must outlive it; the
-// owner feeds delivered messages to the endpoint). Single-threaded, on the runtime's loop.
+// expert, wrong shape or dtype, non-finite values, too big, queue full) are error responses;
+// nothing is queued. Owns its experts; borrows the Runtime and the RpcEndpoint (both must outlive
+// it; the owner feeds delivered messages to the endpoint). Single-threaded, on the runtime's loop.
 #pragma once
 
 #include <cstdint>
@@ -35,8 +35,8 @@ class ExpertServerOptions {
  private:                                      \
   type name##_ = init;
 
-  CT_SERVER_OPTION(uint64_t, max_batch_size, 1024)  // samples per batch (and per request)
-  CT_SERVER_OPTION(uint64_t, max_queue_samples, 0)  // per pool; 0 = 16 * max_batch_size
+  CT_SERVER_OPTION(uint64_t, max_batch_size, 1024)   // samples per batch (and per request)
+  CT_SERVER_OPTION(uint64_t, max_queue_samples, 0)   // per pool; 0 = 16 * max_batch_size
   CT_SERVER_OPTION(std::string, checkpoint_dir, "")  // "" = no checkpoints
   CT_SERVER_OPTION(Time, checkpoint_interval, std::chrono::seconds(60))
   CT_SERVER_OPTION(Numerics, numerics, Numerics::kReal)  // kTiming: no tensors, compute charged
@@ -106,7 +106,8 @@ class ExpertServer {
                     const TensorData& inputs, const TensorData* grad_outputs, std::string& why);
   void refuse(const std::string& reason, const std::string& why,
               const RpcEndpoint::Responder& respond);
-  void pump();  // starts the next batch when compute is idle
+  void pump_soon();  // pump() once the messages of this instant are in
+  void pump();       // starts the next batch when compute is idle
   void finish_batch(Batch& batch);
   void answer_batch(Batch& batch, const TensorData& result);
   void schedule_checkpoint();
@@ -120,6 +121,7 @@ class ExpertServer {
   std::map<std::string, Hosted> experts_;
   uint64_t next_seq_ = 0;
   bool computing_ = false;
+  bool pump_scheduled_ = false;
   TimerId checkpoint_timer_ = 0;
   bool checkpoint_timer_set_ = false;
   std::shared_ptr<bool> alive_;
