@@ -12,7 +12,7 @@ enum class MsgType : uint16_t {
   kProbeResponse = 11,
   kTransferRequest = 12,  // calibration transfers (sim/calibration.h)
   kTransferResponse = 13,
-  // 100..199: DHT; 200..299: averaging; 300..399: mixture-of-experts (later issues).
+  // 100..199: DHT; 200..299: averaging; 300..399: mixture-of-experts.
   kDhtPingRequest = 100,  // DHT (core/dht/protocol.h)
   kDhtPingResponse = 101,
   kDhtStoreRequest = 102,
@@ -29,6 +29,10 @@ enum class MsgType : uint16_t {
   kGossipPush = 207,         // gossip and PushSum (core/averaging/gossip.h): a round's vector/share
   kTrainStateRequest = 210,  // Moshpit SGD (core/train/state_transfer.h): a joiner asks for state
   kTrainStateResponse = 211,  // Moshpit SGD: parameters (+ optimizer state) in bounded chunks
+  kMoeForwardRequest = 300,   // mixture-of-experts (core/moe/protocol.h): an expert's forward
+  kMoeForwardResponse = 301,
+  kMoeBackwardRequest = 302,  // mixture-of-experts: an expert's backward (and optimizer step)
+  kMoeBackwardResponse = 303,
 };
 
 // True for the values listed in MsgType.
@@ -55,6 +59,10 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kGossipPush:
     case MsgType::kTrainStateRequest:
     case MsgType::kTrainStateResponse:
+    case MsgType::kMoeForwardRequest:
+    case MsgType::kMoeForwardResponse:
+    case MsgType::kMoeBackwardRequest:
+    case MsgType::kMoeBackwardResponse:
       return true;
   }
   return false;

@@ -1,0 +1,369 @@
+#include "core/moe/protocol.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace crowdtrain::moe {
+namespace {
+
+constexpr size_t kFloatBytes = 4;
+
+// Reads a message's fields in order; every error names the message, the field index and its name.
+class Reader {
+ public:
+  Reader(const Message& m, const char* what) : m_(m), what_(what) {}
+
+  bool next_is(uint16_t tag) const { return pos_ < m_.fields.size() && m_.fields[pos_].tag == tag; }
+  const Field* take(uint16_t tag, FieldKind kind, const std::string& name) {
+    if (pos_ >= m_.fields.size()) {
+      fail(name, "missing (message ends)");
+      return nullptr;
+    }
+    const Field& f = m_.fields[pos_];
+    if (f.tag != tag) {
+      fail(name, "expected tag " + std::to_string(tag) + ", got " + std::to_string(f.tag));
+      return nullptr;
+    }
+    if (f.kind() != kind) {
+      fail(name,
+           std::string("expected ") + field_kind_name(kind) + ", got " + field_kind_name(f.kind()));
+      return nullptr;
+    }
+    ++pos_;
+    return &f;
+  }
+  // Names the field just taken.
+  Status fail_last(const std::string& name, const std::string& why) {
+    --pos_;
+    Status s = fail(name, why);
+    ++pos_;
+    return s;
+  }
+  Status fail(const std::string& name, const std::string& why) {
+    error_ = Status::error(std::string(what_) + ": field " + std::to_string(pos_) + " (" + name +
+                           "): " + why);
+    return error_;
+  }
+  const Status& error() const { return error_; }
+  Status finish() {
+    if (pos_ >= m_.fields.size()) return Status::ok_status();
+    return fail("end", "unexpected field with tag " + std::to_string(m_.fields[pos_].tag));
+  }
+
+ private:
+  const Message& m_;
+  const char* what_;
+  size_t pos_ = 0;
+  Status error_;
+};
+
+#define MOE_TRY(var, expr)                              \
+  auto var##_result = (expr);                           \
+  if (!var##_result.ok()) return var##_result.status(); \
+  auto var = std::move(var##_result).value()
+
+Status check_type(const Message& m, MsgType type, bool response, const char* what) {
+  if (m.type != type) {
+    return Status::error(std::string(what) + ": message type " +
+                         std::to_string(static_cast<int>(m.type)) + ", expected " +
+                         std::to_string(static_cast<int>(type)));
+  }
+  if (m.is_response() != response) {
+    return Status::error(std::string(what) +
+                         (response ? ": not flagged as a response" : ": flagged as a response"));
+  }
+  return Status::ok_status();
+}
+
+Result<std::string> read_uid(Reader& r, const ProtocolLimits& limits) {
+  const Field* f = r.take(kTagUid, FieldKind::kBytes, "uid");
+  if (!f) return r.error();
+  const auto& uid = std::get<std::string>(f->value);
+  if (uid.empty()) return r.fail_last("uid", "empty");
+  if (uid.size() > limits.max_uid_bytes) {
+    return r.fail_last("uid", std::to_string(uid.size()) + " bytes, limit " +
+                                  std::to_string(limits.max_uid_bytes));
+  }
+  return uid;
+}
+
+Result<Numerics> read_mode(Reader& r) {
+  const Field* f = r.take(kTagMode, FieldKind::kU64, "mode");
+  if (!f) return r.error();
+  const uint64_t v = std::get<uint64_t>(f->value);
+  if (v > 1) return r.fail_last("mode", "must be 0 (real) or 1 (timing), got " + std::to_string(v));
+  return static_cast<Numerics>(v);
+}
+
+// Checks a batch shape: 1..kMaxTensorDims dims, 1..max_samples rows, no negative dimension, and
+// its data (elem_size bytes per element) within what is left of max_bytes. Returns its bytes.
+Result<uint64_t> check_shape(Reader& r, const std::vector<int64_t>& shape, size_t elem_size,
+                             const std::string& name, const ProtocolLimits& limits,
+                             uint64_t& total_bytes) {
+  if (shape.empty() || shape.size() > static_cast<size_t>(kMaxTensorDims)) {
+    return r.fail_last(name, "needs 1.." + std::to_string(kMaxTensorDims) +
+                                 " dims (rows first), got " + std::to_string(shape.size()));
+  }
+  if (shape[0] < 1) return r.fail_last(name, "no rows (shape " + shape_string(shape) + ")");
+  if (static_cast<uint64_t>(shape[0]) > limits.max_samples) {
+    return r.fail_last(
+        name, std::to_string(shape[0]) + " rows, limit " + std::to_string(limits.max_samples));
+  }
+  const uint64_t budget = limits.max_bytes - total_bytes;
+  uint64_t bytes = elem_size;
+  for (int64_t d : shape) {
+    if (d < 0) return r.fail_last(name, "negative dimension in shape " + shape_string(shape));
+    if (d > 0 && bytes > budget / static_cast<uint64_t>(d)) {
+      return r.fail_last(name, "shape " + shape_string(shape) + " exceeds the " +
+                                   std::to_string(limits.max_bytes) + "-byte message limit");
+    }
+    bytes *= static_cast<uint64_t>(d);
+  }
+  total_bytes += bytes;
+  return bytes;
+}
+
+Result<TensorData> read_batch(Reader& r, Numerics mode, uint16_t tag, const std::string& name,
+                              const ProtocolLimits& limits, uint64_t& total_bytes) {
+  if (mode == Numerics::kReal) {
+    const Field* f = r.take(tag, FieldKind::kTensor, name);
+    if (!f) return r.error();
+    const TensorData& t = std::get<TensorData>(f->value);
+    const size_t elem = dtype_size(static_cast<uint8_t>(t.dtype));
+    if (elem == 0) {
+      return r.fail_last(name, "unknown dtype " + std::to_string(static_cast<int>(t.dtype)));
+    }
+    MOE_TRY(bytes, check_shape(r, t.shape, elem, name, limits, total_bytes));
+    if (t.bytes.size != bytes || (bytes > 0 && t.bytes.data == nullptr)) {
+      return r.fail_last(name, std::to_string(t.bytes.size) + " data bytes for shape " +
+                                   shape_string(t.shape) + ", expected " + std::to_string(bytes));
+    }
+    return t;
+  }
+  const Field* rows = r.take(kTagRows, FieldKind::kU64, name + " rows");
+  if (!rows) return r.error();
+  const uint64_t n = std::get<uint64_t>(rows->value);
+  if (n > limits.max_samples) {
+    return r.fail_last(name + " rows",
+                       std::to_string(n) + " rows, limit " + std::to_string(limits.max_samples));
+  }
+  std::vector<int64_t> shape{static_cast<int64_t>(n)};
+  while (r.next_is(kTagSampleDim)) {
+    const Field* d = r.take(kTagSampleDim, FieldKind::kI64, name + " sample dim");
+    if (!d) return r.error();
+    if (shape.size() >= static_cast<size_t>(kMaxTensorDims)) {
+      return r.fail_last(name + " sample dim",
+                         "more than " + std::to_string(kMaxTensorDims) + " dims in all");
+    }
+    shape.push_back(std::get<int64_t>(d->value));
+  }
+  const Field* filler = r.take(tag, FieldKind::kFiller, name);
+  if (!filler) return r.error();
+  MOE_TRY(bytes, check_shape(r, shape, kFloatBytes, name, limits, total_bytes));
+  const uint64_t size = std::get<Filler>(filler->value).size;
+  if (size != bytes) {
+    return r.fail_last(name, "filler of " + std::to_string(size) + " bytes for shape " +
+                                 shape_string(shape) + ", expected " + std::to_string(bytes));
+  }
+  return shape_only(std::move(shape));
+}
+
+void write_batch(Message& m, Numerics mode, uint16_t tag, const TensorData& t) {
+  if (mode == Numerics::kReal) {
+    m.add_tensor(tag, t);
+    return;
+  }
+  CT_CHECK(!t.shape.empty());
+  m.add_u64(kTagRows, static_cast<uint64_t>(t.shape[0]));
+  for (size_t i = 1; i < t.shape.size(); ++i) m.add_i64(kTagSampleDim, t.shape[i]);
+  m.add_filler(tag, float_bytes(t.shape));
+}
+
+Message begin(MsgType type, bool response) {
+  Message m(type);
+  if (response) m.flags = kFlagResponse;
+  return m;
+}
+
+}  // namespace
+
+const char* numerics_name(Numerics n) { return n == Numerics::kReal ? "real" : "timing"; }
+
+TensorData shape_only(std::vector<int64_t> shape) {
+  TensorData t;
+  t.dtype = DType::kFloat32;
+  t.shape = std::move(shape);
+  return t;
+}
+
+std::vector<int64_t> sample_shape_of(const TensorData& t) {
+  if (t.shape.empty()) return {};
+  return std::vector<int64_t>(t.shape.begin() + 1, t.shape.end());
+}
+
+uint64_t float_bytes(const std::vector<int64_t>& shape) {
+  uint64_t n = kFloatBytes;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+Message encode_forward_request(const ForwardRequest& r) {
+  Message m = begin(MsgType::kMoeForwardRequest, false);
+  m.add_bytes(kTagUid, r.uid).add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
+  write_batch(m, r.numerics, kTagInputs, r.inputs);
+  return m;
+}
+
+Message encode_forward_response(const ForwardResponse& r) {
+  Message m = begin(MsgType::kMoeForwardResponse, true);
+  m.add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
+  write_batch(m, r.numerics, kTagOutputs, r.outputs);
+  return m;
+}
+
+Message encode_backward_request(const BackwardRequest& r) {
+  Message m = begin(MsgType::kMoeBackwardRequest, false);
+  m.add_bytes(kTagUid, r.uid).add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
+  write_batch(m, r.numerics, kTagInputs, r.inputs);
+  write_batch(m, r.numerics, kTagGradOutputs, r.grad_outputs);
+  return m;
+}
+
+Message encode_backward_response(const BackwardResponse& r) {
+  Message m = begin(MsgType::kMoeBackwardResponse, true);
+  m.add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
+  write_batch(m, r.numerics, kTagGradInputs, r.grad_inputs);
+  return m;
+}
+
+Result<ForwardRequest> decode_forward_request(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe forward request";
+  if (Status s = check_type(m, MsgType::kMoeForwardRequest, false, what); !s.ok()) return s;
+  Reader r(m, what);
+  ForwardRequest out;
+  uint64_t total = 0;
+  MOE_TRY(uid, read_uid(r, limits));
+  MOE_TRY(mode, read_mode(r));
+  MOE_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
+  if (Status s = r.finish(); !s.ok()) return s;
+  out.uid = std::move(uid);
+  out.numerics = mode;
+  out.inputs = std::move(inputs);
+  return out;
+}
+
+Result<ForwardResponse> decode_forward_response(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe forward response";
+  if (Status s = check_type(m, MsgType::kMoeForwardResponse, true, what); !s.ok()) return s;
+  Reader r(m, what);
+  uint64_t total = 0;
+  MOE_TRY(mode, read_mode(r));
+  MOE_TRY(outputs, read_batch(r, mode, kTagOutputs, "outputs", limits, total));
+  if (Status s = r.finish(); !s.ok()) return s;
+  return ForwardResponse{mode, std::move(outputs)};
+}
+
+Result<BackwardRequest> decode_backward_request(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe backward request";
+  if (Status s = check_type(m, MsgType::kMoeBackwardRequest, false, what); !s.ok()) return s;
+  Reader r(m, what);
+  uint64_t total = 0;
+  MOE_TRY(uid, read_uid(r, limits));
+  MOE_TRY(mode, read_mode(r));
+  MOE_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
+  MOE_TRY(grads, read_batch(r, mode, kTagGradOutputs, "grad_outputs", limits, total));
+  if (grads.shape[0] != inputs.shape[0]) {
+    return r.fail_last("grad_outputs", std::to_string(grads.shape[0]) + " rows for " +
+                                           std::to_string(inputs.shape[0]) + " input rows");
+  }
+  if (Status s = r.finish(); !s.ok()) return s;
+  return BackwardRequest{std::move(uid), mode, std::move(inputs), std::move(grads)};
+}
+
+Result<BackwardResponse> decode_backward_response(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe backward response";
+  if (Status s = check_type(m, MsgType::kMoeBackwardResponse, true, what); !s.ok()) return s;
+  Reader r(m, what);
+  uint64_t total = 0;
+  MOE_TRY(mode, read_mode(r));
+  MOE_TRY(grads, read_batch(r, mode, kTagGradInputs, "grad_inputs", limits, total));
+  if (Status s = r.finish(); !s.ok()) return s;
+  return BackwardResponse{mode, std::move(grads)};
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+bool all_finite(const TensorData& t) {
+  CT_CHECK(t.dtype == DType::kFloat32);
+  const size_t n = t.bytes.size / kFloatBytes;
+  for (size_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, t.bytes.data + i * kFloatBytes, kFloatBytes);
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+TensorData gather_rows(const TensorData& t, const std::vector<int64_t>& rows) {
+  CT_CHECK(!t.shape.empty() && t.shape[0] > 0);
+  const size_t row_bytes = t.bytes.size / static_cast<size_t>(t.shape[0]);
+  std::vector<uint8_t> out(row_bytes * rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CT_CHECK(rows[i] >= 0 && rows[i] < t.shape[0]);
+    if (row_bytes > 0) {
+      std::memcpy(out.data() + i * row_bytes, t.bytes.data + rows[i] * row_bytes, row_bytes);
+    }
+  }
+  TensorData g;
+  g.dtype = t.dtype;
+  g.shape = t.shape;
+  g.shape[0] = static_cast<int64_t>(rows.size());
+  g.bytes = Bytes::adopt(std::move(out));
+  return g;
+}
+
+TensorData slice_rows(const TensorData& t, int64_t begin, int64_t count) {
+  CT_CHECK(!t.shape.empty() && begin >= 0 && count >= 0 && begin + count <= t.shape[0]);
+  const size_t row_bytes = t.shape[0] ? t.bytes.size / static_cast<size_t>(t.shape[0]) : 0;
+  TensorData s;
+  s.dtype = t.dtype;
+  s.shape = t.shape;
+  s.shape[0] = count;
+  s.bytes.owner = t.bytes.owner;
+  s.bytes.data = t.bytes.data ? t.bytes.data + begin * row_bytes : nullptr;
+  s.bytes.size = static_cast<size_t>(count) * row_bytes;
+  return s;
+}
+
+TensorData concat_rows(const std::vector<const TensorData*>& parts) {
+  CT_CHECK(!parts.empty());
+  if (parts.size() == 1) return *parts[0];
+  size_t total = 0;
+  int64_t rows = 0;
+  for (const TensorData* p : parts) {
+    CT_CHECK(p->dtype == parts[0]->dtype && sample_shape_of(*p) == sample_shape_of(*parts[0]));
+    total += p->bytes.size;
+    rows += p->shape[0];
+  }
+  std::vector<uint8_t> out(total);
+  size_t at = 0;
+  for (const TensorData* p : parts) {
+    if (p->bytes.size) std::memcpy(out.data() + at, p->bytes.data, p->bytes.size);
+    at += p->bytes.size;
+  }
+  TensorData c;
+  c.dtype = parts[0]->dtype;
+  c.shape = parts[0]->shape;
+  c.shape[0] = rows;
+  c.bytes = Bytes::adopt(std::move(out));
+  return c;
+}
+
+}  // namespace crowdtrain::moe

@@ -1,0 +1,350 @@
+#include "core/moe/server.h"
+
+#include <optional>
+#include <utility>
+
+namespace crowdtrain::moe {
+
+// A batch in flight: the requests it answers and, once the work ran, the expert's result. The
+// work lambda holds it (and the expert) by shared_ptr: it may run after the server is gone.
+struct ExpertServer::Batch {
+  std::string uid;
+  Direction dir = kForward;
+  Numerics numerics = Numerics::kReal;
+  std::shared_ptr<Expert> expert;
+  std::vector<Task> tasks;
+  int64_t rows = 0;
+  Time started{0};
+  std::vector<int64_t> result_shape;         // per sample: forward outputs, backward grad inputs
+  std::optional<Result<TensorData>> result;  // real numerics: set by the work
+};
+
+namespace {
+
+const char* direction_name(int dir) { return dir == 0 ? "forward" : "backward"; }
+
+}  // namespace
+
+ExpertServer::ExpertServer(Runtime& rt, RpcEndpoint& rpc, ExpertServerOptions options)
+    : rt_(rt), rpc_(rpc), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
+  CT_CHECK(options_.max_batch_size() > 0);
+  std::weak_ptr<bool> alive = alive_;
+  for (Direction dir : {kForward, kBackward}) {
+    const MsgType type =
+        dir == kForward ? MsgType::kMoeForwardRequest : MsgType::kMoeBackwardRequest;
+    rpc_.serve(type, [this, alive, dir](PeerId, Message msg, RpcEndpoint::Responder respond) {
+      auto a = alive.lock();
+      if (!a || !*a) {
+        respond(make_error_response(msg, "moe server: no expert server on this peer any more"));
+        return;
+      }
+      on_request(dir, std::move(msg), std::move(respond));
+    });
+  }
+  schedule_checkpoint();
+}
+
+ExpertServer::~ExpertServer() {
+  *alive_ = false;
+  if (checkpoint_timer_set_) rt_.cancel(checkpoint_timer_);
+}
+
+Status ExpertServer::check_new_uid(const std::string& uid) const {
+  if (uid.empty() || uid.size() > options_.limits().max_uid_bytes) {
+    return Status::error("moe server: expert uid must have 1.." +
+                         std::to_string(options_.limits().max_uid_bytes) + " bytes, got " +
+                         std::to_string(uid.size()));
+  }
+  // The uid names a checkpoint file: no path separators, no "." or "..".
+  if (uid.find('/') != std::string::npos || uid.find('\0') != std::string::npos || uid == "." ||
+      uid == "..") {
+    return Status::error("moe server: expert uid '" + uid + "' is not a valid file name");
+  }
+  if (experts_.count(uid)) return Status::error("moe server: expert '" + uid + "' already hosted");
+  return Status::ok_status();
+}
+
+Status ExpertServer::add_expert(const std::string& uid, std::unique_ptr<Expert> expert) {
+  if (options_.numerics() != Numerics::kReal) {
+    return Status::error("moe server: add_expert('" + uid +
+                         "') with a real expert on a timing-only server");
+  }
+  CT_CHECK(expert != nullptr);
+  if (Status s = check_new_uid(uid); !s.ok()) return s;
+  Hosted& h = experts_[uid];
+  h.info = expert->info();
+  h.expert = std::shared_ptr<Expert>(std::move(expert));
+  load_checkpoint(uid, h);
+  return Status::ok_status();
+}
+
+Status ExpertServer::add_expert(const std::string& uid, ExpertInfo info) {
+  if (options_.numerics() != Numerics::kTiming) {
+    return Status::error("moe server: add_expert('" + uid +
+                         "') with only an ExpertInfo on a real-numerics server");
+  }
+  if (Status s = check_new_uid(uid); !s.ok()) return s;
+  experts_[uid].info = std::move(info);
+  return Status::ok_status();
+}
+
+Status ExpertServer::remove_expert(const std::string& uid) {
+  auto it = experts_.find(uid);
+  if (it == experts_.end()) return Status::error("moe server: expert '" + uid + "' not hosted");
+  Status saved = Status::ok_status();
+  if (!options_.checkpoint_dir().empty() && it->second.expert) {
+    saved = write_checkpoint(uid, it->second);
+  }
+  Hosted removed = std::move(it->second);
+  experts_.erase(it);
+  for (Pool& pool : removed.pools) {
+    for (Task& t : pool.tasks) {
+      refuse("removed", "expert '" + uid + "' was removed from this server", t.respond);
+    }
+  }
+  return saved;
+}
+
+std::vector<std::string> ExpertServer::hosted() const {
+  std::vector<std::string> uids;
+  for (const auto& [uid, h] : experts_) uids.push_back(uid);
+  return uids;
+}
+
+uint64_t ExpertServer::queued_samples() const {
+  uint64_t n = 0;
+  for (const auto& [uid, h] : experts_) n += h.pools[0].samples + h.pools[1].samples;
+  return n;
+}
+
+void ExpertServer::refuse(const std::string& reason, const std::string& why,
+                          const RpcEndpoint::Responder& respond) {
+  rt_.metrics().count("moe_server_refused");
+  rt_.metrics().count("moe_server_refused_" + reason);
+  Message error(MsgType::kRpcError);
+  error.flags = kFlagResponse;
+  error.add_bytes(kTagError, "moe server: " + why);
+  respond(std::move(error));
+}
+
+void ExpertServer::on_request(Direction dir, Message msg, RpcEndpoint::Responder respond) {
+  rt_.metrics().count(dir == kForward ? "moe_server_forward_requests"
+                                      : "moe_server_backward_requests");
+  Task task;
+  std::string uid;
+  Numerics numerics;
+  if (dir == kForward) {
+    auto req = decode_forward_request(msg, options_.limits());
+    if (!req.ok()) return refuse("malformed", req.error(), respond);
+    uid = std::move(req->uid);
+    numerics = req->numerics;
+    task.inputs = std::move(req->inputs);
+  } else {
+    auto req = decode_backward_request(msg, options_.limits());
+    if (!req.ok()) return refuse("malformed", req.error(), respond);
+    uid = std::move(req->uid);
+    numerics = req->numerics;
+    task.inputs = std::move(req->inputs);
+    task.grad_outputs = std::move(req->grad_outputs);
+  }
+  std::string why;
+  const std::string reason =
+      admit(dir, uid, numerics, task.inputs, dir == kBackward ? &task.grad_outputs : nullptr, why);
+  if (!reason.empty()) return refuse(reason, why, respond);
+  task.seq = next_seq_++;
+  task.arrived = rt_.now();
+  task.rows = task.inputs.shape[0];
+  task.respond = std::move(respond);
+  Pool& pool = experts_.at(uid).pools[dir];
+  pool.samples += static_cast<uint64_t>(task.rows);
+  pool.tasks.push_back(std::move(task));
+  pump_soon();
+}
+
+void ExpertServer::pump_soon() {
+  if (computing_ || pump_scheduled_) return;
+  // After every message delivered at this instant, so that requests arriving together batch.
+  pump_scheduled_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  rt_.schedule(Time(0), [this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    pump_scheduled_ = false;
+    pump();
+  });
+}
+
+std::string ExpertServer::admit(Direction dir, const std::string& uid, Numerics numerics,
+                                const TensorData& inputs, const TensorData* grad_outputs,
+                                std::string& why) {
+  auto it = experts_.find(uid);
+  if (it == experts_.end()) {
+    why = "no expert '" + uid + "' on this server";
+    return "unknown_expert";
+  }
+  const Hosted& h = it->second;
+  const std::string what = std::string(direction_name(dir)) + " of '" + uid + "': ";
+  if (numerics != options_.numerics()) {
+    why = what + numerics_name(numerics) + " request to a " + numerics_name(options_.numerics()) +
+          "-numerics server";
+    return "mode";
+  }
+  struct Part {
+    const TensorData* t;
+    const std::vector<int64_t>* expected;
+    const char* name;
+  };
+  std::vector<Part> parts{{&inputs, &h.info.input_shape, "inputs"}};
+  if (grad_outputs) parts.push_back({grad_outputs, &h.info.output_shape, "grad_outputs"});
+  for (const Part& p : parts) {
+    if (p.t->dtype != DType::kFloat32) {
+      why = what + p.name + " have dtype " + std::to_string(static_cast<int>(p.t->dtype)) +
+            ", expected float32";
+      return "dtype";
+    }
+    if (sample_shape_of(*p.t) != *p.expected) {
+      why = what + p.name + " have per-sample shape " + shape_string(sample_shape_of(*p.t)) +
+            ", expected " + shape_string(*p.expected);
+      return "shape";
+    }
+  }
+  const uint64_t rows = static_cast<uint64_t>(inputs.shape[0]);
+  if (rows > options_.max_batch_size()) {
+    why = what + std::to_string(rows) + " samples, over max_batch_size " +
+          std::to_string(options_.max_batch_size());
+    return "too_large";
+  }
+  if (numerics == Numerics::kReal) {
+    for (const Part& p : parts) {
+      if (!all_finite(*p.t)) {
+        why = what + p.name + " hold non-finite values";
+        return "non_finite";
+      }
+    }
+  }
+  const Pool& pool = h.pools[dir];
+  if (pool.samples + rows > options_.queue_limit()) {
+    why = what + "queue full (" + std::to_string(pool.samples) + " samples waiting, limit " +
+          std::to_string(options_.queue_limit()) + ")";
+    return "queue_full";
+  }
+  return "";
+}
+
+void ExpertServer::pump() {
+  if (computing_) return;
+  // The pool whose oldest task arrived first; seq is unique, so there are no ties.
+  Hosted* best = nullptr;
+  const std::string* best_uid = nullptr;
+  int best_dir = 0;
+  for (auto& [uid, h] : experts_) {
+    for (int dir : {kForward, kBackward}) {
+      const Pool& pool = h.pools[dir];
+      if (pool.tasks.empty()) continue;
+      if (!best || pool.tasks.front().seq < best->pools[best_dir].tasks.front().seq) {
+        best = &h;
+        best_uid = &uid;
+        best_dir = dir;
+      }
+    }
+  }
+  if (!best) return;
+  auto batch = std::make_shared<Batch>();
+  batch->uid = *best_uid;
+  batch->dir = static_cast<Direction>(best_dir);
+  batch->numerics = options_.numerics();
+  batch->expert = best->expert;
+  batch->result_shape = batch->dir == kForward ? best->info.output_shape : best->info.input_shape;
+  Pool& pool = best->pools[best_dir];
+  while (!pool.tasks.empty() && static_cast<uint64_t>(batch->rows + pool.tasks.front().rows) <=
+                                    options_.max_batch_size()) {
+    batch->rows += pool.tasks.front().rows;
+    rt_.metrics().observe("moe_queue_s", to_seconds(rt_.now() - pool.tasks.front().arrived));
+    batch->tasks.push_back(std::move(pool.tasks.front()));
+    pool.tasks.pop_front();
+  }
+  CT_CHECK(!batch->tasks.empty());  // admit() refuses requests over max_batch_size
+  pool.samples -= static_cast<uint64_t>(batch->rows);
+  rt_.metrics().observe("moe_batch_size", static_cast<double>(batch->rows));
+  rt_.metrics().count("moe_server_load_" + batch->uid, batch->rows);
+  batch->started = rt_.now();
+  computing_ = true;
+
+  const double per_sample = batch->dir == kForward ? best->info.forward_flops_per_sample
+                                                   : best->info.backward_flops_per_sample;
+  std::function<void()> work;
+  if (batch->numerics == Numerics::kReal) {
+    work = [batch] {
+      std::vector<const TensorData*> inputs, grads;
+      for (const Task& t : batch->tasks) {
+        inputs.push_back(&t.inputs);
+        grads.push_back(&t.grad_outputs);
+      }
+      const TensorData x = concat_rows(inputs);
+      batch->result = batch->dir == kForward ? batch->expert->forward(x)
+                                             : batch->expert->backward(x, concat_rows(grads));
+    };
+  }
+  std::weak_ptr<bool> alive = alive_;
+  rt_.compute(ComputeCost{per_sample * static_cast<double>(batch->rows)}, std::move(work),
+              [this, alive, batch] {
+                auto a = alive.lock();
+                if (!a || !*a) return;
+                finish_batch(*batch);
+              });
+}
+
+void ExpertServer::finish_batch(Batch& batch) {
+  rt_.metrics().observe("moe_compute_s", to_seconds(rt_.now() - batch.started));
+  computing_ = false;
+  std::vector<int64_t> shape{batch.rows};
+  shape.insert(shape.end(), batch.result_shape.begin(), batch.result_shape.end());
+  if (batch.numerics == Numerics::kTiming) {
+    if (batch.dir == kBackward) rt_.metrics().count("moe_server_updates");
+    answer_batch(batch, shape_only(std::move(shape)));
+  } else if (!batch.result || !batch.result->ok()) {
+    // Expert::backward refuses non-finite gradients: no step was applied.
+    const std::string why = batch.result ? batch.result->error() : "the compute did not run";
+    rt_.metrics().count(batch.dir == kForward ? "moe_server_forward_failures"
+                                              : "moe_server_backward_failures");
+    for (Task& t : batch.tasks) {
+      refuse("compute",
+             std::string(direction_name(batch.dir)) + " of '" + batch.uid + "' failed: " + why,
+             t.respond);
+    }
+  } else {
+    const TensorData& out = batch.result->value();
+    if (batch.dir == kBackward) rt_.metrics().count("moe_server_updates");
+    if (out.dtype != DType::kFloat32 || out.shape != shape ||
+        out.bytes.size != float_bytes(shape)) {
+      rt_.metrics().count("moe_server_bad_expert_results");
+      for (Task& t : batch.tasks) {
+        refuse("compute",
+               "'" + batch.uid + "' returned shape " + shape_string(out.shape) + " (dtype " +
+                   std::to_string(static_cast<int>(out.dtype)) + "), expected float32 " +
+                   shape_string(shape),
+               t.respond);
+      }
+    } else {
+      answer_batch(batch, out);
+    }
+  }
+  pump();
+}
+
+void ExpertServer::answer_batch(Batch& batch, const TensorData& result) {
+  int64_t at = 0;
+  for (Task& t : batch.tasks) {
+    TensorData part = batch.numerics == Numerics::kReal ? slice_rows(result, at, t.rows)
+                                                        : shape_only(result.shape);
+    part.shape[0] = t.rows;
+    at += t.rows;
+    if (batch.dir == kForward) {
+      t.respond(encode_forward_response(ForwardResponse{batch.numerics, std::move(part)}));
+    } else {
+      t.respond(encode_backward_response(BackwardResponse{batch.numerics, std::move(part)}));
+    }
+  }
+}
+
+}  // namespace crowdtrain::moe
