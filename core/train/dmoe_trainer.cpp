@@ -130,17 +130,19 @@ void DmoeTrainer::find_experts(std::shared_ptr<Pass> pass, int64_t layer) {
                           Status::error("finder answered for " + std::to_string(found->size()) +
                                         " samples, not " + std::to_string(n)));
         }
-        // Up to k distinct experts per sample whose uids lie on this layer's grid.
+        // Up to k experts per sample whose uids lie on this layer's grid, each uid once (the
+        // first, best, server of a uid found twice).
         std::vector<std::vector<moe::ExpertRef>> chosen(static_cast<size_t>(n));
         for (int64_t s = 0; s < n; ++s) {
-          std::set<moe::ExpertRef> seen;
+          std::set<std::string> seen;
           for (const moe::FoundExpert& f : (*found)[static_cast<size_t>(s)]) {
             if (static_cast<int64_t>(chosen[static_cast<size_t>(s)].size()) >= options_.k()) break;
             if (!moe::parse_expert_coords(f.expert.uid, options_.grid_sizes()).ok()) {
               rt_.metrics().count("dmoe_bad_expert_uids");
               continue;
             }
-            if (seen.insert(f.expert).second) chosen[static_cast<size_t>(s)].push_back(f.expert);
+            if (seen.insert(f.expert.uid).second)
+              chosen[static_cast<size_t>(s)].push_back(f.expert);
           }
         }
         call_experts(pass, layer, std::move(chosen));
@@ -191,7 +193,6 @@ void DmoeTrainer::combine(std::shared_ptr<Pass> pass, int64_t layer,
           offset += static_cast<int64_t>(call.samples.size());
           ls.outputs.push_back(pass->training ? out->requires_grad_() : *out);
           ls.calls.push_back(call);
-          ls.calls.back().output.reset();  // kept as a tensor in `outputs`
         }
         for (int64_t s = 0; s < n; ++s) {
           if (rows[static_cast<size_t>(s)].empty()) {

@@ -59,11 +59,10 @@ DmoeOptions small_options() {
 
 // One trainer on one fake peer: per layer a finder ("L<l>") and a caller; experts its own or
 // shared, the model its own or shared.
-struct Setup {
-  Setup(crowdtrain::testing::FakeWorld& w, DmoeOptions o, Dataset data,
-        Time latency = std::chrono::milliseconds(2),
-        std::shared_ptr<DmoeLocalModel> shared = nullptr, PeerId peer = 1,
-        const FakeExperts* shared_experts = nullptr)
+struct Rig {
+  Rig(crowdtrain::testing::FakeWorld& w, DmoeOptions o, Dataset data,
+      Time latency = std::chrono::milliseconds(2), std::shared_ptr<DmoeLocalModel> shared = nullptr,
+      PeerId peer = 1, const FakeExperts* shared_experts = nullptr)
       : world(w), options(o) {
     rt = &world.add_peer(peer);
     model = shared ? shared : std::make_shared<DmoeLocalModel>(o);
@@ -157,7 +156,9 @@ Reference reference_step(const std::vector<torch::Tensor>& model_params, const F
     std::map<std::string, torch::Tensor> outs;
     for (const auto& [uid, rows] : routed) {
       const torch::Tensor in = h.index_select(0, torch::tensor(rows));
-      outs[uid] = ex.apply(uid, f.constant.count(uid) ? in.detach() : in);
+      // A constant: its output still gets a gradient, its input none through it.
+      outs[uid] =
+          f.constant.count(uid) ? ex.apply(uid, in.detach()).requires_grad_() : ex.apply(uid, in);
       expert_outs.push_back(outs[uid]);
       expert_uids.push_back(uid);
       r.expert_rows[uid] = rows;
@@ -212,7 +213,7 @@ void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::str
 
 // Checks the trainer's last step against the reference: local gradients and the gradients sent
 // to every expert (with the samples they belong to).
-void expect_matches(Setup& st, const Reference& ref) {
+void expect_matches(Rig& st, const Reference& ref) {
   expect_close(st.trainer->last_gradients(), ref.grads, "local gradients");
   size_t seen = 0;
   for (const auto& caller : st.callers) {
@@ -249,7 +250,7 @@ class DmoeTest : public ::testing::Test {
 
 TEST_F(DmoeTest, StepGradientsMatchMonolithicModel) {
   const DmoeOptions o = small_options();
-  Setup st(world, o, blobs(40, 6, 3, 1));
+  Rig st(world, o, blobs(40, 6, 3, 1));
   const std::vector<torch::Tensor> before = params_of(*st.model);
   torch::Tensor x, y;
   next_batch(*st.trainer, &x, &y);
@@ -282,7 +283,7 @@ TEST_F(DmoeTest, StepGradientsMatchMonolithicModel) {
 
 TEST_F(DmoeTest, DroppedExpertLeavesSoftmaxToSurvivors) {
   const DmoeOptions o = small_options();
-  Setup st(world, o, blobs(40, 6, 3, 1));
+  Rig st(world, o, blobs(40, 6, 3, 1));
   const std::vector<torch::Tensor> before = params_of(*st.model);
   torch::Tensor x, y;
   next_batch(*st.trainer, &x, &y);
@@ -326,7 +327,7 @@ TEST_F(DmoeTest, DroppedExpertLeavesSoftmaxToSurvivors) {
 
 TEST_F(DmoeTest, NonFiniteOutputIsNeverCombined) {
   const DmoeOptions o = small_options();
-  Setup st(world, o, blobs(40, 6, 3, 1));
+  Rig st(world, o, blobs(40, 6, 3, 1));
   const std::vector<torch::Tensor> before = params_of(*st.model);
   torch::Tensor x, y;
   next_batch(*st.trainer, &x, &y);
@@ -344,7 +345,7 @@ TEST_F(DmoeTest, NonFiniteOutputIsNeverCombined) {
 
 TEST_F(DmoeTest, BackwardFailureTreatsExpertAsConstant) {
   const DmoeOptions o = small_options();
-  Setup st(world, o, blobs(40, 6, 3, 1));
+  Rig st(world, o, blobs(40, 6, 3, 1));
   const std::vector<torch::Tensor> before = params_of(*st.model);
   torch::Tensor x, y;
   next_batch(*st.trainer, &x, &y);
@@ -369,7 +370,7 @@ TEST_F(DmoeTest, BackwardFailureTreatsExpertAsConstant) {
 
 TEST_F(DmoeTest, ErrorsFailTheStepAndKeepTheModel) {
   const DmoeOptions o = small_options();
-  Setup st(world, o, blobs(40, 6, 3, 1));
+  Rig st(world, o, blobs(40, 6, 3, 1));
   const torch::Tensor before = st.model->parameters();
   st.callers[1]->forward_error = Status::timed_out("fake: too few answers");
   DmoeStepStats s = st.run_step();
@@ -421,17 +422,16 @@ TEST_F(DmoeTest, ErrorsFailTheStepAndKeepTheModel) {
 TEST_F(DmoeTest, SharedModelStepsEqualSequentialReplay) {
   const DmoeOptions o = small_options();
   auto model = std::make_shared<DmoeLocalModel>(o);
-  Setup a(world, DmoeOptions(o).seed(21), blobs(30, 6, 3, 7), std::chrono::milliseconds(3), model,
-          1);
-  Setup b(world, DmoeOptions(o).seed(22), blobs(30, 6, 3, 8), std::chrono::milliseconds(5), model,
-          2, a.experts);
+  Rig a(world, DmoeOptions(o).seed(21), blobs(30, 6, 3, 7), std::chrono::milliseconds(3), model, 1);
+  Rig b(world, DmoeOptions(o).seed(22), blobs(30, 6, 3, 8), std::chrono::milliseconds(5), model, 2,
+        a.experts);
   struct Record {
     int64_t start_version;
     torch::Tensor x, y;
   };
   std::vector<Record> completed;
   std::vector<torch::Tensor> versions = {model->parameters()};
-  std::function<void(Setup&, int)> go = [&](Setup& st, int left) {
+  std::function<void(Rig&, int)> go = [&](Rig& st, int left) {
     auto rec = std::make_shared<Record>();
     rec->start_version = model->updates();
     next_batch(*st.trainer, &rec->x, &rec->y);
@@ -490,7 +490,7 @@ TEST_F(DmoeTest, LearnsSeparableBlobs) {
                             .lr(3e-3)
                             .seed(3);
   auto [train, val] = split_train_validation(blobs(1200, 16, 4, 3), 0.25, 1);
-  Setup st(world, o, train, std::chrono::milliseconds(1));
+  Rig st(world, o, train, std::chrono::milliseconds(1));
   std::optional<DmoeEvalResult> before, after;
   st.trainer->evaluate(val, -1, [&](const DmoeEvalResult& r) { before = r; });
   world.run_for(std::chrono::seconds(10));
