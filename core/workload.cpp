@@ -2,6 +2,7 @@
 
 #include "core/averaging/averaging_workload.h"
 #include "core/dht/dht_workload.h"
+#include "core/moe/moe_workload.h"
 #include "core/probe.h"
 #include "core/train/training_workload.h"
 
@@ -27,6 +28,7 @@ std::vector<WorkloadKind> registered_kinds() {
                    [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); }});
   kinds.push_back({"training", nullptr, nullptr, train::make_training_shared,
                    train::make_training_app, train::training_summary});
+  kinds.push_back(moe::moe_workload_kind());
   return kinds;
 }
 

@@ -2,6 +2,8 @@
 // that tests and fakes use as the ground truth for beam search.
 #include "core/moe/gating.h"
 
+#include "core/moe/expert_uid.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -99,37 +101,20 @@ at::Tensor Gating::expert_logits(const at::Tensor& logits,
 
 Result<ExpertCoords> parse_expert_coords(const std::string& uid,
                                          const std::vector<int64_t>& grid_sizes) {
-  std::vector<std::string> parts;
-  size_t begin = 0;
-  while (true) {
-    const size_t dot = uid.find('.', begin);
-    parts.push_back(uid.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
-    if (dot == std::string::npos) break;
-    begin = dot + 1;
+  auto parsed = parse_expert_uid(uid);
+  if (!parsed.ok()) return parsed.status();
+  const ExpertCoords& coords = parsed->coords;
+  if (coords.size() != grid_sizes.size()) {
+    return Status::error("expert uid '" + uid + "': " + std::to_string(coords.size()) +
+                         " coordinates on a grid of " + std::to_string(grid_sizes.size()) +
+                         " dimensions");
   }
-  const size_t dims = grid_sizes.size();
-  if (parts.size() < dims + 1) {
-    return Status::error("expert uid '" + uid + "': expected a prefix and " + std::to_string(dims) +
-                         " coordinates");
-  }
-  const size_t first = parts.size() - dims;
-  for (size_t i = 0; i < first; ++i) {
-    if (parts[i].empty()) return Status::error("expert uid '" + uid + "': empty prefix part");
-  }
-  ExpertCoords coords;
-  for (size_t d = 0; d < dims; ++d) {
-    const std::string& part = parts[first + d];
-    if (part.empty() || part.size() > 9 ||
-        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return Status::error("expert uid '" + uid + "': coordinate " + std::to_string(d) +
-                           " is not a decimal integer");
-    }
-    const int64_t c = std::stoll(part);
-    if (c >= grid_sizes[d]) {
+  for (size_t d = 0; d < coords.size(); ++d) {
+    if (coords[d] >= grid_sizes[d]) {
       return Status::error("expert uid '" + uid + "': coordinate " + std::to_string(d) + " = " +
-                           part + " outside a grid of " + std::to_string(grid_sizes[d]));
+                           std::to_string(coords[d]) + " outside a grid of " +
+                           std::to_string(grid_sizes[d]));
     }
-    coords.push_back(c);
   }
   return coords;
 }

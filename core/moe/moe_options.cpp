@@ -1,0 +1,166 @@
+// The reader of workload.moe (MoeOptions) and its cross-section checks. docs/scenarios.md lists
+// every key; keep it in step.
+
+#include "core/moe/moe_options.h"
+
+#include <memory>
+
+#include "core/moe/expert_uid.h"
+
+namespace crowdtrain::moe {
+
+namespace {
+
+constexpr double kMaxTimeoutS = 3600;
+constexpr uint32_t kMaxK = 256;
+constexpr uint32_t kMaxBatch = 1u << 20;
+
+void read_grid(JsonReader& r, MoeOptions& o) {
+  r.read("prefix", o.grid_prefix);
+  if (!r.has("sizes")) return (void)r.take("sizes");
+  std::vector<uint32_t> sizes;
+  r.array("sizes", [&](const nlohmann::json& item, const std::string& path) {
+    auto v = json_to_uint(item, path, NumberRange::closed(1, 65536));
+    v.ok() ? sizes.push_back(static_cast<uint32_t>(v.value())) : r.absorb(v.status());
+  });
+  if (r.ok()) o.grid_sizes = std::move(sizes);
+}
+
+void read_expert(JsonReader& r, ExpertConfig& e) {
+  std::string kind = e.kind(), script = e.script_path(), optimizer = e.optimizer();
+  std::string device = e.device();
+  uint64_t hidden = e.hidden(), ffn_dim = e.ffn_dim(), heads = e.heads(), seq_len = e.seq_len();
+  double lr = e.lr(), momentum = e.momentum(), clip = e.max_grad_norm();
+  r.read("kind", kind);
+  r.read("hidden", hidden, NumberRange::closed(1, 1 << 20));
+  r.read("ffn_dim", ffn_dim, NumberRange::closed(0, 1 << 22));
+  r.read("heads", heads, NumberRange::closed(1, 1024));
+  r.read("seq_len", seq_len, NumberRange::closed(0, 1 << 20));
+  r.read("script_path", script);
+  r.read_choice("optimizer", optimizer, {"adam", "sgd"});
+  r.read("lr", lr, NumberRange::positive());
+  r.read("momentum", momentum, NumberRange::half_open(0, 1));
+  r.read("max_grad_norm", clip, NumberRange::non_negative());
+  r.read_choice("device", device, {"cpu", "cuda"});
+  e.kind(kind).hidden(static_cast<int64_t>(hidden)).ffn_dim(static_cast<int64_t>(ffn_dim));
+  e.heads(static_cast<int64_t>(heads)).seq_len(static_cast<int64_t>(seq_len)).script_path(script);
+  e.optimizer(optimizer).lr(lr).momentum(momentum).max_grad_norm(clip).device(device);
+}
+
+void read_server(JsonReader& r, MoeServerOptions& s) {
+  r.read("max_batch_size", s.max_batch_size, NumberRange::closed(1, kMaxBatch));
+  r.read("checkpoint_interval_s", s.checkpoint_interval_s, NumberRange::non_negative());
+  r.read("declare_period_s", s.declare_period_s, NumberRange::positive());
+  r.read("declare_expiration_s", s.declare_expiration_s, NumberRange::positive());
+  r.read("takeover_interval_s", s.takeover_interval_s, NumberRange::non_negative());
+  if (r.ok() && s.declare_expiration_s <= s.declare_period_s) {
+    r.fail(r.path_of("declare_expiration_s"),
+           "must be > declare_period_s (" + json_number_text(s.declare_period_s) +
+               "), or experts vanish between declarations, got " +
+               json_number_text(s.declare_expiration_s));
+  }
+}
+
+void read_client(JsonReader& r, MoeClientOptions& c) {
+  const NumberRange timeout = NumberRange{0.0, kMaxTimeoutS, true, false};
+  r.read("k", c.k, NumberRange::closed(1, kMaxK));
+  r.read("k_min", c.k_min, NumberRange::closed(1, kMaxK));
+  r.read("beam_size", c.beam_size, NumberRange::closed(0, 4096));
+  r.read("forward_timeout_s", c.forward_timeout_s, timeout);
+  r.read("timeout_after_k_min_s", c.timeout_after_k_min_s, NumberRange::closed(0, kMaxTimeoutS));
+  r.read("backward_k_min", c.backward_k_min, NumberRange::closed(1, kMaxK));
+  r.read("backward_timeout_s", c.backward_timeout_s, timeout);
+  r.read("search_timeout_s", c.search_timeout_s, timeout);
+  r.read("negative_cache_s", c.negative_cache_s, NumberRange::non_negative());
+  if (r.ok() && c.k_min > c.k) {
+    r.fail(r.path_of("k_min"), "must be <= k (" + std::to_string(c.k) + "), got " +
+                                   std::to_string(c.k_min));
+  }
+  if (r.ok() && c.backward_k_min > c.k) {
+    r.fail(r.path_of("backward_k_min"), "must be <= k (" + std::to_string(c.k) + "), got " +
+                                            std::to_string(c.backward_k_min));
+  }
+}
+
+void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
+  r.read("trainers_per_peer", t.trainers_per_peer, NumberRange::closed(1, 1024));
+  r.read("layers", t.layers, NumberRange::closed(1, 64));
+  r.read("batch_size", t.batch_size, NumberRange::closed(1, 65536));
+  r.read("lr", t.lr, NumberRange::positive());
+  r.read("start_s", t.start_s, NumberRange::non_negative());
+  r.read("test_fraction", t.test_fraction, NumberRange{0.0, 1.0, true, true});
+  r.read("eval_samples", t.eval_samples, NumberRange::closed(1, 10000));
+  r.read("eval_interval_s", t.eval_interval_s, NumberRange::positive());
+  if (r.has("target_accuracies")) {
+    std::vector<double> values;
+    r.array("target_accuracies", [&](const nlohmann::json& item, const std::string& path) {
+      auto v = json_to_double(item, path, {0.0, 1.0, true, false});
+      v.ok() ? values.push_back(v.value()) : r.absorb(v.status());
+    });
+    if (r.ok()) t.target_accuracies = std::move(values);
+  } else {
+    r.take("target_accuracies");
+  }
+}
+
+void read_dht(JsonReader& r, MoeDhtOptions& d) {
+  r.read("bootstrap_peers", d.bootstrap_peers, NumberRange::closed(1, 64));
+  r.read("bootstrap_spread_s", d.bootstrap_spread_s, NumberRange::non_negative());
+  r.read("rpc_timeout_s", d.rpc_timeout_s, NumberRange{0.0, kMaxTimeoutS, true, false});
+}
+
+}  // namespace
+
+std::shared_ptr<const WorkloadOptions> read_moe_options(JsonReader& r) {
+  auto o = std::make_shared<MoeOptions>();
+  r.object("grid", [&](JsonReader& g) { read_grid(g, *o); });
+  r.read("experts", o->experts);
+  r.read("replicas", o->replicas, NumberRange::closed(1, 64));
+  r.read("servers", o->servers, NumberRange::closed(1, 1u << 20));
+  std::string numerics = "real";
+  r.read_choice("numerics", numerics, {"real", "timing"});
+  o->numerics = numerics == "timing" ? Numerics::kTiming : Numerics::kReal;
+  r.object("expert", [&](JsonReader& e) { read_expert(e, o->expert); });
+  r.object("server", [&](JsonReader& s) { read_server(s, o->server); });
+  r.object("client", [&](JsonReader& c) { read_client(c, o->client); });
+  r.object("trainer", [&](JsonReader& t) { read_trainer(t, o->trainer); });
+  r.object("dht", [&](JsonReader& d) { read_dht(d, o->dht); });
+  return o;
+}
+
+Status check_moe_options(const Scenario& s) {
+  const auto& o = s.workload.options_of<MoeOptions>("moe");
+  const ExpertGrid grid{o.grid_prefix + "0", o.grid_sizes};
+  Status st = grid.check();
+  if (!st.ok()) return json_error("workload.moe.grid", st.message());
+  if (o.experts > grid.count()) {
+    return json_error("workload.moe.experts", "must be <= the grid's " +
+                                                  std::to_string(grid.count()) + " slots, got " +
+                                                  std::to_string(o.experts));
+  }
+  const uint64_t per_layer = o.experts == 0 ? grid.count() : o.experts;
+  if (o.client.k > per_layer) {
+    return json_error("workload.moe.client.k", "must be <= the experts per layer (" +
+                                                   std::to_string(per_layer) + "), got " +
+                                                   std::to_string(o.client.k));
+  }
+  if (o.servers >= s.peers.count) {
+    return json_error("workload.moe.servers",
+                      "must leave at least one trainer: < peers.count (" +
+                          std::to_string(s.peers.count) + "), got " + std::to_string(o.servers));
+  }
+  if (o.replicas > o.servers) {
+    return json_error("workload.moe.replicas", "must be <= servers (" +
+                                                   std::to_string(o.servers) + "), got " +
+                                                   std::to_string(o.replicas));
+  }
+  auto info = expert_info(o.expert);
+  if (!info.ok()) return json_error("workload.moe.expert", info.status().message());
+  if (info->input_shape != info->output_shape) {
+    return json_error("workload.moe.expert", "a DMoE layer needs an expert whose output has the "
+                                             "shape of its input");
+  }
+  return Status();
+}
+
+}  // namespace crowdtrain::moe
