@@ -20,11 +20,24 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s.str();
 }
 
+std::string torch_error_text(const std::exception& e) {
+  std::istringstream text(e.what());
+  std::string line, first, last;
+  while (std::getline(text, line)) {
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (first.empty()) first = line;
+    last = line;
+  }
+  return first.rfind("The following operation failed", 0) == 0 ? last : first;
+}
+
 namespace {
 
 namespace nn = torch::nn;
 
-int64_t inner_width(const ExpertConfig& c) { return c.ffn_dim() > 0 ? c.ffn_dim() : 4 * c.hidden(); }
+int64_t inner_width(const ExpertConfig& c) {
+  return c.ffn_dim() > 0 ? c.ffn_dim() : 4 * c.hidden();
+}
 
 // Initialises LibTorch's default CPU generator from `seed` for the lifetime of the guard, then
 // puts its previous state back, so building an expert leaves no trace on other randomness.
@@ -74,11 +87,11 @@ struct ResidualFfnImpl : nn::Module {
 // when seq_len is 0); LibTorch wants [seq, batch, h], so the batch is transposed in and out.
 struct TransformerImpl : nn::Module {
   TransformerImpl(int64_t h, int64_t heads, int64_t f, int64_t seq_len)
-      : layer(register_module("layer", nn::TransformerEncoderLayer(
-                                           nn::TransformerEncoderLayerOptions(h, heads)
-                                               .dim_feedforward(f)
-                                               .dropout(0.0)
-                                               .activation(torch::kGELU)))),
+      : layer(register_module(
+            "layer", nn::TransformerEncoderLayer(nn::TransformerEncoderLayerOptions(h, heads)
+                                                     .dim_feedforward(f)
+                                                     .dropout(0.0)
+                                                     .activation(torch::kGELU)))),
         seq_len_(seq_len) {}
   torch::Tensor forward(const torch::Tensor& x) {
     if (seq_len_ == 0) return layer(x.unsqueeze(0)).squeeze(0);

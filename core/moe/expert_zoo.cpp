@@ -94,7 +94,8 @@ Status register_expert_kind(const std::string& kind, ExpertFactory factory) {
                          "[a-z][a-z0-9_]* (at most " + std::to_string(kMaxKindName) + " chars)");
   }
   if (!factory.info || !factory.make) {
-    return Status::error("register_expert_kind: kind '" + kind + "' lacks an info or make function");
+    return Status::error("register_expert_kind: kind '" + kind +
+                         "' lacks an info or make function");
   }
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);

@@ -18,12 +18,6 @@ namespace {
 
 constexpr const char* kCheckpointFormat = "crowdtrain.moe.expert.v1";
 
-std::string first_line(const char* what) {
-  std::string s(what);
-  const size_t eol = s.find('\n');
-  return eol == std::string::npos ? s : s.substr(0, eol);
-}
-
 torch::Device device_of(const ExpertConfig& c) {
   return c.device() == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
@@ -31,9 +25,8 @@ torch::Device device_of(const ExpertConfig& c) {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const ExpertConfig& c,
                                                         std::vector<at::Tensor> params) {
   if (c.optimizer() == "sgd") {
-    return std::make_unique<torch::optim::SGD>(std::move(params),
-                                               torch::optim::SGDOptions(c.lr()).momentum(
-                                                   c.momentum()));
+    return std::make_unique<torch::optim::SGD>(
+        std::move(params), torch::optim::SGDOptions(c.lr()).momentum(c.momentum()));
   }
   return std::make_unique<torch::optim::Adam>(std::move(params), torch::optim::AdamOptions(c.lr()));
 }
@@ -65,7 +58,8 @@ Status check_archive(const torch::nn::Module& module, torch::serialize::InputArc
     if (!archive.try_read(child.key(), sub)) {
       return Status::error("checkpoint lacks module " + prefix + child.key());
     }
-    if (Status s = check_archive(*child.value(), sub, prefix + child.key() + "."); !s.ok()) return s;
+    if (Status s = check_archive(*child.value(), sub, prefix + child.key() + "."); !s.ok())
+      return s;
   }
   return Status();
 }
@@ -155,28 +149,25 @@ Result<TensorData> TorchExpert::forward(const TensorData& inputs) {
                            shape_text(y.sizes().vec()) + ", not float32 " + shape_text(want));
     }
     return to_tensor_data(y);
-  } catch (const c10::Error& e) {
-    return Status::error("expert '" + config_.kind() + "' forward failed: " + first_line(e.what()));
+  } catch (const std::exception& e) {
+    return Status::error("expert '" + config_.kind() + "' forward failed: " + torch_error_text(e));
   }
 }
 
-Result<TensorData> TorchExpert::backward(const TensorData& inputs,
-                                         const TensorData& grad_outputs) {
+Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorData& grad_outputs) {
   Result<at::Tensor> x = checked_batch(inputs, info_.input_shape, "backward inputs");
   if (!x.ok()) return x.status();
   Result<at::Tensor> g = checked_batch(grad_outputs, info_.output_shape, "backward grad_outputs");
   if (!g.ok()) return g.status();
   if (x->size(0) != g->size(0)) {
-    return Status::error("expert '" + config_.kind() + "' backward: " +
-                         std::to_string(x->size(0)) + " inputs but " +
-                         std::to_string(g->size(0)) + " output gradients");
+    return Status::error("expert '" + config_.kind() + "' backward: " + std::to_string(x->size(0)) +
+                         " inputs but " + std::to_string(g->size(0)) + " output gradients");
   }
   try {
     return backward_step(*x, *g);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     clear_grads();
-    return Status::error("expert '" + config_.kind() + "' backward failed: " +
-                         first_line(e.what()));
+    return Status::error("expert '" + config_.kind() + "' backward failed: " + torch_error_text(e));
   }
 }
 
@@ -202,7 +193,8 @@ Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Ten
     return Status::error("expert '" + config_.kind() +
                          "' backward: non-finite gradients (NaN or Inf); no step taken");
   }
-  if (config_.max_grad_norm() > 0) torch::nn::utils::clip_grad_norm_(params, config_.max_grad_norm());
+  if (config_.max_grad_norm() > 0)
+    torch::nn::utils::clip_grad_norm_(params, config_.max_grad_norm());
   optimizer_->step();
   clear_grads();
   ++updates_;
@@ -228,8 +220,8 @@ Result<std::string> TorchExpert::save_state() const {
     std::ostringstream out;
     archive.save_to(out);
     return out.str();
-  } catch (const c10::Error& e) {
-    return Status::error("expert '" + config_.kind() + "' save_state: " + first_line(e.what()));
+  } catch (const std::exception& e) {
+    return Status::error("expert '" + config_.kind() + "' save_state: " + torch_error_text(e));
   }
 }
 
@@ -275,10 +267,8 @@ Status TorchExpert::load_unchecked(const std::string& bytes) {
     optimizer_->load(optimizer_archive);
     updates_ = static_cast<uint64_t>(updates.toInt());
     return Status();
-  } catch (const c10::Error& e) {
-    return Status::error("unreadable checkpoint: " + first_line(e.what()));
-  } catch (const std::exception& e) {
-    return Status::error(std::string("unreadable checkpoint: ") + e.what());
+  } catch (const std::exception& e) {  // c10::Error and the JIT's own exceptions
+    return Status::error("unreadable checkpoint: " + torch_error_text(e));
   }
 }
 

@@ -15,12 +15,6 @@
 namespace crowdtrain::moe {
 namespace {
 
-std::string first_line(const char* what) {
-  std::string s(what);
-  const size_t eol = s.find('\n');
-  return eol == std::string::npos ? s : s.substr(0, eol);
-}
-
 // The wrapper: parameter i is registered as "p<i>_<dotted name with '.' -> '_'>" (nn::Module
 // names may not contain dots; the index keeps them unique), buffers likewise as "b<i>_...".
 class ScriptBlock final : public ExpertModule {
@@ -80,8 +74,8 @@ Result<Loaded> load(const ExpertConfig& c) {
   Loaded out;
   try {
     out.script = torch::jit::load(c.script_path(), torch::Device(torch::kCPU));
-  } catch (const c10::Error& e) {
-    return Status::error(where + "cannot load: " + first_line(e.what()));
+  } catch (const std::exception& e) {
+    return Status::error(where + "cannot load: " + torch_error_text(e));
   }
   std::ostringstream arch;
   arch << "torchscript in=" << shape_text(sample);
@@ -101,9 +95,9 @@ Result<Loaded> load(const ExpertConfig& c) {
     c10::IValue result = out.script.forward({torch::zeros(probe_shape)});
     if (!result.isTensor()) return Status::error(where + "forward does not return a tensor");
     y = result.toTensor();
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     return Status::error(where + "forward on a " + shape_text(probe_shape) +
-                         " batch failed: " + first_line(e.what()));
+                         " batch failed: " + torch_error_text(e));
   }
   if (y.scalar_type() != torch::kFloat32 || y.dim() < 1 || y.size(0) != 1) {
     return Status::error(where + "forward on a " + shape_text(probe_shape) +

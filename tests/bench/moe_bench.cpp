@@ -66,9 +66,18 @@ void bare_torch_step(benchmark::State& state, bool recompute) {
 void BM_Torch_ForwardBackwardStep(benchmark::State& state) { bare_torch_step(state, true); }
 void BM_Torch_TrainStepNoRecompute(benchmark::State& state) { bare_torch_step(state, false); }
 
-BENCHMARK(BM_Expert_ForwardBackwardStep)->Args({1024, 64})->Args({256, 256})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Torch_ForwardBackwardStep)->Args({1024, 64})->Args({256, 256})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Torch_TrainStepNoRecompute)->Args({1024, 64})->Args({256, 256})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Expert_ForwardBackwardStep)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Torch_ForwardBackwardStep)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Torch_TrainStepNoRecompute)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace crowdtrain::moe

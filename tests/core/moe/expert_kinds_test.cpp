@@ -19,7 +19,8 @@ TensorData td(const at::Tensor& t) { return to_tensor_data(t); }
 at::Tensor tensor(const TensorData& d) { return from_tensor_data(d).value().clone(); }
 
 // Saves a one-method TorchScript module with the given parameters; returns its path.
-std::string save_script(const std::string& file, const std::vector<std::pair<std::string, at::Tensor>>& params,
+std::string save_script(const std::string& file,
+                        const std::vector<std::pair<std::string, at::Tensor>>& params,
                         const std::string& forward_source) {
   torch::jit::Module m("m");
   for (const auto& [name, value] : params) m.register_parameter(name, value, false);
@@ -40,7 +41,8 @@ std::string tanh_script() {
 
 TEST(TorchScriptExpertTest, ForwardAndBackwardByHandTrainTheScriptsParameters) {
   const double lr = 0.01;
-  const ExpertConfig c = ExpertConfig().kind("torchscript").hidden(4).script_path(tanh_script()).lr(lr);
+  const ExpertConfig c =
+      ExpertConfig().kind("torchscript").hidden(4).script_path(tanh_script()).lr(lr);
   auto info = expert_info(c);
   ASSERT_TRUE(info.ok()) << info.error();
   EXPECT_EQ(info->input_shape, std::vector<int64_t>({4}));
@@ -50,31 +52,31 @@ TEST(TorchScriptExpertTest, ForwardAndBackwardByHandTrainTheScriptsParameters) {
   EXPECT_DOUBLE_EQ(info->backward_flops_per_sample, 48);
   auto e = make_expert(c);
   ASSERT_TRUE(e.ok()) << e.error();
-  const at::Tensor kW = script_w(), kB = script_b();
+  const at::Tensor w0 = script_w(), b0 = script_b();
 
   const at::Tensor x = torch::tensor({{1.0f, 2.0f, -1.0f, 0.5f}, {-0.5f, 0.0f, 0.3f, 2.0f}});
-  const at::Tensor y = torch::tanh(x * kW + kB);
+  const at::Tensor y = torch::tanh(x * w0 + b0);
   EXPECT_TRUE(torch::allclose(tensor((*e)->forward(td(x)).value()), y));
 
   const at::Tensor g = torch::tensor({{1.0f, -1.0f, 0.5f, 2.0f}, {0.2f, 0.3f, -0.4f, 1.0f}});
   const at::Tensor local = g * (1 - y * y);  // d loss / d (x*w + b)
   auto grad_in = (*e)->backward(td(x), td(g));
   ASSERT_TRUE(grad_in.ok()) << grad_in.error();
-  EXPECT_TRUE(torch::allclose(tensor(*grad_in), local * kW, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(tensor(*grad_in), local * w0, 1e-5, 1e-6));
   // Adam's first step moves each parameter by lr * grad / (|grad| + eps).
   const at::Tensor gw = (local * x).sum(0), gb = local.sum(0);
-  const at::Tensor w1 = kW - lr * gw / (gw.abs() + 1e-8);
-  const at::Tensor b1 = kB - lr * gb / (gb.abs() + 1e-8);
+  const at::Tensor w1 = w0 - lr * gw / (gw.abs() + 1e-8);
+  const at::Tensor b1 = b0 - lr * gb / (gb.abs() + 1e-8);
   EXPECT_EQ((*e)->updates(), 1u);
-  EXPECT_TRUE(torch::allclose(tensor((*e)->forward(td(x)).value()), torch::tanh(x * w1 + b1),
-                              1e-5, 1e-6));
+  EXPECT_TRUE(
+      torch::allclose(tensor((*e)->forward(td(x)).value()), torch::tanh(x * w1 + b1), 1e-5, 1e-6));
   // A checkpoint of the trained script restores it in a fresh expert.
   auto saved = (*e)->save_state();
   ASSERT_TRUE(saved.ok()) << saved.error();
   auto fresh = make_expert(c);
   ASSERT_TRUE((*fresh)->load_state(*saved).ok());
-  EXPECT_TRUE(torch::equal(tensor((*fresh)->forward(td(x)).value()),
-                           tensor((*e)->forward(td(x)).value())));
+  EXPECT_TRUE(
+      torch::equal(tensor((*fresh)->forward(td(x)).value()), tensor((*e)->forward(td(x)).value())));
 }
 
 TEST(TorchScriptExpertTest, SampleShapeAndProbedOutputShape) {
@@ -95,11 +97,32 @@ TEST(TorchScriptExpertTest, SampleShapeAndProbedOutputShape) {
   auto bad = expert_info(ExpertConfig(c).sample_shape({5}));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().find("forward on a [1, 5] batch failed"), std::string::npos) << bad.error();
-  const std::string pair = save_script("pair_expert.pt", {{"w", w}},
-                                       "def forward(self, x):\n    return (x, x)\n");
+  const std::string pair =
+      save_script("pair_expert.pt", {{"w", w}}, "def forward(self, x):\n    return (x, x)\n");
   auto no_tensor = expert_info(ExpertConfig(c).script_path(pair));
   ASSERT_FALSE(no_tensor.ok());
   EXPECT_NE(no_tensor.error().find("does not return a tensor"), std::string::npos);
+}
+
+// A script that passes the probe (one sample) but throws on larger batches: forward and backward
+// answer with the interpreter's error, and no step is taken.
+TEST(TorchScriptExpertTest, AScriptThatThrowsIsAnErrorNotACrash) {
+  const std::string path = save_script("picky_expert.pt", {{"w", script_w()}},
+                                       "def forward(self, x):\n"
+                                       "    assert x.size(0) == 1, 'one sample at a time'\n"
+                                       "    return x * self.w\n");
+  auto e = make_expert(ExpertConfig().kind("torchscript").hidden(4).script_path(path));
+  ASSERT_TRUE(e.ok()) << e.error();
+  const at::Tensor x = torch::ones({2, 4});
+  auto y = (*e)->forward(td(x));
+  ASSERT_FALSE(y.ok());
+  EXPECT_NE(y.error().find("one sample at a time"), std::string::npos) << y.error();
+  auto g = (*e)->backward(td(x), td(x));
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.error().find("one sample at a time"), std::string::npos) << g.error();
+  EXPECT_EQ((*e)->updates(), 0u);
+  EXPECT_TRUE(torch::equal(tensor((*e)->forward(td(torch::ones({1, 4}))).value()),
+                           script_w().unsqueeze(0)));
 }
 
 // A C++ kind: y = x * scale, one parameter per feature, initialised to 2.
@@ -112,7 +135,9 @@ class ScaleModule final : public ExpertModule {
   explicit ScaleModule(int64_t h) : impl_(std::make_shared<ScaleImpl>(h)) {}
   torch::nn::Module& module() override { return *impl_; }
   at::Tensor forward(const at::Tensor& x) override { return x * impl_->scale; }
-  std::string architecture() const override { return "scale " + std::to_string(impl_->scale.numel()); }
+  std::string architecture() const override {
+    return "scale " + std::to_string(impl_->scale.numel());
+  }
 
  private:
   std::shared_ptr<ScaleImpl> impl_;
@@ -150,8 +175,8 @@ TEST(ExpertRegistryTest, ACppKindIsBuiltThroughTheZoo) {
   const at::Tensor g = torch::tensor({{1.0f, 1.0f, 1.0f}, {2.0f, 0.5f, -1.0f}});
   EXPECT_TRUE(torch::equal(tensor((*e)->backward(td(x), td(g)).value()), 2 * g));
   // scale -= lr * sum_n g * x = 2 - 0.5 * {-1, 2, 2}
-  EXPECT_TRUE(torch::equal(tensor((*e)->forward(td(x)).value()),
-                           x * torch::tensor({2.5f, 1.0f, 1.0f})));
+  EXPECT_TRUE(
+      torch::equal(tensor((*e)->forward(td(x)).value()), x * torch::tensor({2.5f, 1.0f, 1.0f})));
 }
 
 TEST(ExpertRegistryTest, RefusesDuplicatesBadNamesAndWrongInfo) {

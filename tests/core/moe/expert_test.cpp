@@ -45,10 +45,12 @@ at::Tensor transformer_reference(const at::Tensor& batch, const Params& p, int64
   const bool tokens = batch.dim() == 3;
   const at::Tensor x = tokens ? batch : batch.unsqueeze(1);  // [n, s, d]
   const int64_t n = x.size(0), s = x.size(1), d = x.size(2), dh = d / heads;
-  const auto qkv = F::linear(x, p.at("layer.self_attn.in_proj_weight"),
-                             p.at("layer.self_attn.in_proj_bias"))
-                       .chunk(3, -1);
-  auto split = [&](const at::Tensor& t) { return t.reshape({n, s, heads, dh}).permute({0, 2, 1, 3}); };
+  const auto qkv =
+      F::linear(x, p.at("layer.self_attn.in_proj_weight"), p.at("layer.self_attn.in_proj_bias"))
+          .chunk(3, -1);
+  auto split = [&](const at::Tensor& t) {
+    return t.reshape({n, s, heads, dh}).permute({0, 2, 1, 3});
+  };
   const at::Tensor scores =
       torch::matmul(split(qkv[0]), split(qkv[1]).transpose(-1, -2)) / std::sqrt(double(dh));
   const at::Tensor ctx = torch::matmul(torch::softmax(scores, -1), split(qkv[2]))
@@ -61,7 +63,8 @@ at::Tensor transformer_reference(const at::Tensor& batch, const Params& p, int64
 }
 
 at::Tensor reference(const ExpertConfig& c, const at::Tensor& x, const Params& p) {
-  if (c.kind() == "ffn") return norm(x + linear(torch::gelu(linear(x, p, "fc1")), p, "fc2"), p, "norm");
+  if (c.kind() == "ffn")
+    return norm(x + linear(torch::gelu(linear(x, p, "fc1")), p, "fc2"), p, "norm");
   if (c.kind() == "residual_ffn") {
     const at::Tensor a = torch::relu(norm(linear(x, p, "fc1"), p, "norm1"));
     return x + linear(torch::relu(norm(linear(a, p, "fc2"), p, "norm2")), p, "fc3");
@@ -146,20 +149,29 @@ TEST_P(BuiltinExpertTest, BackwardIsAutogradOnACopyAndTheStepIsAdams) {
   Params start;
   for (auto& [name, p] : copy) start[name] = p.detach().clone();
   adam.step();
+  // Where the true gradient is zero (the attention's key bias: softmax ignores a constant added
+  // to a row of scores) both gradients are rounding noise, which Adam's first step scales up to
+  // anything up to lr; elsewhere the steps agree. Adam's first step never exceeds lr.
   for (const auto& [name, p] : stepped) {
-    EXPECT_TRUE(torch::allclose(p, copy.at(name).detach(), 1e-4, 1e-6)) << name;
+    const at::Tensor ref = copy.at(name).detach();
+    const at::Tensor informative = copy.at(name).grad().abs() > 1e-5;
+    EXPECT_TRUE(
+        torch::allclose(p.masked_select(informative), ref.masked_select(informative), 1e-4, 1e-6))
+        << name;
+    EXPECT_LE((p - start.at(name)).abs().max().item<double>(), 1e-2 * (1 + 1e-5)) << name;
     EXPECT_FALSE(torch::equal(p, start.at(name))) << name << " did not move";
   }
+  EXPECT_GT(copy.begin()->second.grad().abs().gt(1e-5).sum().item<int64_t>(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Kinds, BuiltinExpertTest,
-    ::testing::Values(ExpertConfig().kind("ffn").hidden(16).seed(1),
-                      ExpertConfig().kind("ffn").hidden(12).ffn_dim(20).seed(2),
-                      ExpertConfig().kind("residual_ffn").hidden(16).ffn_dim(24).seed(3),
-                      ExpertConfig().kind("transformer").hidden(16).heads(4).ffn_dim(32).seed(4),
-                      ExpertConfig().kind("transformer").hidden(16).heads(2).ffn_dim(24).seq_len(
-                          5).seed(5)));
+    ::testing::Values(
+        ExpertConfig().kind("ffn").hidden(16).seed(1),
+        ExpertConfig().kind("ffn").hidden(12).ffn_dim(20).seed(2),
+        ExpertConfig().kind("residual_ffn").hidden(16).ffn_dim(24).seed(3),
+        ExpertConfig().kind("transformer").hidden(16).heads(4).ffn_dim(32).seed(4),
+        ExpertConfig().kind("transformer").hidden(16).heads(2).ffn_dim(24).seq_len(5).seed(5)));
 
 TEST(ExpertTest, SgdWithMomentumAndClippingMatchTorch) {
   const ExpertConfig c =
