@@ -1,0 +1,85 @@
+// One Learning@home training step of an "ffn" expert (Adam), samples/s: through the Expert
+// interface (forward(), then backward() which recomputes the forward, back-propagates and steps,
+// with the TensorData conversions and the checks), against bare LibTorch doing the same work on
+// the same module (a no-grad forward, a forward with a graph, backward, step), and bare
+// LibTorch's ordinary step without the recomputation (what statelessness costs). Arguments:
+// hidden, batch. Run with OMP_NUM_THREADS=1 (and OPENBLAS_CORETYPE as ./crowdtrain sets it).
+//   ./moe_bench --benchmark_min_time=2
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include "core/moe/expert.h"
+#include "core/moe/torch_expert.h"
+#include "core/tensor_codec.h"
+
+namespace crowdtrain::moe {
+namespace {
+
+std::unique_ptr<Expert> ffn_expert(int64_t hidden) {
+  auto e = make_expert(ExpertConfig().kind("ffn").hidden(hidden).seed(1));
+  CT_CHECK(e.ok());
+  return std::move(*e);
+}
+
+void set_counters(benchmark::State& state, int64_t batch) {
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void BM_Expert_ForwardBackwardStep(benchmark::State& state) {
+  const int64_t hidden = state.range(0), batch = state.range(1);
+  auto expert = ffn_expert(hidden);
+  torch::manual_seed(2);
+  const TensorData x = to_tensor_data(torch::randn({batch, hidden}));
+  const TensorData g = to_tensor_data(torch::randn({batch, hidden}) * 1e-3);
+  for (auto _ : state) {
+    auto y = expert->forward(x);
+    auto grad_in = expert->backward(x, g);
+    CT_CHECK(y.ok() && grad_in.ok());
+    benchmark::DoNotOptimize(grad_in->bytes.data);
+  }
+  set_counters(state, batch);
+}
+
+// The same module (built by the zoo, then used directly) and the same Adam settings.
+void bare_torch_step(benchmark::State& state, bool recompute) {
+  const int64_t hidden = state.range(0), batch = state.range(1);
+  auto expert = ffn_expert(hidden);
+  auto& module = dynamic_cast<TorchExpert&>(*expert).module();
+  torch::optim::Adam adam(module.module().parameters(), torch::optim::AdamOptions(1e-3));
+  torch::manual_seed(2);
+  const at::Tensor x = torch::randn({batch, hidden});
+  const at::Tensor g = torch::randn({batch, hidden}) * 1e-3;
+  for (auto _ : state) {
+    if (recompute) {
+      torch::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(module.forward(x).data_ptr());
+    }
+    const at::Tensor input = x.detach().requires_grad_(true);
+    module.forward(input).backward(g);
+    adam.step();
+    adam.zero_grad();
+    benchmark::DoNotOptimize(input.grad().data_ptr());
+  }
+  set_counters(state, batch);
+}
+
+void BM_Torch_ForwardBackwardStep(benchmark::State& state) { bare_torch_step(state, true); }
+void BM_Torch_TrainStepNoRecompute(benchmark::State& state) { bare_torch_step(state, false); }
+
+BENCHMARK(BM_Expert_ForwardBackwardStep)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Torch_ForwardBackwardStep)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Torch_TrainStepNoRecompute)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace crowdtrain::moe
+
+BENCHMARK_MAIN();
