@@ -8,7 +8,9 @@ vary by workload), and RUN_DIR/events.jsonl when it exists. Writes into RUN_DIR,
   metrics.png  every numeric column against time_s: cumulative counters on one panel, the same
                counters as rates per second on the next, gauges (alive_peers, ...) below; panels
                split where the scales differ by more than two orders of magnitude;
-  events.png   a histogram of event kinds, and the most common kinds over time (if events.jsonl).
+  events.png   a histogram of event kinds, and the most common kinds over time (if events.jsonl);
+  accuracy.png test accuracy against simulated time, when the summary has a learning curve
+               (the "moe" or "training" workload: summary[kind]["curve"]).
 Prints the paths of the PNGs it wrote. Exit 2 when the folder lacks summary.json or metrics.csv.
 
 Needs only Debian's python3-matplotlib (Agg backend, no display).
@@ -245,6 +247,31 @@ def plot_events(run_dir, out_dir, title, top=8, bins=60):
     return path
 
 
+def plot_accuracy(summary, out_dir, title):
+    """accuracy.png from summary[kind]["curve"] ([{time_s, accuracy}, ...]); None without one."""
+    for kind in ("moe", "training"):
+        section = summary.get(kind)
+        if not isinstance(section, dict):
+            continue
+        points = [p for p in section.get("curve", [])
+                  if isinstance(p, dict) and "time_s" in p and p.get("accuracy") is not None]
+        if not points:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot([p["time_s"] for p in points], [p["accuracy"] for p in points], marker="o")
+        ax.set_xlabel("simulated time (s)")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(True, alpha=0.3)
+        ax.set_title("%s: %s test accuracy" % (title, kind))
+        fig.tight_layout()
+        path = os.path.join(out_dir, "accuracy.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description="Plot a crowdtrain run folder.")
     parser.add_argument("run_dir", help="folder with summary.json and metrics.csv")
@@ -273,7 +300,8 @@ def main():
 
     title = run_title(summary, run_dir)
     written = [p for p in (plot_metrics(run_dir, out_dir, title, args),
-                           plot_events(run_dir, out_dir, title)) if p]
+                           plot_events(run_dir, out_dir, title),
+                           plot_accuracy(summary, out_dir, title)) if p]
     for p in written:
         print(p)
     return 0

@@ -141,6 +141,15 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
       }
     }
   }
+  for (size_t i = 0; i < s.faults.size(); ++i) {
+    for (size_t j = 0; j < s.faults[i].peers.size(); ++j) {
+      if (s.faults[i].peers[j] >= s.peers.count) {
+        return json_error(json_index_path(json_index_path("faults", i) + ".peers", j),
+                          "must be < peers.count (" + std::to_string(s.peers.count) + "), got " +
+                              std::to_string(s.faults[i].peers[j]));
+      }
+    }
+  }
   if (s.churn.model == "trace") {
     auto file = resolve_data_file(s.churn.trace_csv, base_dir, "churn.trace_csv");
     if (!file.ok()) return file.status();

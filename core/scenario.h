@@ -65,6 +65,7 @@ struct FaultSpec {
   double at_s = 0.0;
   std::string kind;                  // "kill" | "partition"
   double fraction = 0.0;             // kill: share of the live peers, chosen from the fault stream
+  std::vector<uint32_t> peers;       // kill: exactly these peers (those alive), instead of fraction
   double restart_after_s = -1.0;     // kill: restart them after this long (< 0 = never)
   std::vector<std::string> regions;  // partition: these regions vs the rest
   double duration_s = 0.0;           // partition: how long

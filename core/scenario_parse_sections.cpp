@@ -122,7 +122,10 @@ void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
     f.read_choice("kind", spec.kind, {"kill", "partition"});
     if (!f.ok()) return;
     if (spec.kind == "kill") {
-      if (f.require("fraction", "for a kill")) {
+      if (f.has("peers")) {
+        read_uint_list(f, "peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
+        if (f.has("fraction")) f.fail(f.path_of("fraction"), "give either fraction or peers");
+      } else if (f.require("fraction", "(or peers) for a kill")) {
         f.read("fraction", spec.fraction, NumberRange::fraction());
       }
       f.read("restart_after_s", spec.restart_after_s);

@@ -10,26 +10,54 @@ namespace crowdtrain {
 
 namespace {
 
+WorkloadKind probe_kind() {
+  WorkloadKind k;
+  k.name = "probe";
+  k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
+    return make_probe_app(rt, s.workload.probe, c.peers);
+  };
+  return k;
+}
+
+WorkloadKind transfers_kind() {  // a whole-world calibration run (sim/calibration.h), no PeerApp
+  WorkloadKind k;
+  k.name = "transfers";
+  return k;
+}
+
+WorkloadKind dht_kind() {
+  WorkloadKind k;
+  k.name = "dht";
+  k.make_shared = [](const Scenario& s) { return dht::make_dht_workload_shared(s.peers.count); };
+  k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
+    return dht::make_dht_workload_app(rt, s.workload.dht, c);
+  };
+  k.summary = [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); };
+  return k;
+}
+
+WorkloadKind averaging_kind() {
+  WorkloadKind k;
+  k.name = "averaging";
+  k.make_shared = make_averaging_shared;
+  k.make_app = make_averaging_app;
+  k.summary = [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); };
+  return k;
+}
+
+WorkloadKind training_kind() {
+  WorkloadKind k;
+  k.name = "training";
+  k.make_shared = train::make_training_shared;
+  k.make_app = train::make_training_app;
+  k.summary = train::training_summary;
+  return k;
+}
+
+// The one table of workload kinds: a new kind is one line here (its folder has the rest).
 std::vector<WorkloadKind> registered_kinds() {
-  std::vector<WorkloadKind> kinds;
-  kinds.push_back({"probe", nullptr, nullptr, nullptr,
-                   [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
-                     return make_probe_app(rt, s.workload.probe, c.peers);
-                   },
-                   nullptr});
-  kinds.push_back({"transfers", nullptr, nullptr, nullptr, nullptr, nullptr});
-  kinds.push_back({"dht", nullptr, nullptr,
-                   [](const Scenario& s) { return dht::make_dht_workload_shared(s.peers.count); },
-                   [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
-                     return dht::make_dht_workload_app(rt, s.workload.dht, c);
-                   },
-                   [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); }});
-  kinds.push_back({"averaging", nullptr, nullptr, make_averaging_shared, make_averaging_app,
-                   [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); }});
-  kinds.push_back({"training", nullptr, nullptr, train::make_training_shared,
-                   train::make_training_app, train::training_summary});
-  kinds.push_back(moe::moe_workload_kind());
-  return kinds;
+  return {probe_kind(), transfers_kind(), dht_kind(), averaging_kind(), training_kind(),
+          moe::moe_workload_kind()};
 }
 
 }  // namespace
@@ -70,6 +98,11 @@ void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
                           nlohmann::json& summary) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
   if (k != nullptr && k->summary) summary[k->name] = k->summary(scenario, sink);
+}
+
+std::string workload_progress(const Scenario& scenario, const MetricsSink& sink) {
+  const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  return k != nullptr && k->progress ? k->progress(scenario, sink) : std::string();
 }
 
 Status check_workload(const Scenario& scenario) {

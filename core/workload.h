@@ -29,6 +29,10 @@ struct WorkloadContext {
   // live: 0, unknown). Averaging advertises it for load balancing.
   double upload_mbps = 0.0;
   double download_mbps = 0.0;
+  // A folder of this peer's own that outlives its incarnations (its disk: checkpoints a restarted
+  // peer resumes from). Simulated world: <run folder>/state/peer-<id>, emptied when a run starts;
+  // live world: <run folder>/state, kept across process restarts; "" when the run writes no files.
+  std::string state_dir;
 };
 
 // One workload kind. `read` is null for the kinds whose options still live in WorkloadSpec
@@ -44,6 +48,9 @@ struct WorkloadKind {
                                                  const WorkloadContext&)>
       make_app;
   std::function<nlohmann::json(const Scenario&, const MetricsSink&)> summary;  // may be null
+  // One short line on how the run is going ("accuracy 0.81 at t=60 s"), "" when nothing new; the
+  // worlds print it when it changes. May be null.
+  std::function<std::string(const Scenario&, const MetricsSink&)> progress;
 };
 
 // Every registered kind, in registration order; the one named `name`, or null.
@@ -60,6 +67,9 @@ void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
 
 // The cross-section checks of the scenario's workload kind (WorkloadKind::check).
 Status check_workload(const Scenario& scenario);
+
+// The workload's progress line (WorkloadKind::progress), "" when it has none.
+std::string workload_progress(const Scenario& scenario, const MetricsSink& sink);
 
 // Whether `kind` names a workload that runs as a PeerApp in every peer.
 bool is_peer_workload(const std::string& kind);

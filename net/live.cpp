@@ -184,6 +184,7 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
 
   WorkloadContext context;
   context.peers = targets;
+  context.state_dir = dir + "/state";
   auto made = make_workload_app(s, rt, context);
   if (!made.ok()) {
     std::fprintf(stderr, "crowdtrain live: %s\n", made.error().c_str());

@@ -22,7 +22,7 @@ const char* kLiveUsage =
     "usage: crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,...\n"
     "                       [--duration S] [--epoch UNIX_SECONDS] [--out DIR] [--seed N]\n"
     "                       [--set key=value]... [--quiet]\n"
-    "  SCENARIO defaults to scenarios/quickstart.json, looked up from the current folder upwards.\n"
+    "  SCENARIO defaults to scenarios/probe_world.json, looked up from the current folder upwards.\n"
     "  --listen defaults to this peer's own entry in --peers.\n"
     "  --epoch: the run's time 0 as Unix time in seconds (fractions allowed), the same for every\n"
     "    peer of the run, so that they share one timeline: scenario times (warmup_s, the\n"
@@ -87,13 +87,13 @@ std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& 
   return "";
 }
 
-// scenarios/quickstart.json in the current folder or the nearest parent that has one; "" if none.
+// scenarios/probe_world.json in the current folder or the nearest parent that has one; "" if none.
 std::string find_default_scenario() {
   std::error_code ec;
   std::filesystem::path dir = std::filesystem::current_path(ec);
   if (ec) return "";
   for (int i = 0; i < kMaxParentsSearched; ++i) {
-    const std::filesystem::path p = dir / "scenarios" / "quickstart.json";
+    const std::filesystem::path p = dir / "scenarios" / "probe_world.json";
     if (std::filesystem::is_regular_file(p, ec)) return p.string();
     if (!dir.has_parent_path() || dir.parent_path() == dir) break;
     dir = dir.parent_path();
@@ -188,7 +188,7 @@ int live_main(const std::vector<std::string>& args) {
     scenario_path = find_default_scenario();
     if (scenario_path.empty()) {
       return usage_error(
-          "no SCENARIO given and scenarios/quickstart.json is not in the current "
+          "no SCENARIO given and scenarios/probe_world.json is not in the current "
           "folder or any parent");
     }
   }

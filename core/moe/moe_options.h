@@ -16,10 +16,9 @@ namespace crowdtrain::moe {
 
 struct MoeServerOptions {
   uint32_t max_batch_size = 1024;     // samples per batch of one expert's pool
-  double checkpoint_interval_s = 0;   // 0 = no checkpoints
+  double checkpoint_interval_s = 0;   // 0 = no checkpoints (else into the peer's state folder)
   double declare_period_s = 30;       // re-declare the hosted experts in the DHT this often
   double declare_expiration_s = 60;   // a declaration expires this long after it is made
-  double takeover_interval_s = 0;     // look for orphaned experts this often (0 = never)
 };
 
 struct MoeClientOptions {

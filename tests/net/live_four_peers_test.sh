@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Four `crowdtrain live` processes on loopback run the quickstart probe workload among themselves for
+# Four `crowdtrain live` processes on loopback run the probe_world probe workload among themselves for
 # a few seconds; then every peer's summary.json must show successful probes, few failures, and
 # answers from every other peer.
 # usage: live_four_peers_test.sh <crowdtrain binary> <repo root>
@@ -15,7 +15,7 @@ WATCHDOG_S=60
 . "$(dirname "$0")/live_lib.sh"
 live_init
 
-live_run scenarios/quickstart.json --duration "$DURATION_S" --set workload.probe.rate_hz=20
+live_run scenarios/probe_world.json --duration "$DURATION_S" --set workload.probe.rate_hz=20
 
 "$PY" - "$WORK" "$N" <<'EOF' || fail "summaries do not show a working four-peer mesh (see above)"
 import json, sys

