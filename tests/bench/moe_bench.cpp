@@ -4,7 +4,8 @@
 // the same module (a no-grad forward, a forward with a graph, backward, step), and bare
 // LibTorch's ordinary step without the recomputation (what statelessness costs). Arguments:
 // hidden, batch. Run with OMP_NUM_THREADS=1 (and OPENBLAS_CORETYPE as ./crowdtrain sets it).
-//   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5 --benchmark_enable_random_interleaving
+//   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5 \
+//               --benchmark_enable_random_interleaving=true
 // On a shared 2-core EPYC VM (OMP_NUM_THREADS=1, OPENBLAS_CORETYPE=SkylakeX), best of the
 // repetitions: h=1024 b=64 Expert 62.7 ms vs bare 60.3 ms (0.96x the samples/s); h=256 b=256
 // 9.0 vs 8.3 ms (0.92x). The medians there were dominated by other processes on the machine.
