@@ -1,8 +1,10 @@
 // TorchExpert: the Expert every built-in kind (and any C++ kind that wants it) is made of, an
 // ExpertModule (a torch::nn::Module holding every trained parameter, plus how to run a batch) and
 // its optimizer (Adam or SGD with momentum), both on the config's device. It owns both; tests
-// reach the module through module(). LibTorch types are only forward-declared here. Not
-// thread-safe: one expert is used from one loop (its server's).
+// reach the module through module(). Gradient buffers stay allocated between steps, zeroed (as
+// LibTorch's Optimizer::zero_grad), so a parameter a batch does not use still moves by its Adam
+// moments. LibTorch types are only forward-declared here. Not thread-safe: one expert is used
+// from one loop (its server's).
 #pragma once
 
 #include <cstdint>
