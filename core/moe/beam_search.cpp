@@ -40,6 +40,18 @@ std::optional<int64_t> parse_coordinate(const std::string& s, uint32_t size) {
   return v;
 }
 
+// One directory entry: (coordinate, server) from subkey "<coord>" with the server as the value,
+// or, at the last level, "<coord>.<server>"; nullopt for anything malformed.
+std::optional<std::pair<int64_t, PeerId>> parse_entry(const std::string& subkey,
+                                                      const std::string& value, uint32_t size,
+                                                      bool last) {
+  const size_t dot = last ? subkey.find('.') : std::string::npos;
+  auto coord = parse_coordinate(subkey.substr(0, dot), size);
+  auto server = parse_server_value(dot == std::string::npos ? value : subkey.substr(dot + 1));
+  if (!coord || !server) return std::nullopt;
+  return std::make_pair(*coord, *server);
+}
+
 }  // namespace
 
 void DhtExpertDirectory::get_many(std::vector<std::string> keys,
@@ -177,16 +189,17 @@ void BeamSearch::on_answers(std::shared_ptr<Search> search, std::vector<std::str
   CT_CHECK(answers.size() == keys.size());
   const size_t level = search->level;
   const bool last = level + 1 == grid_.dims();
-  // Each asked prefix's well-formed successors: (coordinate, server).
-  std::map<std::string, std::vector<std::pair<int64_t, PeerId>>> successors;
+  // Each asked prefix's well-formed successors: coordinate -> the servers that declared it (at
+  // the last level every replica has its own entry "<coord>.<server>"; a plain "<coord>" entry
+  // names its server in the value).
+  std::map<std::string, std::map<int64_t, std::vector<PeerId>>> successors;
   for (size_t i = 0; i < keys.size(); ++i) {
     auto& out = successors[keys[i]];
     if (answers[i]) {
       for (const auto& [subkey, value] : *answers[i]) {
-        auto coord = parse_coordinate(subkey, grid_.sizes[level]);
-        auto server = parse_server_value(value);
-        if (coord && server) {
-          out.emplace_back(*coord, *server);
+        auto entry = parse_entry(subkey, value, grid_.sizes[level], last);
+        if (entry) {
+          out[entry->first].push_back(entry->second);
         } else {
           rt_.metrics().count("moe_beam_bad_entries");
         }
@@ -199,9 +212,13 @@ void BeamSearch::on_answers(std::shared_ptr<Search> search, std::vector<std::str
     for (const auto& prefix : search->beams[s]) {
       auto it = successors.find(prefix.name);
       if (it == successors.end()) continue;  // negatively cached
-      for (const auto& [coord, server] : it->second) {
+      for (const auto& [coord, servers] : it->second) {
         const double score = prefix.score + search->scores[s][level][static_cast<size_t>(coord)];
         const std::string c = std::to_string(coord);
+        // One replica per expert and search, drawn at random: load spreads over the replicas,
+        // and a dead one is only some of the calls until its declaration expires.
+        const PeerId server =
+            servers.size() == 1 ? servers[0] : servers[rt_.rng().uniform_int(servers.size())];
         next.push_back(Candidate{score, last ? prefix.name + c : prefix.name + c + ".", server});
       }
     }

@@ -17,8 +17,11 @@ std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& ui
     CT_CHECK(uid.ok());
     const size_t dims = uid->coords.size();
     for (size_t depth = 0; depth < dims; ++depth) {
-      items.push_back(dht::StoreItem{uid_prefix(*uid, depth), std::to_string(uid->coords[depth]),
-                                     server_str, expiration});
+      // The last level names the replica too ("<coord>.<server>"), so that every server of an
+      // expert has its own entry and a beam search sees all of them in one lookup.
+      std::string subkey = std::to_string(uid->coords[depth]);
+      if (depth + 1 == dims) subkey += "." + server_str;
+      items.push_back(dht::StoreItem{uid_prefix(*uid, depth), subkey, server_str, expiration});
     }
     items.push_back(dht::StoreItem{uid->str(), server_str, "", expiration});
   }

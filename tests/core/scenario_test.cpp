@@ -234,7 +234,7 @@ TEST(ScenarioTest, OutOfRangeValues) {
   EXPECT_EQ(error_of(R"({"faults": [{"at_s": 1}]})"),
             "faults[0].kind: required (\"kill\" or \"partition\")");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "kill"}]})"),
-            "faults[0].fraction: required for a kill");
+            "faults[0].fraction: required (or peers) for a kill");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "kill", "fraction": 2}]})"),
             "faults[0].fraction: must be in [0, 1], got 2");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "partition", "regions": ["a"]}]})"),
@@ -245,7 +245,7 @@ TEST(ScenarioTest, OutOfRangeValues) {
             "faults[0].kind: must be one of \"kill\", \"partition\", got \"crash\"");
   EXPECT_EQ(error_of(R"({"workload": {"kind": "train"}})"),
             "workload.kind: must be one of \"probe\", \"transfers\", \"dht\", \"averaging\", "
-            "\"training\", got \"train\"");
+            "\"training\", \"moe\", got \"train\"");
   EXPECT_EQ(error_of(R"({"workload": {"probe": {"rate_hz": -1}}})"),
             "workload.probe.rate_hz: must be >= 0, got -1");
   EXPECT_EQ(error_of(R"({"workload": {"probe": {"timeout_s": 0}}})"),

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "core/moe/declare.h"
@@ -68,7 +70,7 @@ bool better(const FoundExpert& a, const FoundExpert& b) {
   return a.score != b.score ? a.score > b.score : a.expert.uid < b.expert.uid;
 }
 
-// The top k of `declared` for one sample's scores, with the server the directory names.
+// The top k of `declared` for one sample's scores (uids and scores).
 std::vector<FoundExpert> brute_force(const ExpertGrid& grid, const std::set<std::string>& declared,
                                      const MapDirectory& dir,
                                      const std::vector<std::vector<double>>& scores, size_t k) {
@@ -77,9 +79,8 @@ std::vector<FoundExpert> brute_force(const ExpertGrid& grid, const std::set<std:
     const ExpertUid uid = *parse_expert_uid(text);
     double score = 0.0;
     for (size_t d = 0; d < grid.dims(); ++d) score += scores[d][uid.coords[d]];
-    const auto& last = dir.data.at(uid_prefix(uid, grid.dims() - 1));
-    const PeerId server = *parse_server_value(last.at(std::to_string(uid.coords.back())));
-    all.push_back(FoundExpert{ExpertRef{text, server}, score});
+    // Which replica a search names is drawn at random; Fixture::find checks it is a declared one.
+    all.push_back(FoundExpert{ExpertRef{text, kNoPeer}, score});
   }
   std::sort(all.begin(), all.end(), better);
   if (all.size() > k) all.resize(k);
@@ -123,7 +124,30 @@ struct Fixture {
     EXPECT_EQ(calls, 0) << "done ran inside find()";
     world.run_for(60s);
     EXPECT_EQ(calls, 1);
+    if (out && out->ok()) {
+      for (const auto& sample : out->value()) {
+        for (const auto& e : sample) {
+          EXPECT_TRUE(hosts(e.expert.uid).count(e.expert.server))
+              << e.expert.uid << " is not declared by server " << e.expert.server;
+        }
+      }
+    }
     return out ? std::move(*out) : Result<Found>(Status::error("no answer"));
+  }
+  // The servers the directory says host `uid`: last-level entries "<coord>.<server>", or a plain
+  // "<coord>" whose value is the server.
+  std::set<PeerId> hosts(const std::string& text) {
+    std::set<PeerId> out;
+    const ExpertUid uid = *parse_expert_uid(text);
+    const std::string coord = std::to_string(uid.coords.back());
+    for (const auto& [subkey, value] : dir.data[uid_prefix(uid, uid.coords.size() - 1)]) {
+      auto server = subkey == coord ? parse_server_value(value)
+                    : subkey.rfind(coord + ".", 0) == 0
+                        ? parse_server_value(subkey.substr(coord.size() + 1))
+                        : std::nullopt;
+      if (server) out.insert(*server);
+    }
+    return out;
   }
   int64_t lookups() { return world.sink.counter("moe_beam_lookups"); }
 };
@@ -133,7 +157,6 @@ void expect_same(const std::vector<FoundExpert>& got, const std::vector<FoundExp
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(got[i].expert.uid, want[i].expert.uid) << what << " rank " << i;
-    EXPECT_EQ(got[i].expert.server, want[i].expert.server) << what << " rank " << i;
     EXPECT_DOUBLE_EQ(got[i].score, want[i].score) << what << " rank " << i;
   }
 }
@@ -205,7 +228,7 @@ void partial_grid_trials(size_t dims, uint32_t max_size, uint64_t seed) {
       for (size_t i = 0; i < mine.size(); ++i) {
         const auto one = brute_force(grid, {mine[i].expert.uid}, f.dir, scores[s], 1);
         EXPECT_TRUE(f.declared.count(mine[i].expert.uid)) << what << ": " << mine[i].expert.uid;
-        EXPECT_EQ(mine[i].expert.server, one[0].expert.server) << what;
+        EXPECT_EQ(mine[i].expert.uid, one[0].expert.uid) << what;  // (its server: Fixture::find)
         EXPECT_DOUBLE_EQ(mine[i].score, one[0].score) << what;
         if (i > 0) {
           EXPECT_TRUE(better(mine[i - 1], mine[i])) << what << " order at " << i;
@@ -254,6 +277,30 @@ TEST(BeamSearch, NegativeCacheSkipsEmptyPrefixes) {
   EXPECT_EQ(std::count(f.dir.asked.begin(), f.dir.asked.end(), "ffn.5."), 2);
 }
 
+TEST(BeamSearch, ReplicasAreOneExpertAndSearchesSpreadOverThem) {
+  Fixture f;
+  const ExpertGrid grid{"ffn", {2, 2}};
+  std::vector<std::string> all;
+  for (uint64_t i = 0; i < grid.count(); ++i) all.push_back(grid.uid_at(i));
+  f.dir.declare(all, 10);  // every expert on two servers
+  f.dir.declare(all, 11);
+  f.declared.insert(all.begin(), all.end());
+  BeamSearch search(f.rt, f.dir, grid, BeamSearchOptions());
+  std::map<std::string, std::set<PeerId>> seen;
+  Rng rng(9);
+  for (int i = 0; i < 40; ++i) {
+    const Scores scores = random_scores(grid, 1, rng);
+    auto got = f.find(search, scores, 4);  // also checks each server is a declared host
+    ASSERT_TRUE(got.ok());
+    expect_same((*got)[0], brute_force(grid, f.declared, f.dir, scores[0], 4), "replicas");
+    for (const auto& e : (*got)[0]) seen[e.expert.uid].insert(e.expert.server);
+  }
+  ASSERT_EQ(seen.size(), 4u);  // four distinct experts, never one entry per replica
+  for (const auto& [uid, servers] : seen) {
+    EXPECT_EQ(servers, (std::set<PeerId>{10, 11})) << uid << ": calls do not spread";
+  }
+}
+
 TEST(BeamSearch, MalformedEntriesAreSkippedAndCounted) {
   Fixture f;
   const ExpertGrid grid{"ffn", {4, 6}};
@@ -265,7 +312,12 @@ TEST(BeamSearch, MalformedEntriesAreSkippedAndCounted) {
   top["-1"] = "1";  // negative
   top[""] = "1";    // empty
   top["2"] = "05";  // a server value with a leading zero: coordinate 2 is unreachable
-  f.dir.data["ffn.1."]["3"] = "abc";  // expert ffn.1.3 has no valid server
+  auto& row1 = f.dir.data["ffn.1."];  // expert ffn.1.3 loses its replicas' entries ...
+  for (auto it = row1.begin(); it != row1.end();) {
+    it = it->first.rfind("3.", 0) == 0 ? row1.erase(it) : std::next(it);
+  }
+  row1["3"] = "abc";  // ... and has only a malformed server value
+  row1["3.x"] = "1";  // ... and a replica entry that names no server
   f.dir.data["ffn.0."]["6"] = "1";    // outside dimension 1
   for (int i = 0; i < 6; ++i) f.declared.erase("ffn.2." + std::to_string(i));
   f.declared.erase("ffn.1.3");
@@ -278,7 +330,7 @@ TEST(BeamSearch, MalformedEntriesAreSkippedAndCounted) {
     expect_same((*got)[s], brute_force(grid, f.declared, f.dir, scores[s], 24), "sample");
     EXPECT_EQ((*got)[s].size(), 24u - 7u);
   }
-  EXPECT_EQ(f.world.sink.counter("moe_beam_bad_entries"), 8);
+  EXPECT_EQ(f.world.sink.counter("moe_beam_bad_entries"), 9);
 }
 
 TEST(BeamSearch, TimesOutOnceWhenTheDirectoryNeverAnswers) {

@@ -23,8 +23,9 @@ TEST(DeclarationItems, OneRecordPerPrefixLevelAndReplicaDeduplicatedAndSorted) {
     const char* value;
   };
   const std::vector<Want> want = {
-      {"ffn.", "10", "5"},   {"ffn.", "3", "5"},   {"ffn.10.", "17", "5"}, {"ffn.10.17", "5", ""},
-      {"ffn.3.", "17", "5"}, {"ffn.3.", "2", "5"}, {"ffn.3.17", "5", ""},  {"ffn.3.2", "5", ""},
+      {"ffn.", "10", "5"},     {"ffn.", "3", "5"},     {"ffn.10.", "17.5", "5"},
+      {"ffn.10.17", "5", ""},  {"ffn.3.", "17.5", "5"}, {"ffn.3.", "2.5", "5"},
+      {"ffn.3.17", "5", ""},   {"ffn.3.2", "5", ""},
   };
   ASSERT_EQ(items.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
@@ -38,7 +39,7 @@ TEST(DeclarationItems, OneRecordPerPrefixLevelAndReplicaDeduplicatedAndSorted) {
   auto one = declaration_items({"x.0"}, 0, exp);
   ASSERT_EQ(one.size(), 2u);
   EXPECT_EQ(one[0].key, "x.");
-  EXPECT_EQ(*one[0].subkey, "0");
+  EXPECT_EQ(*one[0].subkey, "0.0");  // the last level names the replica
   EXPECT_EQ(one[0].value, "0");
   EXPECT_EQ(one[1].key, "x.0");
   EXPECT_EQ(*one[1].subkey, "0");
