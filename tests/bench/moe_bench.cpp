@@ -1,20 +1,23 @@
-// One Learning@home training step of an "ffn" expert (Adam), samples/s: through the Expert
-// interface (forward(), then backward() which recomputes the forward, back-propagates and steps,
+// One Learning@home training step of an "ffn" expert (Adam), samples/s: through the expert server
+// (a forward and a backward request through RpcEndpoint, task pools and batching), through the
+// Expert interface (forward(), then backward() which recomputes the forward, back-propagates and steps,
 // with the TensorData conversions and the checks), against bare LibTorch doing the same work on
 // the same module (a no-grad forward, a forward with a graph, backward, step), and bare
 // LibTorch's ordinary step without the recomputation (what statelessness costs). Arguments:
 // hidden, batch. Run with OMP_NUM_THREADS=1 (and OPENBLAS_CORETYPE as ./crowdtrain sets it).
 //   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5 \
 //               --benchmark_enable_random_interleaving=true
-// On a shared 2-core EPYC VM (OMP_NUM_THREADS=1, OPENBLAS_CORETYPE=SkylakeX), best of the
-// repetitions: h=1024 b=64 Expert 62.7 ms vs bare 60.3 ms (0.96x the samples/s); h=256 b=256
-// 9.0 vs 8.3 ms (0.92x). The medians there were dominated by other processes on the machine.
+// Figures: docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "core/moe/expert.h"
+#include "core/moe/protocol.h"
+#include "core/moe/server.h"
 #include "core/moe/torch_expert.h"
+#include "core/rpc.h"
 #include "core/tensor_codec.h"
+#include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
@@ -76,10 +79,57 @@ void bare_torch_step(benchmark::State& state, bool recompute) {
   set_counters(state, batch);
 }
 
+// The whole server path in one process: a client's forward request, then its backward request,
+// through RpcEndpoints, the ExpertServer's task pools and batching, the protocol's checks and the
+// expert, on a FakeWorld with zero latency (no network, no serialisation: the engine's cost).
+struct Endpoint final : PeerApp {
+  explicit Endpoint(RpcEndpoint& r) : rpc(r) {}
+  void start() override {}
+  void on_message(PeerId from, Message msg) override { rpc.handle(from, std::move(msg)); }
+  RpcEndpoint& rpc;
+};
+
+void BM_Server_ForwardBackwardStep(benchmark::State& state) {
+  const int64_t hidden = state.range(0), batch = state.range(1);
+  testing::FakeWorld world(1);
+  world.latency = Time(0);
+  auto& server_rt = world.add_peer(0);
+  auto& client_rt = world.add_peer(1);
+  RpcEndpoint server_rpc(server_rt), client_rpc(client_rt);
+  ExpertServer server(server_rt, server_rpc, ExpertServerOptions().max_batch_size(4096));
+  CT_CHECK(server.add_expert("ffn.0", ffn_expert(hidden)).ok());
+  Endpoint server_app(server_rpc), client_app(client_rpc);
+  world.attach(0, &server_app);
+  world.attach(1, &client_app);
+  torch::manual_seed(2);
+  const TensorData x = to_tensor_data(torch::randn({batch, hidden}));
+  const TensorData g = to_tensor_data(torch::randn({batch, hidden}) * 1e-3);
+  auto step = [&] {
+    bool done = false;
+    client_rpc.call(0, encode_forward_request({"ffn.0", Numerics::kReal, x}), CallOptions(),
+                    [&](Result<Message> fwd) {
+                      CT_CHECK(fwd.ok());
+                      client_rpc.call(0, encode_backward_request({"ffn.0", Numerics::kReal, x, g}),
+                                      CallOptions(), [&](Result<Message> bwd) {
+                                        CT_CHECK(bwd.ok());
+                                        done = true;
+                                      });
+                    });
+    while (!done) world.run_for(std::chrono::hours(1));
+  };
+  for (int i = 0; i < kWarmUpSteps; ++i) step();
+  for (auto _ : state) step();
+  set_counters(state, batch);
+}
+
 void BM_Torch_ForwardBackwardStep(benchmark::State& state) { bare_torch_step(state, true); }
 void BM_Torch_TrainStepNoRecompute(benchmark::State& state) { bare_torch_step(state, false); }
 
 BENCHMARK(BM_Expert_ForwardBackwardStep)
+    ->Args({1024, 64})
+    ->Args({256, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Server_ForwardBackwardStep)
     ->Args({1024, 64})
     ->Args({256, 256})
     ->Unit(benchmark::kMillisecond);

@@ -104,7 +104,7 @@ TEST(ExpertDeclarer, DeclaresNowAndEveryPeriodUntilDestroyed) {
   declarer->start();
   s.world.run_for(5s);  // the stores land
   EXPECT_EQ(s.read(7, "ffn."), (Dict{{"1", "4"}}));
-  EXPECT_EQ(s.read(7, "ffn.1."), (Dict{{"2", "4"}, {"3", "4"}}));
+  EXPECT_EQ(s.read(7, "ffn.1."), (Dict{{"2.4", "4"}, {"3.4", "4"}}));
   EXPECT_EQ(s.read(2, "ffn.1.2"), (Dict{{"4", ""}}));
   EXPECT_EQ(s.read(2, "ffn.1.3"), (Dict{{"4", ""}}));
   EXPECT_EQ(declarer->rounds(), 1u);
@@ -113,7 +113,7 @@ TEST(ExpertDeclarer, DeclaresNowAndEveryPeriodUntilDestroyed) {
   // Re-declared at 30, 60 and 90 s: still there at ~110 s although each record lives 60 s.
   s.world.run_for(90s);
   EXPECT_EQ(declarer->rounds(), 4u);
-  EXPECT_EQ(s.read(9, "ffn.1."), (Dict{{"2", "4"}, {"3", "4"}}));
+  EXPECT_EQ(s.read(9, "ffn.1."), (Dict{{"2.4", "4"}, {"3.4", "4"}}));
   EXPECT_EQ(s.counter("moe_declare_ok"), 20);
   EXPECT_EQ(s.counter("moe_declare_failed"), 0);
 
@@ -132,7 +132,7 @@ TEST(ExpertDeclarer, DeclaresNowAndEveryPeriodUntilDestroyed) {
   // A removed uid expires within a period plus the expiration; the others stay.
   declarer->remove({"ffn.1.3"});
   s.world.run_for(70s);
-  EXPECT_EQ(s.read(3, "ffn.1."), (Dict{{"2", "4"}}));
+  EXPECT_EQ(s.read(3, "ffn.1."), (Dict{{"2.4", "4"}}));
   EXPECT_TRUE(s.read(3, "ffn.1.3").empty());
   EXPECT_EQ(s.read(3, "ffn.1.2"), (Dict{{"4", ""}}));
 
