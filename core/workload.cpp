@@ -56,8 +56,8 @@ WorkloadKind training_kind() {
 
 // The one table of workload kinds: a new kind is one line here (its folder has the rest).
 std::vector<WorkloadKind> registered_kinds() {
-  return {probe_kind(), transfers_kind(), dht_kind(), averaging_kind(), training_kind(),
-          moe::moe_workload_kind()};
+  return {probe_kind(),     transfers_kind(), dht_kind(),
+          averaging_kind(), training_kind(),  moe::moe_workload_kind()};
 }
 
 }  // namespace

@@ -44,8 +44,7 @@ struct WorkloadKind {
   std::function<std::shared_ptr<const WorkloadOptions>(JsonReader& r)> read;
   std::function<Status(const Scenario&)> check;  // after every section is read; may be null
   std::function<std::shared_ptr<void>(const Scenario&)> make_shared;  // may be null
-  std::function<Result<std::unique_ptr<PeerApp>>(const Scenario&, Runtime&,
-                                                 const WorkloadContext&)>
+  std::function<Result<std::unique_ptr<PeerApp>>(const Scenario&, Runtime&, const WorkloadContext&)>
       make_app;
   std::function<nlohmann::json(const Scenario&, const MetricsSink&)> summary;  // may be null
   // One short line on how the run is going ("accuracy 0.81 at t=60 s"), "" when nothing new; the

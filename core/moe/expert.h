@@ -22,15 +22,15 @@ namespace crowdtrain::moe {
 
 // Which expert to build. Builder style: ExpertConfig().kind("ffn").hidden(1024).
 class ExpertConfig {
-#define CT_EXPERT_OPTION(type, name, init)  \
- public:                                    \
-  ExpertConfig& name(type v) {              \
-    name##_ = std::move(v);                 \
-    return *this;                           \
-  }                                         \
+#define CT_EXPERT_OPTION(type, name, init)     \
+ public:                                       \
+  ExpertConfig& name(type v) {                 \
+    name##_ = std::move(v);                    \
+    return *this;                              \
+  }                                            \
   const type& name() const { return name##_; } \
-                                            \
- private:                                   \
+                                               \
+ private:                                      \
   type name##_ = init;
 
   // "ffn" (hivemind: LayerNorm(x + Linear(4h,h)(GELU(Linear(h,4h)(x))))), "residual_ffn" (the
@@ -38,19 +38,19 @@ class ExpertConfig {
   // "transformer" (an encoder layer on [seq_len, hidden] samples, GELU), "torchscript" (a
   // TorchScript file exported from PyTorch, `script_path`), or a name registered in C++.
   CT_EXPERT_OPTION(std::string, kind, "ffn")
-  CT_EXPERT_OPTION(int64_t, hidden, 64)       // h (d_model for "transformer")
-  CT_EXPERT_OPTION(int64_t, ffn_dim, 0)       // inner width; 0 = 4 * hidden
-  CT_EXPERT_OPTION(int64_t, heads, 4)         // "transformer"
-  CT_EXPERT_OPTION(int64_t, seq_len, 0)       // "transformer": tokens per sample (0 = 1)
+  CT_EXPERT_OPTION(int64_t, hidden, 64)           // h (d_model for "transformer")
+  CT_EXPERT_OPTION(int64_t, ffn_dim, 0)           // inner width; 0 = 4 * hidden
+  CT_EXPERT_OPTION(int64_t, heads, 4)             // "transformer"
+  CT_EXPERT_OPTION(int64_t, seq_len, 0)           // "transformer": tokens per sample (0 = 1)
   CT_EXPERT_OPTION(std::string, script_path, "")  // "torchscript"
   // "torchscript": the per-sample input/output shape the module expects (empty = [hidden]).
   CT_EXPERT_OPTION(std::vector<int64_t>, sample_shape, {})
   CT_EXPERT_OPTION(std::string, optimizer, "adam")  // "adam" | "sgd"
   CT_EXPERT_OPTION(double, lr, 1e-3)
-  CT_EXPERT_OPTION(double, momentum, 0.0)          // sgd
-  CT_EXPERT_OPTION(double, max_grad_norm, 0.0)     // clip before the step; 0 = no clipping
-  CT_EXPERT_OPTION(std::string, device, "cpu")     // "cpu" | "cuda" (when LibTorch has CUDA)
-  CT_EXPERT_OPTION(uint64_t, seed, 0)              // parameter initialisation
+  CT_EXPERT_OPTION(double, momentum, 0.0)       // sgd
+  CT_EXPERT_OPTION(double, max_grad_norm, 0.0)  // clip before the step; 0 = no clipping
+  CT_EXPERT_OPTION(std::string, device, "cpu")  // "cpu" | "cuda" (when LibTorch has CUDA)
+  CT_EXPERT_OPTION(uint64_t, seed, 0)           // parameter initialisation
 #undef CT_EXPERT_OPTION
 };
 

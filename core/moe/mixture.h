@@ -50,18 +50,18 @@ class ExpertFinder {
 };
 
 struct MixtureCallOptions {
-  uint32_t k_min = 1;                      // forward: answers each sample needs
-  Time forward_timeout = std::chrono::seconds(10);       // forward: the whole call's limit
-  Time timeout_after_k_min = std::chrono::seconds(1);    // forward: wait for stragglers
-  uint32_t backward_k_min = 1;             // backward: answers each sample needs
+  uint32_t k_min = 1;                                  // forward: answers each sample needs
+  Time forward_timeout = std::chrono::seconds(10);     // forward: the whole call's limit
+  Time timeout_after_k_min = std::chrono::seconds(1);  // forward: wait for stragglers
+  uint32_t backward_k_min = 1;                         // backward: answers each sample needs
   Time backward_timeout = std::chrono::seconds(10);
 };
 
 // One expert's part of a call: the samples routed to it and, after forward, its output.
 struct ExpertCall {
   ExpertRef expert;
-  std::vector<int64_t> samples;       // indices into the call's batch, ascending
-  std::optional<TensorData> output;   // forward: [samples.size(), output shape...] when it answered
+  std::vector<int64_t> samples;      // indices into the call's batch, ascending
+  std::optional<TensorData> output;  // forward: [samples.size(), output shape...] when it answered
   std::optional<TensorData> grad_input;  // backward: [samples.size(), input shape...] when answered
 };
 

@@ -72,12 +72,12 @@ void read_client(JsonReader& r, MoeClientOptions& c) {
   r.read("search_timeout_s", c.search_timeout_s, timeout);
   r.read("negative_cache_s", c.negative_cache_s, NumberRange::non_negative());
   if (r.ok() && c.k_min > c.k) {
-    r.fail(r.path_of("k_min"), "must be <= k (" + std::to_string(c.k) + "), got " +
-                                   std::to_string(c.k_min));
+    r.fail(r.path_of("k_min"),
+           "must be <= k (" + std::to_string(c.k) + "), got " + std::to_string(c.k_min));
   }
   if (r.ok() && c.backward_k_min > c.k) {
-    r.fail(r.path_of("backward_k_min"), "must be <= k (" + std::to_string(c.k) + "), got " +
-                                            std::to_string(c.backward_k_min));
+    r.fail(r.path_of("backward_k_min"),
+           "must be <= k (" + std::to_string(c.k) + "), got " + std::to_string(c.backward_k_min));
   }
 }
 
@@ -144,20 +144,20 @@ Status check_moe_options(const Scenario& s) {
                                                    std::to_string(o.client.k));
   }
   if (o.servers >= s.peers.count) {
-    return json_error("workload.moe.servers",
-                      "must leave at least one trainer: < peers.count (" +
-                          std::to_string(s.peers.count) + "), got " + std::to_string(o.servers));
+    return json_error("workload.moe.servers", "must leave at least one trainer: < peers.count (" +
+                                                  std::to_string(s.peers.count) + "), got " +
+                                                  std::to_string(o.servers));
   }
   if (o.replicas > o.servers) {
-    return json_error("workload.moe.replicas", "must be <= servers (" +
-                                                   std::to_string(o.servers) + "), got " +
-                                                   std::to_string(o.replicas));
+    return json_error("workload.moe.replicas", "must be <= servers (" + std::to_string(o.servers) +
+                                                   "), got " + std::to_string(o.replicas));
   }
   auto info = expert_info(o.expert);
   if (!info.ok()) return json_error("workload.moe.expert", info.status().message());
   if (info->input_shape != info->output_shape) {
-    return json_error("workload.moe.expert", "a DMoE layer needs an expert whose output has the "
-                                             "shape of its input");
+    return json_error("workload.moe.expert",
+                      "a DMoE layer needs an expert whose output has the "
+                      "shape of its input");
   }
   return Status();
 }

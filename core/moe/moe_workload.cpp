@@ -167,8 +167,9 @@ class ServerApp final : public MoePeer {
         auto expert = make_expert(ExpertConfig(o_.expert).seed(derive_seed(seed_, uid)));
         st = expert.ok() ? server_.add_expert(uid, std::move(expert.value())) : expert.status();
       }
-      if (!st.ok()) return Status::error("moe server " + std::to_string(rt_.self()) + ": " + uid +
-                                         ": " + st.message());
+      if (!st.ok())
+        return Status::error("moe server " + std::to_string(rt_.self()) + ": " + uid + ": " +
+                             st.message());
     }
     return Status();
   }
@@ -276,13 +277,12 @@ class TrainerApp final : public MoePeer {
                                     rt_.metrics().observe(key + "time_s", at);
                                   }
                                   rt_.metrics().event("moe_eval", {{"time_s", at},
-                                                       {"accuracy", r.accuracy},
-                                                       {"samples", r.samples},
-                                                       {"failed", r.failed_samples}});
+                                                                   {"accuracy", r.accuracy},
+                                                                   {"samples", r.samples},
+                                                                   {"failed", r.failed_samples}});
                                 });
-    rt_.schedule(from_seconds(o_.trainer.eval_interval_s), [this, k, at] {
-      evaluate(k + 1, at + o_.trainer.eval_interval_s);
-    });
+    rt_.schedule(from_seconds(o_.trainer.eval_interval_s),
+                 [this, k, at] { evaluate(k + 1, at + o_.trainer.eval_interval_s); });
   }
 
   std::shared_ptr<MoeData> data_;

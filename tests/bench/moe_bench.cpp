@@ -1,8 +1,8 @@
 // One Learning@home training step of an "ffn" expert (Adam), samples/s: through the expert server
 // (a forward and a backward request through RpcEndpoint, task pools and batching), through the
-// Expert interface (forward(), then backward() which recomputes the forward, back-propagates and steps,
-// with the TensorData conversions and the checks), against bare LibTorch doing the same work on
-// the same module (a no-grad forward, a forward with a graph, backward, step), and bare
+// Expert interface (forward(), then backward() which recomputes the forward, back-propagates and
+// steps, with the TensorData conversions and the checks), against bare LibTorch doing the same work
+// on the same module (a no-grad forward, a forward with a graph, backward, step), and bare
 // LibTorch's ordinary step without the recomputation (what statelessness costs). Arguments:
 // hidden, batch. Run with OMP_NUM_THREADS=1 (and OPENBLAS_CORETYPE as ./crowdtrain sets it).
 //   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5 \

@@ -316,9 +316,9 @@ TEST(BeamSearch, MalformedEntriesAreSkippedAndCounted) {
   for (auto it = row1.begin(); it != row1.end();) {
     it = it->first.rfind("3.", 0) == 0 ? row1.erase(it) : std::next(it);
   }
-  row1["3"] = "abc";  // ... and has only a malformed server value
-  row1["3.x"] = "1";  // ... and a replica entry that names no server
-  f.dir.data["ffn.0."]["6"] = "1";    // outside dimension 1
+  row1["3"] = "abc";                // ... and has only a malformed server value
+  row1["3.x"] = "1";                // ... and a replica entry that names no server
+  f.dir.data["ffn.0."]["6"] = "1";  // outside dimension 1
   for (int i = 0; i < 6; ++i) f.declared.erase("ffn.2." + std::to_string(i));
   f.declared.erase("ffn.1.3");
   BeamSearch search(f.rt, f.dir, grid, BeamSearchOptions().beam_size(6));

