@@ -40,6 +40,7 @@ struct RegionsSpec {
 struct NetworkSpec {
   std::string fidelity = "message";                    // "message" | "packet"
   DistSpec access_latency_ms = DistSpec::constant(5);  // one way, peer <-> its region router
+  DistSpec delay_ms = DistSpec::constant(0);  // message level: extra one-way delay, per message
   DistSpec upload_mbps = DistSpec::constant(100);
   DistSpec download_mbps = DistSpec::constant(100);
   RegionsSpec regions;

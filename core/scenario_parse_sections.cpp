@@ -76,6 +76,7 @@ void read_peers(JsonReader& r, PeersSpec& out, std::vector<bool>& class_sets_upl
 void read_network(JsonReader& r, NetworkSpec& out) {
   r.read_choice("fidelity", out.fidelity, {"message", "packet"});
   read_dist(r, "access_latency_ms", out.access_latency_ms, /*positive=*/false);
+  read_dist(r, "delay_ms", out.delay_ms, /*positive=*/false);
   read_dist(r, "upload_mbps", out.upload_mbps, /*positive=*/true);
   read_dist(r, "download_mbps", out.download_mbps, /*positive=*/true);
   r.object("regions", [&](JsonReader& g) {
@@ -99,6 +100,10 @@ void read_network(JsonReader& r, NetworkSpec& out) {
   r.read("max_message_bytes", out.max_message_bytes, NumberRange::closed(1, kMaxMessageBytes));
   r.read("serialize", out.serialize);
   r.read("tcp_effects", out.tcp_effects);
+  if (r.ok() && out.fidelity == "packet" &&
+      (out.delay_ms.kind != DistSpec::Kind::kConstant || out.delay_ms.value > 0)) {
+    r.fail(r.path_of("delay_ms"), "is modelled at message fidelity only (network.fidelity)");
+  }
 }
 
 void read_churn(JsonReader& r, ChurnSpec& out) {

@@ -110,4 +110,16 @@ Status check_workload(const Scenario& scenario) {
   return k != nullptr && k->check ? k->check(scenario) : Status();
 }
 
+std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, uint32_t count,
+                                   Rng& rng) {
+  if (context.bootstrap && !context.bootstrap->empty()) return *context.bootstrap;
+  std::vector<PeerId> out;
+  if (self == 0) return out;
+  out.push_back(0);
+  for (uint32_t i = 1; i < count && i < self; ++i) {
+    out.push_back(static_cast<PeerId>(rng.uniform_int(self)));
+  }
+  return out;
+}
+
 }  // namespace crowdtrain

@@ -35,6 +35,12 @@ struct WorkloadContext {
   std::string state_dir;
 };
 
+// The peers a peer contacts first to join an overlay (DHT bootstrap): context.bootstrap when the
+// world gives one; else, for peer `self` > 0, peer 0 and up to count - 1 peers drawn from the lower
+// ids (those present at t = 0 bootstrap in id order); none for peer 0. Draws from `rng`.
+std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, uint32_t count,
+                                   Rng& rng);
+
 // One workload kind. `read` is null for the kinds whose options still live in WorkloadSpec
 // (probe, transfers, dht, averaging, training); a kind with a reader keeps its options in its
 // folder as a WorkloadOptions subclass, read from workload.<name> and found with

@@ -5,6 +5,7 @@
 // from max(first byte arrival, down_busy[b]), and the message is delivered when both the uplink and
 // the downlink have carried its last byte. Two ns-3 events per message (arrival, delivery),
 // whatever its size. In-flight messages live in a slab (no allocation per message once warm).
+// network.delay_ms adds a per-message delay (drawn at send time) to the latency.
 // With network.tcp_effects, sim/tcp_effects.h adds TCP's handshake, slow start and header bytes.
 #include <ns3/simulator.h>
 
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/random.h"
 #include "sim/network.h"
 #include "sim/tcp_effects.h"
 
@@ -32,6 +34,8 @@ class MessageNetwork final : public NetworkModel {
       : topology_(topology),
         spec_(spec),
         loss_rng_(loss_seed),
+        delay_rng_(derive_seed(loss_seed, "delay")),
+        has_delay_(spec.delay_ms.kind != DistSpec::Kind::kConstant || spec.delay_ms.value > 0),
         deliver_(std::move(deliver)),
         peers_(topology.size()) {
     if (spec.tcp_effects) tcp_ = std::make_unique<TcpEffects>(spec.tcp_segment_bytes, kTcpIdleS);
@@ -61,6 +65,8 @@ class MessageNetwork final : public NetworkModel {
     }
     const double one_way_s = topology_.one_way_latency_s(from, to);
     int64_t latency_ns = static_cast<int64_t>(std::llround(one_way_s * 1e9));
+    // The extra delay is drawn at send time, in send order, like loss.
+    if (has_delay_) latency_ns += std::llround(spec_.delay_ms.sample(delay_rng_) * 1e6);
     if (tcp_) {
       const double rate_Bps =
           std::min(topology_.peer(from).up_bps, topology_.peer(to).down_bps) / 8.0;
@@ -176,6 +182,8 @@ class MessageNetwork final : public NetworkModel {
   const Topology& topology_;
   const NetworkSpec& spec_;
   Rng loss_rng_;
+  Rng delay_rng_;  // network.delay_ms
+  bool has_delay_;
   DeliverFn deliver_;
   std::vector<PeerState> peers_;
   std::vector<InFlight> slots_;

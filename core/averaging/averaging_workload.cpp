@@ -181,14 +181,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   o.key_prefix = a.key_prefix;
   o.initial_bits = initial_bits_for_cell(board->cell(self), o.grid);
   o.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
-  if (context.bootstrap && !context.bootstrap->empty()) {
-    o.bootstrap = *context.bootstrap;
-  } else if (self > 0) {
-    o.bootstrap.push_back(0);
-    for (uint32_t i = 1; i < a.bootstrap_peers && i < self; ++i) {
-      o.bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
-    }
-  }
+  o.bootstrap = first_contacts(context, self, a.bootstrap_peers, rt.rng());
   o.first_round = from_seconds(a.first_round_s);
   o.round_interval = from_seconds(a.round_interval_s);
   o.rounds = a.rounds;

@@ -8,6 +8,10 @@
 
 namespace crowdtrain::moe {
 
+namespace {
+constexpr Time kAloneRetry = std::chrono::seconds(2);
+}  // namespace
+
 std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& uids, PeerId server,
                                               Time expiration) {
   const std::string server_str = std::to_string(server);
@@ -71,8 +75,12 @@ void ExpertDeclarer::start() {
 }
 
 void ExpertDeclarer::tick() {
+  // Records declared while the node knows no other peer (the network's first node) stay on this
+  // node only, where lookups from others need not look: declare again soon instead of a period on.
+  const bool alone = node_.routing_table().size() == 0;
   declare(std::vector<std::string>(uids_.begin(), uids_.end()));
-  timer_ = rt_.schedule(options_.period(), [this, alive = alive_] {
+  const Time next = alone ? std::min(options_.period(), kAloneRetry) : options_.period();
+  timer_ = rt_.schedule(next, [this, alive = alive_] {
     if (*alive) tick();
   });
 }

@@ -14,6 +14,7 @@ namespace {
 constexpr double kMaxTimeoutS = 3600;
 constexpr uint32_t kMaxK = 256;
 constexpr uint32_t kMaxBatch = 1u << 20;
+constexpr uint32_t kMaxLayers = 4096;
 
 void read_grid(JsonReader& r, MoeOptions& o) {
   r.read("prefix", o.grid_prefix);
@@ -49,6 +50,7 @@ void read_expert(JsonReader& r, ExpertConfig& e) {
 
 void read_server(JsonReader& r, MoeServerOptions& s) {
   r.read("max_batch_size", s.max_batch_size, NumberRange::closed(1, kMaxBatch));
+  r.read("max_queue_samples", s.max_queue_samples, NumberRange::closed(0, uint64_t{1} << 32));
   r.read("checkpoint_interval_s", s.checkpoint_interval_s, NumberRange::non_negative());
   r.read("declare_period_s", s.declare_period_s, NumberRange::positive());
   r.read("declare_expiration_s", s.declare_expiration_s, NumberRange::positive());
@@ -82,8 +84,11 @@ void read_client(JsonReader& r, MoeClientOptions& c) {
 }
 
 void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
+  std::string task = "mnist";
+  r.read_choice("task", task, {"mnist", "chain"});
+  t.task = task == "chain" ? TrainerTask::kChain : TrainerTask::kMnist;
   r.read("trainers_per_peer", t.trainers_per_peer, NumberRange::closed(1, 1024));
-  r.read("layers", t.layers, NumberRange::closed(1, 64));
+  r.read("layers", t.layers, NumberRange::closed(1, kMaxLayers));
   r.read("batch_size", t.batch_size, NumberRange::closed(1, 65536));
   r.read("lr", t.lr, NumberRange::positive());
   r.read("start_s", t.start_s, NumberRange::non_negative());
@@ -100,6 +105,13 @@ void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
   } else {
     r.take("target_accuracies");
   }
+}
+
+void read_chain(JsonReader& r, MoeChainOptions& c) {
+  r.read("batch", c.batch, NumberRange::closed(1, kMaxBatch));
+  r.read("backward", c.backward);
+  r.read("warmup_s", c.warmup_s, NumberRange::non_negative());
+  r.read("retry_s", c.retry_s, NumberRange::non_negative());
 }
 
 void read_dht(JsonReader& r, MoeDhtOptions& d) {
@@ -123,6 +135,7 @@ std::shared_ptr<const WorkloadOptions> read_moe_options(JsonReader& r) {
   r.object("server", [&](JsonReader& s) { read_server(s, o->server); });
   r.object("client", [&](JsonReader& c) { read_client(c, o->client); });
   r.object("trainer", [&](JsonReader& t) { read_trainer(t, o->trainer); });
+  r.object("chain", [&](JsonReader& c) { read_chain(c, o->chain); });
   r.object("dht", [&](JsonReader& d) { read_dht(d, o->dht); });
   return o;
 }
@@ -138,7 +151,7 @@ Status check_moe_options(const Scenario& s) {
                                                   std::to_string(o.experts));
   }
   const uint64_t per_layer = o.experts == 0 ? grid.count() : o.experts;
-  if (o.client.k > per_layer) {
+  if (o.trainer.task == TrainerTask::kMnist && o.client.k > per_layer) {
     return json_error("workload.moe.client.k", "must be <= the experts per layer (" +
                                                    std::to_string(per_layer) + "), got " +
                                                    std::to_string(o.client.k));
@@ -151,6 +164,21 @@ Status check_moe_options(const Scenario& s) {
   if (o.replicas > o.servers) {
     return json_error("workload.moe.replicas", "must be <= servers (" + std::to_string(o.servers) +
                                                    "), got " + std::to_string(o.replicas));
+  }
+  if (o.trainer.task == TrainerTask::kMnist && o.numerics == Numerics::kTiming) {
+    return json_error("workload.moe.numerics",
+                      "the MNIST trainer (trainer.task \"mnist\") needs \"real\"; timing-only "
+                      "numerics run with trainer.task \"chain\"");
+  }
+  if (o.trainer.task == TrainerTask::kChain && o.chain.warmup_s >= s.duration_s) {
+    return json_error("workload.moe.chain.warmup_s",
+                      "must be < duration_s (" + json_number_text(s.duration_s) +
+                          "), or no call is counted, got " + json_number_text(o.chain.warmup_s));
+  }
+  if (o.trainer.task == TrainerTask::kChain && o.chain.batch > o.server.max_batch_size) {
+    return json_error("workload.moe.chain.batch", "must be <= server.max_batch_size (" +
+                                                      std::to_string(o.server.max_batch_size) +
+                                                      "), got " + std::to_string(o.chain.batch));
   }
   auto info = expert_info(o.expert);
   if (!info.ok()) return json_error("workload.moe.expert", info.status().message());

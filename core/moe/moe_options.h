@@ -16,6 +16,7 @@ namespace crowdtrain::moe {
 
 struct MoeServerOptions {
   uint32_t max_batch_size = 1024;    // samples per batch of one expert's pool
+  uint64_t max_queue_samples = 0;    // waiting per pool before refusals; 0 = 16 * max_batch_size
   double checkpoint_interval_s = 0;  // 0 = no checkpoints (else into the peer's state folder)
   double declare_period_s = 30;      // re-declare the hosted experts in the DHT this often
   double declare_expiration_s = 60;  // a declaration expires this long after it is made
@@ -33,8 +34,13 @@ struct MoeClientOptions {
   double negative_cache_s = 10;  // a prefix found empty is not asked again for this long
 };
 
+// What a trainer peer does: train the DMoE classifier on MNIST digits, or pass batches through a
+// chain of one expert per layer for throughput (Learning@home's throughput experiment).
+enum class TrainerTask : uint8_t { kMnist = 0, kChain = 1 };
+
 struct MoeTrainerOptions {
-  uint32_t trainers_per_peer = 1;  // concurrent trainers on one peer, sharing its local model
+  TrainerTask task = TrainerTask::kMnist;
+  uint32_t trainers_per_peer = 1;  // concurrent trainers on one peer (MNIST: sharing its model)
   uint32_t layers = 2;             // DMoE layers (each with its own grid prefix: prefix + index)
   uint32_t batch_size = 16;
   double lr = 1e-3;            // Adam, local parameters
@@ -43,6 +49,14 @@ struct MoeTrainerOptions {
   uint32_t eval_samples = 500;
   double eval_interval_s = 10;
   std::vector<double> target_accuracies{0.8, 0.9};
+};
+
+// trainer.task "chain" (core/moe/chain_trainer.h).
+struct MoeChainOptions {
+  uint32_t batch = 16;    // samples per pass
+  bool backward = false;  // forward and backward passes (else forward only)
+  double warmup_s = 30;   // block calls finishing before this do not count
+  double retry_s = 1;     // after a failed call, wait this long, find the expert again
 };
 
 struct MoeDhtOptions {
@@ -63,6 +77,7 @@ class MoeOptions final : public WorkloadOptions {
   MoeServerOptions server;
   MoeClientOptions client;
   MoeTrainerOptions trainer;
+  MoeChainOptions chain;
   MoeDhtOptions dht;
 };
 

@@ -17,6 +17,7 @@
 #include "core/moe/declare.h"
 #include "core/moe/expert_uid.h"
 #include "core/moe/moe_options.h"
+#include "core/moe/moe_peer.h"
 #include "core/moe/server.h"
 #include "core/rpc.h"
 #include "core/train/dataset.h"
@@ -29,9 +30,7 @@ namespace {
 
 constexpr const char* kKind = "moe";
 constexpr const char* kEvalPrefix = "moe_eval_";
-constexpr double kBootstrapRetryS = 5;
-
-const MoeOptions& options_of(const Scenario& s) { return s.workload.options_of<MoeOptions>(kKind); }
+const MoeOptions& options_of(const Scenario& s) { return moe_options_of(s); }
 
 // The digits every trainer reads: the training part (sharded per trainer peer) and a fixed sample
 // of the test part. Shared by the simulated world's peers; each live peer loads its own.
@@ -62,84 +61,33 @@ Result<std::shared_ptr<MoeData>> load_data(const Scenario& s) {
   return shared;
 }
 
-ExpertGrid layer_grid(const MoeOptions& o, uint32_t layer) {
-  return ExpertGrid{o.grid_prefix + std::to_string(layer), o.grid_sizes};
-}
-
-// The uids server `server` hosts, over every layer's grid.
+// The uids server `server` hosts, over every layer's grid. Placements continue round-robin from
+// one layer to the next (layer l's first placement goes to the server after layer l-1's last), so
+// that loads stay even when a layer has fewer placements than there are servers (a chain of one
+// expert per layer is spread over the servers in turn, as the paper's throughput experiment).
 Result<std::vector<std::string>> hosted_uids(const Scenario& s, uint32_t server) {
   const MoeOptions& o = options_of(s);
   std::vector<std::string> uids;
+  uint64_t offset = 0;  // placements made by the layers before
   for (uint32_t l = 0; l < o.trainer.layers; ++l) {
     auto assigned = assign_experts(layer_grid(o, l), o.experts, o.servers, o.replicas,
                                    derive_seed(s.seed, "moe_assign", l));
     if (!assigned.ok()) return assigned.status();
-    const auto& mine = assigned.value()[server];
+    const uint64_t rotated = (server + o.servers - offset % o.servers) % o.servers;
+    const auto& mine = assigned.value()[rotated];
     uids.insert(uids.end(), mine.begin(), mine.end());
+    for (const auto& list : assigned.value()) offset += list.size();
   }
   return uids;
 }
-
-// What both roles share: the peer's RpcEndpoint and DhtNode, and the DHT bootstrap (spread over
-// bootstrap_spread_s for peers present at t = 0, retried while no peer answers).
-class MoePeer : public PeerApp {
- public:
-  void start() override {
-    node_->start();
-    double delay = 0;
-    if (rt_.now() == Time(0)) delay = o_.dht.bootstrap_spread_s * rt_.self() / peers_;
-    rt_.schedule(from_seconds(delay), [this] { bootstrap(); });
-  }
-  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
-
- protected:
-  MoePeer(Runtime& rt, const Scenario& s, const WorkloadContext& context)
-      : rt_(rt),
-        o_(options_of(s)),
-        context_(context),
-        peers_(s.peers.count),
-        rpc_(rt),
-        node_(std::make_unique<dht::DhtNode>(
-            rt, rpc_, dht::DhtId::random(rt.rng()),
-            dht::DhtOptions().rpc_timeout(from_seconds(o_.dht.rpc_timeout_s)))) {}
-  virtual void on_bootstrapped() = 0;
-
-  Runtime& rt_;
-  const MoeOptions& o_;
-  WorkloadContext context_;
-  uint32_t peers_;
-  RpcEndpoint rpc_;
-  std::unique_ptr<dht::DhtNode> node_;  // after rpc_: destroyed first
-
- private:
-  std::vector<PeerId> bootstrap_peers() {
-    const PeerId self = rt_.self();
-    if (context_.bootstrap && !context_.bootstrap->empty()) return *context_.bootstrap;
-    std::vector<PeerId> out;
-    if (self == 0) return out;
-    out.push_back(0);
-    for (uint32_t i = 1; i < o_.dht.bootstrap_peers && i < self; ++i) {
-      out.push_back(static_cast<PeerId>(rt_.rng().uniform_int(self)));
-    }
-    return out;
-  }
-  void bootstrap() {
-    node_->bootstrap(bootstrap_peers(), [this](Status st) {
-      if (!st.ok()) {
-        rt_.metrics().count("moe_bootstrap_retries");
-        rt_.schedule(from_seconds(kBootstrapRetryS), [this] { bootstrap(); });
-        return;
-      }
-      on_bootstrapped();
-    });
-  }
-};
 
 // Checkpoints go to the peer's own folder (WorkloadContext::state_dir), so that a restarted server
 // resumes its experts from there.
 ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& context) {
   ExpertServerOptions so;
-  so.max_batch_size(o.server.max_batch_size).numerics(o.numerics);
+  so.max_batch_size(o.server.max_batch_size)
+      .max_queue_samples(o.server.max_queue_samples)
+      .numerics(o.numerics);
   if (o.server.checkpoint_interval_s > 0 && !context.state_dir.empty()) {
     so.checkpoint_dir(context.state_dir + "/experts")
         .checkpoint_interval(from_seconds(o.server.checkpoint_interval_s));
@@ -294,7 +242,7 @@ class TrainerApp final : public MoePeer {
 };
 
 std::shared_ptr<void> make_shared_data(const Scenario& s) {
-  if (options_of(s).numerics == Numerics::kTiming) return nullptr;
+  if (options_of(s).trainer.task != TrainerTask::kMnist) return nullptr;
   auto data = load_data(s);
   return data.ok() ? std::static_pointer_cast<void>(data.value()) : nullptr;
 }
@@ -312,9 +260,7 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
     if (!st.ok()) return st;
     return std::unique_ptr<PeerApp>(std::move(app));
   }
-  if (o.numerics == Numerics::kTiming) {
-    return Status::error("moe: the MNIST trainer needs numerics \"real\"");
-  }
+  if (o.trainer.task == TrainerTask::kChain) return make_chain_app(s, rt, context);
   std::shared_ptr<MoeData> data;
   if (context.shared) {
     data = std::static_pointer_cast<MoeData>(context.shared);
@@ -324,21 +270,6 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
     data = loaded.value();
   }
   return std::unique_ptr<PeerApp>(std::make_unique<TrainerApp>(rt, s, context, data));
-}
-
-}  // namespace
-
-namespace {
-
-// The newest evaluation: "moe: test accuracy 0.78 at t=58 s (23 trainers)".
-std::string moe_progress(const Scenario& s, const MetricsSink& sink) {
-  const nlohmann::json curve = moe_summary(s, sink)["curve"];
-  if (curve.empty() || !curve.back().contains("accuracy")) return "";
-  char line[160];
-  std::snprintf(line, sizeof line, "moe: test accuracy %.3f at t=%.0f s (%d trainers)",
-                curve.back()["accuracy"].get<double>(), curve.back()["time_s"].get<double>(),
-                static_cast<int>(curve.back()["trainers"].get<int64_t>()));
-  return line;
 }
 
 }  // namespace
@@ -353,55 +284,6 @@ WorkloadKind moe_workload_kind() {
   k.summary = moe_summary;
   k.progress = moe_progress;
   return k;
-}
-
-nlohmann::json moe_summary(const Scenario& s, const MetricsSink& sink) {
-  const MoeOptions& o = options_of(s);
-  std::map<int64_t, nlohmann::json> points;
-  const std::string prefix = kEvalPrefix;
-  for (const std::string& name : sink.sample_names()) {
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string rest = name.substr(prefix.size());
-    const size_t cut = rest.find('_');
-    if (cut == std::string::npos) continue;
-    const std::string what = rest.substr(cut + 1);
-    nlohmann::json& p = points[std::stoll(rest.substr(0, cut))];
-    if (what == "time_s") p["time_s"] = sink.sample_mean(name);
-    if (what == "accuracy") {
-      p["accuracy"] = sink.sample_mean(name);
-      p["trainers"] = static_cast<int64_t>(sink.sample_count(name));
-    }
-  }
-  nlohmann::json curve = nlohmann::json::array();
-  nlohmann::json to = nlohmann::json::object();
-  for (double target : o.trainer.target_accuracies) to[json_number_text(target)] = nullptr;
-  for (auto& [k, p] : points) {
-    curve.push_back(p);
-    for (double target : o.trainer.target_accuracies) {
-      nlohmann::json& slot = to[json_number_text(target)];
-      if (slot.is_null() && p.value("accuracy", 0.0) >= target) slot = p["time_s"];
-    }
-  }
-  nlohmann::json out = {
-      {"curve", curve},
-      {"time_to_accuracy_s", to},
-      {"final_accuracy", curve.empty() ? nlohmann::json(nullptr) : curve.back()["accuracy"]}};
-  nlohmann::json counters = nlohmann::json::object();
-  for (const auto& [name, value] : sink.counters()) {
-    if (name.rfind("moe_", 0) == 0 || name.rfind("dmoe_", 0) == 0) counters[name] = value;
-  }
-  out["counters"] = counters;
-  nlohmann::json pct = nlohmann::json::object();
-  for (const char* n : {"moe_batch_size", "moe_queue_s", "moe_compute_s", "moe_beam_search_s",
-                        "moe_client_forward_s", "moe_client_backward_s", "dmoe_step_s"}) {
-    if (sink.sample_count(n) == 0) continue;
-    pct[n] = {{"p50", sink.percentile(n, 0.5)},
-              {"p90", sink.percentile(n, 0.9)},
-              {"mean", sink.sample_mean(n)},
-              {"count", static_cast<int64_t>(sink.sample_count(n))}};
-  }
-  out["distributions"] = pct;
-  return out;
 }
 
 }  // namespace crowdtrain::moe

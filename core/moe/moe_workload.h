@@ -8,6 +8,8 @@
 // worlds: in the simulated one the peers share the loaded digits (WorkloadContext::shared).
 #pragma once
 
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "core/metrics.h"
@@ -22,6 +24,9 @@ WorkloadKind moe_workload_kind();
 // {"curve": [{time_s, accuracy, trainers}], "time_to_accuracy_s", "final_accuracy", counters of the
 // servers, the beam search and the client, and percentiles of batch sizes, queue, compute and
 // search times}.
+// With trainer.task "chain": {"throughput": {samples_per_s, window_s, ...}} in place of the curve.
 nlohmann::json moe_summary(const Scenario& scenario, const MetricsSink& sink);
+// The progress line the simulated world prints (newest accuracy, or the chain's counts).
+std::string moe_progress(const Scenario& scenario, const MetricsSink& sink);
 
 }  // namespace crowdtrain::moe

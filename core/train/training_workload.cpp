@@ -176,17 +176,11 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
   o.state_timeout = from_seconds(t.state_timeout_s);
   o.steps_per_round = t.local_steps_per_round;
   const Time spread = from_seconds(t.bootstrap_spread_s * self / n);
-  std::vector<PeerId> bootstrap;
-  if (context.bootstrap && !context.bootstrap->empty()) {
-    bootstrap = *context.bootstrap;
-  } else if (joiner) {
-    bootstrap = pick_peers(everyone, self, t.bootstrap_peers, rt.rng());
-  } else if (self > 0) {
-    bootstrap.push_back(0);
-    for (uint32_t i = 1; i < t.bootstrap_peers && i < self; ++i) {
-      bootstrap.push_back(static_cast<PeerId>(rt.rng().uniform_int(self)));
-    }
-  }
+  // A peer that joins later picks among everyone; the first ones in id order.
+  const bool pick_anyone = joiner && !(context.bootstrap && !context.bootstrap->empty());
+  std::vector<PeerId> bootstrap = pick_anyone
+                                      ? pick_peers(everyone, self, t.bootstrap_peers, rt.rng())
+                                      : first_contacts(context, self, t.bootstrap_peers, rt.rng());
   const AdvertisedLink link = advertised_link(t.balance, context);
   if (t.mode == "collaborative") {
     CollaborativeOptions c;
