@@ -1,10 +1,12 @@
 // The crowdtrain program: `run` (simulate a scenario), `check` (validate one), `live` (one live
-// peer). Exit codes: 0 success, 1 a run failed, 2 bad arguments or a broken scenario.
+// peer), `calibrate` (time a MoE scenario's expert for the compute-time model). Exit codes: 0
+// success, 1 a run failed, 2 bad arguments or a broken scenario.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "core/moe/calibrate.h"
 #include "core/run_output.h"
 #include "core/scenario.h"
 #if CROWDTRAIN_WITH_SIM
@@ -23,7 +25,8 @@ const char* kUsage =
     "usage: crowdtrain run SCENARIO [--set key=value]... [--seed N] [--out DIR] [--quiet]\n"
     "       crowdtrain check SCENARIO [--set key=value]...\n"
     "       crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,... [--duration S]\n"
-    "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n";
+    "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n"
+    "       crowdtrain calibrate SCENARIO [--set key=value]... [--reps N] [--batch N]\n";
 
 int usage_error(const std::string& why) {
   std::fprintf(stderr, "crowdtrain: %s\n%s", why.c_str(), kUsage);
@@ -135,6 +138,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "run") return cmd_run(args);
   if (cmd == "check") return cmd_check(args);
+  if (cmd == "calibrate") return ct::moe::calibrate_main(args);
   if (cmd == "live") {
 #if CROWDTRAIN_WITH_NET
     return ct::net::live_main(args);

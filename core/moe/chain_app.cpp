@@ -48,6 +48,7 @@ class ChainApp final : public MoePeer {
     co.numerics = o_.numerics;
     co.warmup = from_seconds(o_.chain.warmup_s);
     co.retry = from_seconds(o_.chain.retry_s);
+    co.avoid_failed = from_seconds(o_.chain.avoid_failed_s);
     for (uint32_t t = 0; t < o_.trainer.trainers_per_peer; ++t) {
       trainers_.push_back(std::make_unique<ChainTrainer>(rt, layers, caller_, co));
     }

@@ -4,10 +4,15 @@
 #include "core/moe/chain_trainer.h"
 
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 
 namespace crowdtrain::moe {
+
+namespace {
+constexpr int kMaxDraws = 4;  // lookups of one layer's expert that avoid suspected servers
+}  // namespace
 
 ChainTrainer::ChainTrainer(Runtime& rt, std::vector<ChainLayer> layers, MixtureCaller& caller,
                            ChainOptions options)
@@ -17,6 +22,7 @@ ChainTrainer::ChainTrainer(Runtime& rt, std::vector<ChainLayer> layers, MixtureC
       o_(std::move(options)),
       experts_(layers_.size()),
       inputs_(layers_.size()),
+      grads_(layers_.size()),
       calls_(layers_.size()),
       alive_(std::make_shared<bool>(true)) {}
 
@@ -42,17 +48,17 @@ TensorData ChainTrainer::make_batch(bool random) {
 
 void ChainTrainer::start_pass() {
   pass_start_ = rt_.now();
-  // Find the first layer that has no expert yet; when all have one, run the forward.
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    if (experts_[l].uid.empty()) {
-      resolve(l, [this] { start_pass(); });
-      return;
-    }
-  }
   forward(0, make_batch(/*random=*/true));
 }
 
-void ChainTrainer::resolve(size_t layer, std::function<void()> then) {
+bool ChainTrainer::suspected(PeerId server) const {
+  auto it = suspects_.find(server);
+  return it != suspects_.end() && it->second > rt_.now();
+}
+
+// Finds layer `layer`'s expert (a random one of the grid, a random replica); a replica on a server
+// that failed recently is drawn again, up to kMaxDraws times.
+void ChainTrainer::resolve(size_t layer, std::function<void()> then, int draw) {
   rt_.metrics().count("moe_chain_resolves");
   const ChainLayer& L = layers_[layer];
   std::vector<std::vector<double>> scores;
@@ -63,14 +69,21 @@ void ChainTrainer::resolve(size_t layer, std::function<void()> then) {
   }
   std::weak_ptr<bool> alive = alive_;
   L.finder->find({std::move(scores)}, 1,
-                 [this, alive, layer,
-                  then = std::move(then)](Result<std::vector<std::vector<FoundExpert>>> found) {
+                 [this, alive, layer, draw, then = std::move(then)](
+                     Result<std::vector<std::vector<FoundExpert>>> found) mutable {
                    if (alive.expired()) return;
                    if (!found.ok() || found->empty() || found->front().empty()) {
-                     fail(layer, found.ok() ? Status::error("no expert found") : found.status());
+                     fail(layer, found.ok() ? Status::error("no expert found") : found.status(),
+                          [this, layer, then = std::move(then)]() mutable {
+                            resolve(layer, std::move(then));
+                          });
                      return;
                    }
-                   experts_[layer] = found->front().front().expert;
+                   const ExpertRef e = found->front().front().expert;
+                   if (suspected(e.server) && draw + 1 < kMaxDraws) {
+                     return resolve(layer, std::move(then), draw + 1);
+                   }
+                   experts_[layer] = e;
                    then();
                  });
 }
@@ -81,6 +94,11 @@ void ChainTrainer::forward(size_t layer, TensorData x) {
     return;
   }
   inputs_[layer] = std::move(x);
+  forward_call(layer);
+}
+
+void ChainTrainer::forward_call(size_t layer) {
+  if (experts_[layer].uid.empty()) return resolve(layer, [this, layer] { forward_call(layer); });
   const std::vector<std::vector<ExpertRef>> chosen(static_cast<size_t>(o_.batch),
                                                    {experts_[layer]});
   std::weak_ptr<bool> alive = alive_;
@@ -88,7 +106,8 @@ void ChainTrainer::forward(size_t layer, TensorData x) {
                   [this, alive, layer](Result<std::vector<ExpertCall>> calls) {
                     if (alive.expired()) return;
                     if (!calls.ok() || calls->size() != 1 || !calls->front().output) {
-                      fail(layer, calls.ok() ? Status::error("no output") : calls.status());
+                      fail(layer, calls.ok() ? Status::error("no output") : calls.status(),
+                           [this, layer] { forward_call(layer); });
                       return;
                     }
                     block_done(static_cast<size_t>(o_.batch));
@@ -99,12 +118,21 @@ void ChainTrainer::forward(size_t layer, TensorData x) {
 }
 
 void ChainTrainer::backward(size_t layer, TensorData grad) {
+  grads_[layer] = std::move(grad);
+  backward_call(layer);
+}
+
+// The backward may go to another replica than the forward did (the server is stateless).
+void ChainTrainer::backward_call(size_t layer) {
+  if (experts_[layer].uid.empty()) return resolve(layer, [this, layer] { backward_call(layer); });
+  calls_[layer].expert = experts_[layer];
   std::weak_ptr<bool> alive = alive_;
-  caller_.backward(inputs_[layer], {calls_[layer]}, {std::move(grad)},
+  caller_.backward(inputs_[layer], {calls_[layer]}, {grads_[layer]},
                    [this, alive, layer](Result<std::vector<ExpertCall>> calls) {
                      if (alive.expired()) return;
                      if (!calls.ok() || calls->size() != 1 || !calls->front().grad_input) {
-                       fail(layer, calls.ok() ? Status::error("no gradient") : calls.status());
+                       fail(layer, calls.ok() ? Status::error("no gradient") : calls.status(),
+                            [this, layer] { backward_call(layer); });
                        return;
                      }
                      block_done(static_cast<size_t>(o_.batch));
@@ -127,17 +155,21 @@ void ChainTrainer::block_done(size_t samples) {
   }
 }
 
-// The layer's expert is looked up again before the next pass, after `retry`.
-void ChainTrainer::fail(size_t layer, const Status& status) {
+// The layer's server is suspected for `avoid_failed`; the layer's expert is looked up again and
+// the same step retried after `retry` (the pass goes on from there, keeping its batch).
+void ChainTrainer::fail(size_t layer, const Status& status, std::function<void()> again) {
   ++failures_;
   rt_.metrics().count("moe_chain_failures");
   rt_.metrics().event("moe_chain_failure", {{"layer", static_cast<int64_t>(layer)},
                                             {"uid", experts_[layer].uid},
                                             {"why", status.message()}});
+  if (experts_[layer].server != kNoPeer) {
+    suspects_[experts_[layer].server] = rt_.now() + o_.avoid_failed;
+  }
   experts_[layer] = ExpertRef{};
   std::weak_ptr<bool> alive = alive_;
-  rt_.schedule(o_.retry, [this, alive] {
-    if (!alive.expired()) start_pass();
+  rt_.schedule(o_.retry, [alive, again = std::move(again)] {
+    if (!alive.expired()) again();
   });
 }
 

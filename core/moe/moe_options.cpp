@@ -112,6 +112,7 @@ void read_chain(JsonReader& r, MoeChainOptions& c) {
   r.read("backward", c.backward);
   r.read("warmup_s", c.warmup_s, NumberRange::non_negative());
   r.read("retry_s", c.retry_s, NumberRange::non_negative());
+  r.read("avoid_failed_s", c.avoid_failed_s, NumberRange::non_negative());
 }
 
 void read_dht(JsonReader& r, MoeDhtOptions& d) {

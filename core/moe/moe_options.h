@@ -53,10 +53,11 @@ struct MoeTrainerOptions {
 
 // trainer.task "chain" (core/moe/chain_trainer.h).
 struct MoeChainOptions {
-  uint32_t batch = 16;    // samples per pass
-  bool backward = false;  // forward and backward passes (else forward only)
-  double warmup_s = 30;   // block calls finishing before this do not count
-  double retry_s = 1;     // after a failed call, wait this long, find the expert again
+  uint32_t batch = 16;         // samples per pass
+  bool backward = false;       // forward and backward passes (else forward only)
+  double warmup_s = 30;        // block calls finishing before this do not count
+  double retry_s = 1;          // after a failed call, wait this long, find the expert again, retry
+  double avoid_failed_s = 60;  // a server whose call failed is avoided this long
 };
 
 struct MoeDhtOptions {
