@@ -29,6 +29,8 @@ analysis/plot_dmoe_throughput.py to draw docs/dmoe_throughput.png.
 usage: analysis/run_dmoe_throughput.py [--bin build/crowdtrain] [--out runs/dmoe_throughput]
        [--jobs 2] [--points 10] [--quick]
 --quick: 3 ping values, forward only, no extra series (a few minutes). Finished runs are reused.
+--recalibrate: time the blocks on this machine again (do it on a quiet machine: the CPU device
+model is what `crowdtrain calibrate` measures); else docs/results/dmoe_calibration.csv is reused.
 """
 import argparse
 import concurrent.futures as futures
@@ -61,7 +63,7 @@ def block_sets(name):
 
 
 def calibrate(binary, block, extra=()):
-    args = [binary, "calibrate", SCENARIO, "--reps", "3"]
+    args = [binary, "calibrate", SCENARIO, "--reps", "5"]
     for s in block_sets(block) + list(extra):
         args += ["--set", s]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -157,6 +159,8 @@ def main():
     p.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "1")))
     p.add_argument("--points", type=int, default=10)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="time the blocks again (else reuse docs/results/dmoe_calibration.csv)")
     a = p.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     os.makedirs(a.out, exist_ok=True)
@@ -169,10 +173,14 @@ def main():
                                  "learning_at_home_leave"]
     extra_pings = [200.0 * i / 4 for i in range(5)]
 
-    calib = calibration_rows(a.bin)
-    write_csv("docs/results/dmoe_calibration.csv", calib,
-              ["block", "kind", "compute_device", "phase", "batch", "threads", "seconds", "flops",
-               "flops_per_s", "source"])
+    calib_csv = "docs/results/dmoe_calibration.csv"
+    if a.recalibrate or not os.path.exists(calib_csv):
+        calib = calibration_rows(a.bin)
+        write_csv(calib_csv, calib,
+                  ["block", "kind", "compute_device", "phase", "batch", "threads", "seconds",
+                   "flops", "flops_per_s", "source"])
+    with open(calib_csv) as f:
+        calib = list(csv.DictReader(f))
 
     jobs = []
     for block in BLOCKS:
