@@ -121,6 +121,7 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
                                         .listen(o.listen)
                                         .seed(s.seed)
                                         .max_message_bytes(s.network.max_message_bytes)
+                                        .delay_ms(s.network.delay_ms)
                                         .max_peers(kMaxLivePeers)
                                         .epoch_unix_ns(epoch_ns),
                                     sink);

@@ -50,6 +50,9 @@ ZmqRuntime::ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink)
     : options_(options),
       start_(std::chrono::steady_clock::now()),
       rng_(derive_seed(options.seed(), "peer", options.id())),
+      delay_rng_(derive_seed(options.seed(), "delay", options.id())),
+      has_delay_(options.delay_ms().kind != DistSpec::Kind::kConstant ||
+                 options.delay_ms().value > 0),
       metrics_(&sink, options.id(), [this]() { return now(); }),
       context_(1) {
   const int64_t wall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -256,6 +259,18 @@ std::optional<Time> ZmqRuntime::fire_due_timers() {
 }
 
 void ZmqRuntime::send(PeerId to, Message msg) {
+  if (has_delay_) {
+    const double ms = options_.delay_ms().sample(delay_rng_);
+    if (ms > 0) {
+      auto held = std::make_shared<Message>(std::move(msg));
+      schedule(from_seconds(ms * 1e-3), [this, to, held] { send_now(to, *held); });
+      return;
+    }
+  }
+  send_now(to, msg);
+}
+
+void ZmqRuntime::send_now(PeerId to, const Message& msg) {
   auto it = directory_.find(to);
   if (it == directory_.end()) {
     metrics_.count("net_send_unknown_peer");

@@ -11,7 +11,7 @@
 // the codec's bytes. Frames that fail to decode, come from a malformed or unknown identity, or are
 // multipart are counted ("net_rejected_messages"), logged and dropped; they never reach the app.
 // Sends never block: a full or unconnected pipe drops the message and counts it
-// ("net_send_dropped").
+// ("net_send_dropped"). options.delay_ms holds every message back a drawn time first.
 //
 // Threading contract: single-threaded. Every method, and every callback, runs on the thread that
 // calls run_until(); the one exception is stop(), which may be called from any thread or a signal
@@ -32,6 +32,7 @@
 
 #include <zmq.hpp>
 
+#include "core/distribution.h"
 #include "core/message.h"
 #include "core/metrics.h"
 #include "core/random.h"
@@ -70,6 +71,10 @@ struct ZmqRuntimeOptions {
   CT_OPT(size_t, max_receives_per_turn, 1024)    // fairness between receiving and timers
   CT_OPT(size_t, max_timers_per_turn, 1024)
   CT_OPT(size_t, max_reject_events, 100)  // rejections logged as events; then counted only
+  // An extra one-way delay (ms) drawn for every message from its own seeded stream; the message
+  // leaves when it is over (a timer), so later messages may overtake it. Scenario network.delay_ms:
+  // the same per-message delay the simulated world adds, here on real sockets.
+  CT_OPT(DistSpec, delay_ms, DistSpec::constant(0))
 #undef CT_OPT
 };
 
@@ -132,6 +137,7 @@ class ZmqRuntime : public Runtime {
 
   ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink);
   Status bind();
+  void send_now(PeerId to, const Message& msg);
   // The DEALER to `to`, created and connected on first use; null when the address is refused.
   // With `monitor_reader`: its connection events go to that PAIR socket (hooked up before the
   // DEALER connects, so that no event is missed).
@@ -147,6 +153,8 @@ class ZmqRuntime : public Runtime {
   Time start_offset_{0};  // now() at start_: wall clock at creation minus the epoch
   int64_t epoch_unix_ns_ = 0;
   Rng rng_;
+  Rng delay_rng_;  // options.delay_ms
+  bool has_delay_;
   Metrics metrics_;
   Handler handler_;
   std::atomic<bool> stopped_{false};

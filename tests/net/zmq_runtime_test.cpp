@@ -190,6 +190,28 @@ TEST(ZmqRuntimeTest, MessagesArriveIntactWithTensors) {
   EXPECT_EQ(sink_b.counter("net_rejected_messages"), 0);
 }
 
+// network.delay_ms in live mode: every message is held back the drawn delay before it leaves.
+TEST(ZmqRuntimeTest, InjectedDelayHoldsEveryMessageBack) {
+  MetricsSink sink_a, sink_b;
+  DistSpec delay = DistSpec::constant(150);
+  auto created = ZmqRuntime::create(ZmqRuntimeOptions().id(0).seed(7).delay_ms(delay), sink_a);
+  ASSERT_TRUE(created.ok()) << created.error();
+  auto a = std::move(created).value();
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  ASSERT_TRUE(a->await_connections(std::chrono::seconds(5)).ok());
+  std::vector<std::chrono::steady_clock::time_point> arrivals;
+  b->set_handler([&](PeerId, Message) { arrivals.push_back(std::chrono::steady_clock::now()); });
+  const auto sent = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) a->send(1, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive({a.get(), b.get()}, [&] { return arrivals.size() == 3; }))
+      << sink_a.counter("messages_sent") << " sent, " << sink_a.counter("net_send_dropped")
+      << " dropped, " << sink_b.counter("messages_delivered") << " delivered";
+  for (const auto& at : arrivals) EXPECT_GE(at - sent, milliseconds(150));
+  EXPECT_EQ(sink_a.counter("messages_sent"), 3);
+}
+
 TEST(ZmqRuntimeTest, LargeTensorArrivesIntact) {
   MetricsSink sink_a, sink_b;
   auto a = make_runtime(0, sink_a);
