@@ -46,12 +46,17 @@ Result<double> timed(Fn&& fn) {
 
 }  // namespace
 
-Result<ExpertTiming> time_expert(const ExpertConfig& config, int64_t batch, int reps) {
-  if (batch < 1 || reps < 1) return Status::error("calibrate: batch and reps must be >= 1");
-  auto expert = make_expert(config);
-  if (!expert.ok()) return expert.status();
-  Expert& e = *expert.value();
-  const ExpertInfo& info = e.info();
+Result<ExpertTiming> time_expert(const ExpertConfig& config, int64_t batch, int reps, int experts) {
+  if (batch < 1 || reps < 1 || experts < 1) {
+    return Status::error("calibrate: batch, reps and experts must be >= 1");
+  }
+  std::vector<std::unique_ptr<Expert>> pool;
+  for (int i = 0; i < experts; ++i) {
+    auto e = make_expert(ExpertConfig(config).seed(config.seed() + static_cast<uint64_t>(i)));
+    if (!e.ok()) return e.status();
+    pool.push_back(std::move(e.value()));
+  }
+  const ExpertInfo& info = pool.front()->info();
   Rng rng(derive_seed(config.seed(), "calibrate"));
   std::vector<int64_t> in{batch}, out{batch};
   in.insert(in.end(), info.input_shape.begin(), info.input_shape.end());
@@ -59,18 +64,22 @@ Result<ExpertTiming> time_expert(const ExpertConfig& config, int64_t batch, int 
   const TensorData x = random_batch(in, rng);
   const TensorData g = random_batch(out, rng);
   std::vector<double> fwd, bwd;
-  for (int i = 0; i <= reps; ++i) {  // i == 0: warm-up
-    auto f = timed([&] { return e.forward(x); });
-    if (!f.ok()) return f.status();
-    auto b = timed([&] { return e.backward(x, g); });
-    if (!b.ok()) return b.status();
-    if (i > 0) fwd.push_back(f.value()), bwd.push_back(b.value());
+  // Round 0 warms every expert up; the experts take turns, as on a server hosting several.
+  for (int i = 0; i <= reps; ++i) {
+    for (auto& e : pool) {
+      auto f = timed([&] { return e->forward(x); });
+      if (!f.ok()) return f.status();
+      auto b = timed([&] { return e->backward(x, g); });
+      if (!b.ok()) return b.status();
+      if (i > 0) fwd.push_back(f.value()), bwd.push_back(b.value());
+    }
   }
   ExpertTiming t;
   t.device = config.device();
   t.threads = torch::get_num_threads();
   t.batch = batch;
   t.reps = reps;
+  t.experts = experts;
   t.forward_s = median(fwd);
   t.backward_s = median(bwd);
   t.forward_flops = info.forward_flops_per_sample * static_cast<double>(batch);
@@ -80,11 +89,14 @@ Result<ExpertTiming> time_expert(const ExpertConfig& config, int64_t batch, int 
 
 namespace {
 
+constexpr int kMaxExperts = 8;  // enough distinct weights that none stay in the caches
+
 struct CalibrateArgs {
   std::string scenario;
   std::vector<std::string> overrides;
   int reps = 3;
   int64_t batch = 0;  // 0 = the scenario's chain.batch
+  int experts = 0;    // 0 = as many as a server of the scenario hosts, at most kMaxExperts
 };
 
 std::string parse_args(const std::vector<std::string>& args, CalibrateArgs& a) {
@@ -101,6 +113,9 @@ std::string parse_args(const std::vector<std::string>& args, CalibrateArgs& a) {
     } else if (x == "--batch") {
       a.batch = std::atoll(args[++i].c_str());
       if (a.batch < 1 || a.batch > (1 << 20)) return "--batch must be in [1, 1048576]";
+    } else if (x == "--experts") {
+      a.experts = std::atoi(args[++i].c_str());
+      if (a.experts < 1 || a.experts > 64) return "--experts must be in [1, 64]";
     } else if (!x.empty() && x[0] != '-' && a.scenario.empty()) {
       a.scenario = x;
     } else {
@@ -110,13 +125,28 @@ std::string parse_args(const std::vector<std::string>& args, CalibrateArgs& a) {
   return a.scenario.empty() ? "no scenario given" : "";
 }
 
+// A server's share of the placements (every layer's experts times replicas), capped.
+int hosted_per_server(const MoeOptions& o) {
+  uint64_t per_layer = o.experts;
+  if (per_layer == 0) {
+    per_layer = 1;
+    for (uint32_t size : o.grid_sizes) per_layer *= size;
+  }
+  const uint64_t placements = per_layer * o.trainer.layers * o.replicas;
+  const uint64_t mine = (placements + o.servers - 1) / o.servers;
+  return static_cast<int>(std::max<uint64_t>(1, std::min<uint64_t>(mine, kMaxExperts)));
+}
+
 void print_rows(const ExpertConfig& c, const ExpertTiming& t) {
-  std::printf("kind,hidden,ffn_dim,seq_len,device,threads,batch,phase,seconds,flops,flops_per_s\n");
-  const char* fmt = "%s,%lld,%lld,%lld,%s,%d,%lld,%s,%.6g,%.6g,%.6g\n";
+  std::printf(
+      "kind,hidden,ffn_dim,seq_len,device,threads,experts,batch,phase,seconds,flops,"
+      "flops_per_s\n");
+  const char* fmt = "%s,%lld,%lld,%lld,%s,%d,%d,%lld,%s,%.6g,%.6g,%.6g\n";
   auto row = [&](const char* phase, double s, double f) {
     std::printf(fmt, c.kind().c_str(), static_cast<long long>(c.hidden()),
                 static_cast<long long>(c.ffn_dim()), static_cast<long long>(c.seq_len()),
-                t.device.c_str(), t.threads, static_cast<long long>(t.batch), phase, s, f, f / s);
+                t.device.c_str(), t.threads, t.experts, static_cast<long long>(t.batch), phase, s,
+                f, f / s);
   };
   row("forward", t.forward_s, t.forward_flops);
   row("backward", t.backward_s, t.backward_flops);
@@ -130,7 +160,7 @@ int calibrate_main(const std::vector<std::string>& args) {
   if (std::string e = parse_args(args, a); !e.empty()) {
     std::fprintf(stderr,
                  "crowdtrain calibrate: %s\nusage: crowdtrain calibrate SCENARIO "
-                 "[--set key=value]... [--reps N] [--batch N]\n",
+                 "[--set key=value]... [--reps N] [--batch N] [--experts N]\n",
                  e.c_str());
     return 2;
   }
@@ -146,7 +176,7 @@ int calibrate_main(const std::vector<std::string>& args) {
   }
   const MoeOptions& o = s->workload.options_of<MoeOptions>("moe");
   const int64_t batch = a.batch ? a.batch : o.chain.batch;
-  auto t = time_expert(o.expert, batch, a.reps);
+  auto t = time_expert(o.expert, batch, a.reps, a.experts ? a.experts : hosted_per_server(o));
   if (!t.ok()) {
     std::fprintf(stderr, "crowdtrain calibrate: %s\n", t.status().message().c_str());
     return 1;
