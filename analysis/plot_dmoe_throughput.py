@@ -6,7 +6,8 @@ figure for the extra forward+backward series (home links, 40 servers, 10% of the
 
 usage: analysis/plot_dmoe_throughput.py [CSV] [OUT_PREFIX]
   defaults: docs/results/dmoe_throughput.csv, docs/dmoe_throughput
-  writes OUT_PREFIX.png and OUT_PREFIX_extras.png
+  writes OUT_PREFIX.png and OUT_PREFIX_extras.png, and prints the table of docs/dmoe.md (samples/s
+  at ping 0, 100 and 200 ms, or the nearest measured pings) as Markdown
 """
 import csv
 import sys
@@ -65,10 +66,32 @@ def draw(data, panels, series, directions, title, out):
     print(out)
 
 
+def nearest(pts, ping):
+    return min(pts, key=lambda p: abs(p[0] - ping))
+
+
+def table(data):
+    print("| block | device | passes | series | 0 ms | ~100 ms | 200 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for key in sorted(data):
+        block, device, direction, series = key
+        pts = data[key]
+        cells = []
+        for ping in (0, 100, 200):
+            p = nearest(pts, ping)
+            cells.append(f"{p[1]:.4g}" + ("" if abs(p[0] - ping) < 1 else f" ({p[0]:.0f} ms)"))
+        if len(pts) == 1:
+            cells = [cells[0], "=", "="]
+        dev = device.split(" (")[0]
+        print(f"| {block} | {dev} | {direction.replace('_', '+')} | {series} | " +
+              " | ".join(cells) + " |")
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "docs/results/dmoe_throughput.csv"
     prefix = sys.argv[2] if len(sys.argv) > 2 else "docs/dmoe_throughput"
     data = load(path)
+    table(data)
     panels = sorted({(k[0], k[1]) for k in data})
     draw(data, panels, MAIN, [("forward", "-"), ("forward_backward", "--")],
          "Throughput against latency: 224 blocks on 4 servers (simulated, timing-only numerics)",

@@ -41,6 +41,7 @@ import subprocess
 import sys
 
 SCENARIO = "scenarios/dmoe_throughput.json"
+LAYERS = 224  # the scenario's workload.moe.trainer.layers
 BLOCKS = {
     # the paper's FFN block: residual_ffn 1024 -> 4096 -> 4096 -> 1024, batch 2048
     "ffn": {"kind": "residual_ffn", "hidden": 1024, "ffn_dim": 4096, "heads": 4, "seq_len": 0,
@@ -63,7 +64,8 @@ def block_sets(name):
 
 
 def calibrate(binary, block, extra=()):
-    args = [binary, "calibrate", SCENARIO, "--reps", "5"]
+    # Two experts taking turns: a block's weights (100 MB for the FFN) never stay in the caches.
+    args = [binary, "calibrate", SCENARIO, "--reps", "3", "--experts", "2"]
     for s in block_sets(block) + list(extra):
         args += ["--set", s]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
@@ -119,15 +121,36 @@ SERIES = {  # series -> (trainers, servers, replicas, extra --set values)
 }
 
 
-def run_args(binary, out, block, device, direction, series, ping, flops):
+def block_flops(calib, block, direction):
+    """Flops of one block call pair (forward, plus backward when asked) at the block's batch."""
+    rows = {r["phase"]: float(r["flops"]) for r in calib
+            if r["block"] == block and r["compute_device"] == CPU_DEVICE}
+    return rows["forward"] if direction == "forward" else rows["step"]
+
+
+def run_length(flops, rate, trainers, servers, ping, direction, link_s=0.0):
+    """Warm-up and duration (s) in passes of one trainer, so that the window holds several
+    passes: with backward, a trainer spends a pass's first part in cheap forward calls and the
+    rest in dearer backward ones, so a window shorter than a pass would count the wrong mix."""
+    phases = 1 if direction == "forward" else 2
+    per_block = (flops / rate + link_s * phases) * max(1.0, trainers / servers) + \
+        ping / 1e3 * phases
+    one_pass = LAYERS * per_block
+    warmup = max(60.0, one_pass)
+    return warmup, warmup + max(600.0, 3 * one_pass)
+
+
+def run_args(binary, out, block, device, direction, series, ping, flops, block_cost):
     trainers, servers, replicas, extra = SERIES[series]
     gpu = device == GPU_DEVICE
-    duration, warmup = (600, 60) if gpu else (1800, 300)
+    # Home links: a server's 20 Mb/s uplink sends every answer (8.4 MB for both blocks' batches).
+    link_s = 8.4e6 * 8 / 20e6 if series == "learning_at_home_home_links" else 0.0
+    warmup, duration = run_length(block_cost, flops, trainers, servers, ping, direction, link_s)
     delay = "0" if ping == 0 else json.dumps({"dist": "exponential", "mean": ping / 2})
     sets = block_sets(block) + extra + [
         f"peers.count={servers + trainers}", f"peers.classes[0].flops_per_s={flops:.6g}",
-        f"network.delay_ms={delay}", f"duration_s={duration}",
-        f"workload.moe.chain.warmup_s={warmup}", f"workload.moe.servers={servers}",
+        f"network.delay_ms={delay}", f"duration_s={duration:.0f}",
+        f"workload.moe.chain.warmup_s={warmup:.0f}", f"workload.moe.servers={servers}",
         f"workload.moe.replicas={replicas}",
         f"workload.moe.chain.backward={'true' if direction != 'forward' else 'false'}"]
     if servers > 4:
@@ -136,7 +159,7 @@ def run_args(binary, out, block, device, direction, series, ping, flops):
                  f"workload.moe.client.backward_timeout_s={t}",
                  "workload.moe.chain.avoid_failed_s=120"]
     if series == "learning_at_home_leave":
-        kill = [{"at_s": warmup, "kind": "kill", "peers": list(range(0, servers, 10))}]
+        kill = [{"at_s": round(warmup), "kind": "kill", "peers": list(range(0, servers, 10))}]
         sets.append("faults=" + json.dumps(kill))
     args = [binary, "run", SCENARIO, "--quiet", "--out", out]
     for s in sets:
@@ -177,8 +200,8 @@ def main():
     if a.recalibrate or not os.path.exists(calib_csv):
         calib = calibration_rows(a.bin)
         write_csv(calib_csv, calib,
-                  ["block", "kind", "compute_device", "phase", "batch", "threads", "seconds",
-                   "flops", "flops_per_s", "source"])
+                  ["block", "kind", "compute_device", "phase", "batch", "experts", "threads",
+                   "seconds", "flops", "flops_per_s", "source"])
     with open(calib_csv) as f:
         calib = list(csv.DictReader(f))
 
@@ -187,6 +210,7 @@ def main():
         for device in (CPU_DEVICE, GPU_DEVICE):
             for direction in directions:
                 flops = rate(calib, block, device, direction)
+                cost = block_flops(calib, block, direction)
                 todo = [(s, [0.0] if s == "model_parallel" else pings) for s in series]
                 if direction == "forward_backward":
                     todo += [(s, extra_pings) for s in extras]
@@ -197,7 +221,8 @@ def main():
                         out = os.path.join(a.out, tag)
                         jobs.append(((block, s, ping, device, direction,
                                       SERIES[s][0]), run_args(a.bin, out, block, device,
-                                                              direction, s, ping, flops), out))
+                                                              direction, s, ping, flops, cost),
+                                     out))
     rows = []
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
         done = {pool.submit(run_one, args, out): key for key, args, out in jobs}
