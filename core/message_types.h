@@ -33,6 +33,8 @@ enum class MsgType : uint16_t {
   kMoeForwardResponse = 301,
   kMoeBackwardRequest = 302,  // mixture-of-experts: an expert's backward (and optimizer step)
   kMoeBackwardResponse = 303,
+  kMoeStateRequest = 304,  // mixture-of-experts: an expert's state, for a backup (takeover.h)
+  kMoeStateResponse = 305,
 };
 
 // True for the values listed in MsgType.

@@ -54,6 +54,8 @@ void read_server(JsonReader& r, MoeServerOptions& s) {
   r.read("checkpoint_interval_s", s.checkpoint_interval_s, NumberRange::non_negative());
   r.read("declare_period_s", s.declare_period_s, NumberRange::positive());
   r.read("declare_expiration_s", s.declare_expiration_s, NumberRange::positive());
+  r.read("backup_interval_s", s.backup_interval_s, NumberRange::non_negative());
+  r.read("takeover_after_s", s.takeover_after_s, NumberRange::non_negative());
   if (r.ok() && s.declare_expiration_s <= s.declare_period_s) {
     r.fail(r.path_of("declare_expiration_s"),
            "must be > declare_period_s (" + json_number_text(s.declare_period_s) +

@@ -20,6 +20,8 @@ struct MoeServerOptions {
   double checkpoint_interval_s = 0;  // 0 = no checkpoints (else into the peer's state folder)
   double declare_period_s = 30;      // re-declare the hosted experts in the DHT this often
   double declare_expiration_s = 60;  // a declaration expires this long after it is made
+  double backup_interval_s = 0;      // guardians pull their experts' state this often; 0 = off
+  double takeover_after_s = 0;       // record empty this long: adopt; 0 = declare_period_s
 };
 
 struct MoeClientOptions {

@@ -12,6 +12,7 @@
 #include "core/dht/node.h"
 #include "core/moe/expert_uid.h"
 #include "core/moe/moe_options.h"
+#include "core/moe/takeover.h"
 #include "core/rpc.h"
 #include "core/runtime.h"
 #include "core/scenario.h"
@@ -23,6 +24,12 @@ const MoeOptions& moe_options_of(const Scenario& s);
 
 // Layer l's grid: prefix "<grid.prefix><l>", the scenario's sizes.
 ExpertGrid layer_grid(const MoeOptions& o, uint32_t layer);
+
+// The uids server `server` hosts, over every layer's grid.
+Result<std::vector<std::string>> hosted_uids(const Scenario& s, uint32_t server);
+// The experts server `server` guards (backs up, and adopts when their hosts are gone): those
+// whose consecutive hosts end right before it (takeover.h).
+Result<std::vector<GuardedExpert>> guarded_experts(const Scenario& s, uint32_t server);
 
 class MoePeer : public PeerApp {
  public:

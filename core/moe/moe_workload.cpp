@@ -19,6 +19,7 @@
 #include "core/moe/moe_options.h"
 #include "core/moe/moe_peer.h"
 #include "core/moe/server.h"
+#include "core/moe/takeover.h"
 #include "core/rpc.h"
 #include "core/train/dataset.h"
 #include "core/train/dmoe_trainer.h"
@@ -61,26 +62,6 @@ Result<std::shared_ptr<MoeData>> load_data(const Scenario& s) {
   return shared;
 }
 
-// The uids server `server` hosts, over every layer's grid. Placements continue round-robin from
-// one layer to the next (layer l's first placement goes to the server after layer l-1's last), so
-// that loads stay even when a layer has fewer placements than there are servers (a chain of one
-// expert per layer is spread over the servers in turn, as the paper's throughput experiment).
-Result<std::vector<std::string>> hosted_uids(const Scenario& s, uint32_t server) {
-  const MoeOptions& o = options_of(s);
-  std::vector<std::string> uids;
-  uint64_t offset = 0;  // placements made by the layers before
-  for (uint32_t l = 0; l < o.trainer.layers; ++l) {
-    auto assigned = assign_experts(layer_grid(o, l), o.experts, o.servers, o.replicas,
-                                   derive_seed(s.seed, "moe_assign", l));
-    if (!assigned.ok()) return assigned.status();
-    const uint64_t rotated = (server + o.servers - offset % o.servers) % o.servers;
-    const auto& mine = assigned.value()[rotated];
-    uids.insert(uids.end(), mine.begin(), mine.end());
-    for (const auto& list : assigned.value()) offset += list.size();
-  }
-  return uids;
-}
-
 // Checkpoints go to the peer's own folder (WorkloadContext::state_dir), so that a restarted server
 // resumes its experts from there.
 ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& context) {
@@ -98,23 +79,18 @@ ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& c
 class ServerApp final : public MoePeer {
  public:
   ServerApp(Runtime& rt, const Scenario& s, const WorkloadContext& context,
-            std::vector<std::string> uids)
+            std::vector<std::string> uids, std::vector<GuardedExpert> guarded)
       : MoePeer(rt, s, context),
         seed_(s.seed),
         uids_(std::move(uids)),
-        server_(rt, rpc_, server_options(o_, context)) {}
+        guarded_(std::move(guarded)),
+        server_(rt, rpc_, server_options(o_, context)),
+        directory_(*node_) {}
 
   // Builds the hosted experts; every replica of an expert starts from the same parameters.
   Status add_experts() {
     for (const std::string& uid : uids_) {
-      Status st;
-      if (o_.numerics == Numerics::kTiming) {
-        auto info = expert_info(o_.expert);
-        st = info.ok() ? server_.add_expert(uid, info.value()) : info.status();
-      } else {
-        auto expert = make_expert(ExpertConfig(o_.expert).seed(derive_seed(seed_, uid)));
-        st = expert.ok() ? server_.add_expert(uid, std::move(expert.value())) : expert.status();
-      }
+      Status st = host(uid, "");
       if (!st.ok())
         return Status::error("moe server " + std::to_string(rt_.self()) + ": " + uid + ": " +
                              st.message());
@@ -131,12 +107,45 @@ class ServerApp final : public MoePeer {
             .expiration(from_seconds(o_.server.declare_expiration_s)));
     declarer_->start();
     rt_.metrics().event("moe_server_up", {{"experts", static_cast<int64_t>(uids_.size())}});
+    if (o_.server.backup_interval_s > 0 && !guarded_.empty()) start_guardian();
+  }
+
+  // Builds `uid` (its assigned seed, then `state` when given) and hosts it.
+  Status host(const std::string& uid, const std::string& state) {
+    if (o_.numerics == Numerics::kTiming) {
+      auto info = expert_info(o_.expert);
+      return info.ok() ? server_.add_expert(uid, info.value()) : info.status();
+    }
+    auto expert = make_expert(ExpertConfig(o_.expert).seed(derive_seed(seed_, uid)));
+    if (!expert.ok()) return expert.status();
+    if (!state.empty()) {
+      Status st = expert.value()->load_state(state);
+      if (!st.ok()) return st;
+    }
+    return server_.add_expert(uid, std::move(expert.value()));
+  }
+
+  // Guards the experts this server backs up (moe_peer.h, guarded_experts) and adopts the orphans.
+  void start_guardian() {
+    ExpertGuardianOptions go;
+    go.backup_interval = from_seconds(o_.server.backup_interval_s);
+    go.takeover_after = from_seconds(o_.server.takeover_after_s > 0 ? o_.server.takeover_after_s
+                                                                    : o_.server.declare_period_s);
+    guardian_ = std::make_unique<ExpertGuardian>(
+        rt_, rpc_, directory_, guarded_, go, [this](const std::string& uid, const std::string& st) {
+          Status hosted = host(uid, st);
+          return hosted.ok() ? declarer_->add({uid}) : hosted;
+        });
+    guardian_->start();
   }
 
   uint64_t seed_;
   std::vector<std::string> uids_;
+  std::vector<GuardedExpert> guarded_;
   ExpertServer server_;
+  DhtExpertDirectory directory_;
   std::unique_ptr<ExpertDeclarer> declarer_;
+  std::unique_ptr<ExpertGuardian> guardian_;  // after declarer_: destroyed first
 };
 
 train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, uint64_t seed) {
@@ -255,7 +264,14 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
   if (self < o.servers) {
     auto uids = hosted_uids(s, self);
     if (!uids.ok()) return Status::error("moe: " + uids.status().message());
-    auto app = std::make_unique<ServerApp>(rt, s, context, std::move(uids.value()));
+    std::vector<GuardedExpert> guarded;
+    if (o.server.backup_interval_s > 0) {
+      auto g = guarded_experts(s, self);
+      if (!g.ok()) return Status::error("moe: " + g.status().message());
+      guarded = std::move(g.value());
+    }
+    auto app =
+        std::make_unique<ServerApp>(rt, s, context, std::move(uids.value()), std::move(guarded));
     Status st = app->add_experts();
     if (!st.ok()) return st;
     return std::unique_ptr<PeerApp>(std::move(app));

@@ -291,6 +291,45 @@ Result<BackwardResponse> decode_backward_response(const Message& m, const Protoc
   return BackwardResponse{mode, std::move(grads)};
 }
 
+Message encode_state_request(const StateRequest& r) {
+  Message m = begin(MsgType::kMoeStateRequest, false);
+  m.add_bytes(kTagUid, r.uid);
+  return m;
+}
+
+Message encode_state_response(const StateResponse& r) {
+  Message m = begin(MsgType::kMoeStateResponse, true);
+  m.add_bytes(kTagUid, r.uid).add_bytes(kTagState, r.state).add_u64(kTagUpdates, r.updates);
+  return m;
+}
+
+Result<StateRequest> decode_state_request(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe state request";
+  if (Status s = check_type(m, MsgType::kMoeStateRequest, false, what); !s.ok()) return s;
+  Reader r(m, what);
+  MOE_TRY(uid, read_uid(r, limits));
+  if (Status s = r.finish(); !s.ok()) return s;
+  return StateRequest{std::move(uid)};
+}
+
+Result<StateResponse> decode_state_response(const Message& m, const ProtocolLimits& limits) {
+  const char* what = "moe state response";
+  if (Status s = check_type(m, MsgType::kMoeStateResponse, true, what); !s.ok()) return s;
+  Reader r(m, what);
+  MOE_TRY(uid, read_uid(r, limits));
+  const Field* state = r.take(kTagState, FieldKind::kBytes, "state");
+  if (!state) return r.error();
+  const auto& bytes = std::get<std::string>(state->value);
+  if (bytes.size() > limits.max_bytes) {
+    return r.fail_last("state", std::to_string(bytes.size()) + " bytes, limit " +
+                                    std::to_string(limits.max_bytes));
+  }
+  const Field* updates = r.take(kTagUpdates, FieldKind::kU64, "updates");
+  if (!updates) return r.error();
+  if (Status s = r.finish(); !s.ok()) return s;
+  return StateResponse{std::move(uid), bytes, std::get<uint64_t>(updates->value)};
+}
+
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

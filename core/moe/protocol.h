@@ -26,6 +26,8 @@ enum MoeTag : uint16_t {
   kTagGradOutputs = 21,  // backward request: the gradient of the expert's outputs
   kTagOutputs = 22,      // forward response
   kTagGradInputs = 23,   // backward response: the gradient of the inputs
+  kTagState = 24,        // state response: Expert::save_state()'s bytes ("" in timing mode)
+  kTagUpdates = 25,      // state response: optimizer steps the expert had applied
 };
 
 // How batches are represented: real float32 data, or only their shapes (timing-only mode).
@@ -64,12 +66,24 @@ struct BackwardResponse {
   TensorData grad_inputs;  // [n, input shape...]
 };
 
+// A backup server asks a host for an expert's state (core/moe/takeover.h).
+struct StateRequest {
+  std::string uid;
+};
+struct StateResponse {
+  std::string uid;
+  std::string state;  // Expert::save_state() ("" for a timing-only expert)
+  uint64_t updates = 0;
+};
+
 // Encoding trusts its input (the caller built it); in timing mode tensors' bytes are ignored and
 // a filler of the batch's byte size is written instead.
 Message encode_forward_request(const ForwardRequest& r);
 Message encode_forward_response(const ForwardResponse& r);
 Message encode_backward_request(const BackwardRequest& r);
 Message encode_backward_response(const BackwardResponse& r);
+Message encode_state_request(const StateRequest& r);
+Message encode_state_response(const StateResponse& r);
 
 // Decoding checks the structure: message type and response flag, the uid, the mode, every batch
 // (at least one row, at most max_samples, at most kMaxTensorDims dims, no negative dimension,
@@ -80,6 +94,9 @@ Result<ForwardRequest> decode_forward_request(const Message& m, const ProtocolLi
 Result<ForwardResponse> decode_forward_response(const Message& m, const ProtocolLimits& limits);
 Result<BackwardRequest> decode_backward_request(const Message& m, const ProtocolLimits& limits);
 Result<BackwardResponse> decode_backward_response(const Message& m, const ProtocolLimits& limits);
+// A state response's bytes count against limits.max_bytes.
+Result<StateRequest> decode_state_request(const Message& m, const ProtocolLimits& limits);
+Result<StateResponse> decode_state_response(const Message& m, const ProtocolLimits& limits);
 
 // Helpers shared by the server and the client (no LibTorch: memcpy and a scan).
 // "[2, 3]".

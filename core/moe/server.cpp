@@ -41,7 +41,38 @@ ExpertServer::ExpertServer(Runtime& rt, RpcEndpoint& rpc, ExpertServerOptions op
       on_request(dir, std::move(msg), std::move(respond));
     });
   }
+  rpc_.serve(MsgType::kMoeStateRequest,
+             [this, alive](PeerId, Message msg, RpcEndpoint::Responder respond) {
+               auto a = alive.lock();
+               auto req = decode_state_request(msg, options_.limits());
+               Result<StateResponse> state =
+                   !a || !*a   ? Result<StateResponse>(Status::error("no expert server here"))
+                   : !req.ok() ? Result<StateResponse>(req.status())
+                               : export_state(req->uid);
+               if (!state.ok()) {
+                 rt_.metrics().count("moe_state_refused");
+                 respond(make_error_response(msg, "moe server: " + state.error()));
+                 return;
+               }
+               rt_.metrics().count("moe_state_served");
+               Message out = encode_state_response(state.value());
+               respond(std::move(out));
+             });
   schedule_checkpoint();
+}
+
+Result<StateResponse> ExpertServer::export_state(const std::string& uid) const {
+  auto it = experts_.find(uid);
+  if (it == experts_.end()) return Status::error("no expert '" + uid + "' here");
+  StateResponse out;
+  out.uid = uid;
+  if (it->second.expert) {
+    auto bytes = it->second.expert->save_state();
+    if (!bytes.ok()) return bytes.status();
+    out.state = std::move(bytes.value());
+    out.updates = it->second.expert->updates();
+  }
+  return out;
 }
 
 ExpertServer::~ExpertServer() {

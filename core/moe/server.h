@@ -67,6 +67,9 @@ class ExpertServer {
   // checkpoint is written first when checkpoints are on.
   Status remove_expert(const std::string& uid);
   std::vector<std::string> hosted() const;  // sorted
+  // The expert's state for a backup (also served to peers as kMoeStateRequest): save_state()'s
+  // bytes ("" for a timing-only expert) and its update count; an error for an unknown uid.
+  Result<StateResponse> export_state(const std::string& uid) const;
   bool hosts(const std::string& uid) const { return experts_.count(uid) > 0; }
 
   // Writes every changed expert's checkpoint now (atomically: a temp file, then a rename). Also
