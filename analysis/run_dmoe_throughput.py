@@ -153,6 +153,11 @@ def run_args(binary, out, block, device, direction, series, ping, flops, block_c
         f"workload.moe.chain.warmup_s={warmup:.0f}", f"workload.moe.servers={servers}",
         f"workload.moe.replicas={replicas}",
         f"workload.moe.chain.backward={'true' if direction != 'forward' else 'false'}"]
+    if servers == 4:
+        # Nobody leaves: declarations are background DHT traffic only; every 10 min keeps the
+        # event count (and the run's wall time) down over runs of up to 50 simulated hours.
+        sets += ["workload.moe.server.declare_period_s=600",
+                 "workload.moe.server.declare_expiration_s=1800"]
     if servers > 4:
         t = TIMEOUT_S["gpu" if gpu else "cpu"]
         sets += [f"workload.moe.client.forward_timeout_s={t}",
