@@ -94,7 +94,7 @@ def main():
     table(data)
     panels = sorted({(k[0], k[1]) for k in data})
     draw(data, panels, MAIN, [("forward", "-"), ("forward_backward", "--")],
-         "Throughput against latency: 224 blocks on 4 servers (simulated, timing-only numerics)",
+         "224 blocks on 4 servers (simulated, timing-only)",
          prefix + ".png")
     extra_panels = [p for p in panels
                     if any(k[:2] == p and k[3] == "learning_at_home_leave" for k in data)]

@@ -29,6 +29,7 @@ analysis/plot_dmoe_throughput.py to draw docs/dmoe_throughput.png.
 usage: analysis/run_dmoe_throughput.py [--bin build/crowdtrain] [--out runs/dmoe_throughput]
        [--jobs 2] [--points 10] [--quick]
 --quick: 3 ping values, forward only, no extra series (a few minutes). Finished runs are reused.
+--collect-only: write the CSV from the runs finished so far (an interrupted sweep).
 --recalibrate: time the blocks on this machine again (do it on a quiet machine: the CPU device
 model is what `crowdtrain calibrate` measures); else docs/results/dmoe_calibration.csv is reused.
 """
@@ -172,9 +173,11 @@ def run_args(binary, out, block, device, direction, series, ping, flops, block_c
     return args
 
 
-def run_one(args, out):
+def run_one(args, out, collect_only=False):
     summary = os.path.join(out, "summary.json")
     if not os.path.exists(summary):
+        if collect_only:
+            return None
         subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
     with open(summary) as f:
         return json.load(f)["moe"]["throughput"]
@@ -187,6 +190,8 @@ def main():
     p.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "1")))
     p.add_argument("--points", type=int, default=10)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--collect-only", action="store_true",
+                   help="write the CSV from the runs already finished; start none")
     p.add_argument("--recalibrate", action="store_true",
                    help="time the blocks again (else reuse docs/results/dmoe_calibration.csv)")
     a = p.parse_args()
@@ -230,10 +235,12 @@ def main():
                                      out))
     rows = []
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        done = {pool.submit(run_one, args, out): key for key, args, out in jobs}
+        done = {pool.submit(run_one, args, out, a.collect_only): key for key, args, out in jobs}
         for f in futures.as_completed(done):
             block, s, ping, device, direction, trainers = done[f]
             t = f.result()
+            if t is None:
+                continue
             rows.append({"block": block, "series": s, "ping_ms": f"{ping:.1f}",
                          "samples_per_s": f"{t['samples_per_s']:.4f}", "compute_device": device,
                          "direction": direction, "trainers": trainers,

@@ -35,6 +35,7 @@
 #include "core/distribution.h"
 #include "core/message.h"
 #include "core/metrics.h"
+#include "core/options.h"
 #include "core/random.h"
 #include "core/runtime.h"
 #include "core/status.h"
@@ -43,16 +44,7 @@ namespace crowdtrain::net {
 
 // Options, LibTorch builder style: ZmqRuntimeOptions().id(3).listen("tcp://127.0.0.1:5503").
 struct ZmqRuntimeOptions {
-#define CT_OPT(type, name, init)               \
- public:                                       \
-  ZmqRuntimeOptions& name(type v) {            \
-    name##_ = std::move(v);                    \
-    return *this;                              \
-  }                                            \
-  const type& name() const { return name##_; } \
-                                               \
- private:                                      \
-  type name##_ = init;
+#define CT_OPT(type, name, init) CT_OPTION(ZmqRuntimeOptions, type, name, init)
   CT_OPT(PeerId, id, 0)
   CT_OPT(std::string, listen, "tcp://127.0.0.1:*")  // "*" port: see ZmqRuntime::endpoint()
   CT_OPT(uint64_t, seed, 1)  // master seed; rng = derive_seed(seed, "peer", id)

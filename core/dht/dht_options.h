@@ -6,20 +6,12 @@
 #include <chrono>
 #include <cstddef>
 
+#include "core/options.h"
 #include "core/time.h"
 
 namespace crowdtrain::dht {
 
-#define CT_DHT_OPTION(type, name, init) \
- public:                                \
-  DhtOptions& name(type v) {            \
-    name##_ = v;                        \
-    return *this;                       \
-  }                                     \
-  type name() const { return name##_; } \
-                                        \
- private:                               \
-  type name##_ = init;
+#define CT_DHT_OPTION(type, name, init) CT_OPTION(DhtOptions, type, name, init)
 
 class DhtOptions {
   CT_DHT_OPTION(size_t, k, 20)                  // bucket size; also the lookup beam

@@ -19,6 +19,7 @@
 #include "core/dht/node.h"
 #include "core/moe/expert_uid.h"
 #include "core/moe/mixture.h"
+#include "core/options.h"
 
 namespace crowdtrain::moe {
 
@@ -49,16 +50,7 @@ class DhtExpertDirectory final : public ExpertDirectory {
 
 // Builder style: BeamSearchOptions().beam_size(8).timeout(5s).
 class BeamSearchOptions {
-#define CT_BEAM_OPTION(type, name, init) \
- public:                                 \
-  BeamSearchOptions& name(type v) {      \
-    name##_ = v;                         \
-    return *this;                        \
-  }                                      \
-  type name() const { return name##_; }  \
-                                         \
- private:                                \
-  type name##_ = init;
+#define CT_BEAM_OPTION(type, name, init) CT_OPTION(BeamSearchOptions, type, name, init)
 
   CT_BEAM_OPTION(size_t, beam_size, 0)                            // 0 = k
   CT_BEAM_OPTION(Time, timeout, std::chrono::seconds(5))          // the whole search

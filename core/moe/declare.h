@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/dht/node.h"
+#include "core/options.h"
 #include "core/runtime.h"
 #include "core/status.h"
 
@@ -32,16 +33,7 @@ std::optional<PeerId> parse_server_value(const std::string& value);
 
 // Builder style: ExpertDeclarerOptions().period(30s).expiration(60s).
 class ExpertDeclarerOptions {
-#define CT_DECLARER_OPTION(type, name, init) \
- public:                                     \
-  ExpertDeclarerOptions& name(type v) {      \
-    name##_ = v;                             \
-    return *this;                            \
-  }                                          \
-  type name() const { return name##_; }      \
-                                             \
- private:                                    \
-  type name##_ = init;
+#define CT_DECLARER_OPTION(type, name, init) CT_OPTION(ExpertDeclarerOptions, type, name, init)
 
   CT_DECLARER_OPTION(Time, period, std::chrono::seconds(30))      // between declarations
   CT_DECLARER_OPTION(Time, expiration, std::chrono::seconds(60))  // records live this long

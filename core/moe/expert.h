@@ -16,22 +16,14 @@
 #include <vector>
 
 #include "core/message.h"
+#include "core/options.h"
 #include "core/status.h"
 
 namespace crowdtrain::moe {
 
 // Which expert to build. Builder style: ExpertConfig().kind("ffn").hidden(1024).
 class ExpertConfig {
-#define CT_EXPERT_OPTION(type, name, init)     \
- public:                                       \
-  ExpertConfig& name(type v) {                 \
-    name##_ = std::move(v);                    \
-    return *this;                              \
-  }                                            \
-  const type& name() const { return name##_; } \
-                                               \
- private:                                      \
-  type name##_ = init;
+#define CT_EXPERT_OPTION(type, name, init) CT_OPTION(ExpertConfig, type, name, init)
 
   // "ffn" (hivemind: LayerNorm(x + Linear(4h,h)(GELU(Linear(h,4h)(x))))), "residual_ffn" (the
   // paper's block: x + Linear(f,h)(ReLU(LN(Linear(f,f)(ReLU(LN(Linear(h,f)(x)))))))),

@@ -17,6 +17,7 @@
 
 #include "core/moe/expert.h"
 #include "core/moe/protocol.h"
+#include "core/options.h"
 #include "core/rpc.h"
 #include "core/runtime.h"
 
@@ -24,16 +25,7 @@ namespace crowdtrain::moe {
 
 // Builder style: ExpertServerOptions().max_batch_size(256).checkpoint_dir("ckpt").
 class ExpertServerOptions {
-#define CT_SERVER_OPTION(type, name, init)     \
- public:                                       \
-  ExpertServerOptions& name(type v) {          \
-    name##_ = std::move(v);                    \
-    return *this;                              \
-  }                                            \
-  const type& name() const { return name##_; } \
-                                               \
- private:                                      \
-  type name##_ = init;
+#define CT_SERVER_OPTION(type, name, init) CT_OPTION(ExpertServerOptions, type, name, init)
 
   CT_SERVER_OPTION(uint64_t, max_batch_size, 1024)   // samples per batch (and per request)
   CT_SERVER_OPTION(uint64_t, max_queue_samples, 0)   // per pool; 0 = 16 * max_batch_size

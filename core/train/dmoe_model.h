@@ -15,6 +15,7 @@
 
 #include "core/moe/gating.h"
 #include "core/moe/mixture.h"
+#include "core/options.h"
 #include "core/status.h"
 #include "core/time.h"
 
@@ -29,16 +30,7 @@ namespace crowdtrain::train {
 
 // Builder-style options of the model and of the trainers that use it.
 class DmoeOptions {
-#define CT_DMOE_OPTION(type, name, init)       \
- public:                                       \
-  DmoeOptions& name(type v) {                  \
-    name##_ = std::move(v);                    \
-    return *this;                              \
-  }                                            \
-  const type& name() const { return name##_; } \
-                                               \
- private:                                      \
-  type name##_ = init;
+#define CT_DMOE_OPTION(type, name, init) CT_OPTION(DmoeOptions, type, name, init)
 
   CT_DMOE_OPTION(int64_t, input_dim, 784)  // D
   CT_DMOE_OPTION(int64_t, hidden, 64)      // d: the experts' input and output width

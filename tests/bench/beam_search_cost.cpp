@@ -118,9 +118,9 @@ void run_grid(PeerId peers, const std::vector<uint32_t>& sizes, int searches) {
   }
   std::string g;
   for (uint32_t v : sizes) g += (g.empty() ? "" : "x") + std::to_string(v);
-  std::printf("%u,%zu,%s,%llu,4,4,%d,%.2f,%.1f,%.0f,%.1f\n", peers, sizes.size(), g.c_str(),
-              static_cast<unsigned long long>(grid.count()), searches, total.requests, total.sim_ms,
-              flat.requests, flat.sim_ms);
+  std::printf("%u,%zu,%s,%llu,4,4,%d,%.2f,%.1f,%.1f,%.0f,%.1f,%.1f\n", peers, sizes.size(),
+              g.c_str(), static_cast<unsigned long long>(grid.count()), searches, total.requests,
+              total.sim_ms, total.kbytes, flat.requests, flat.sim_ms, flat.kbytes);
   std::fflush(stdout);
 }
 

@@ -12,28 +12,20 @@
 #include "core/moe/client.h"
 #include "core/moe/server.h"
 #include "tests/core/moe/scale_expert.h"
+#include "tests/core/moe/rpc_app.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::CallLog;
 using testing::ScaleExpert;
 
 constexpr PeerId kTrainer = 1;
-
-class RpcApp final : public PeerApp {
- public:
-  explicit RpcApp(RpcEndpoint& rpc) : rpc_(rpc) {}
-  void start() override {}
-  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
-
- private:
-  RpcEndpoint& rpc_;
-};
 
 // Answers with the layer's replicas in turn (one per find()), on the loop, never inside find().
 class ListFinder final : public ExpertFinder {

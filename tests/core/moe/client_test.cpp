@@ -12,12 +12,14 @@
 
 #include "core/moe/server.h"
 #include "tests/core/moe/scale_expert.h"
+#include "tests/core/moe/rpc_app.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::floats;
@@ -38,16 +40,6 @@ MixtureCallOptions options(uint32_t k_min, Time forward_timeout = 10s, Time afte
   o.backward_timeout = backward_timeout;
   return o;
 }
-
-class RpcApp final : public PeerApp {
- public:
-  explicit RpcApp(RpcEndpoint& rpc) : rpc_(rpc) {}
-  void start() override {}
-  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
-
- private:
-  RpcEndpoint& rpc_;
-};
 
 struct ServerPeer {
   std::unique_ptr<RpcEndpoint> rpc;

@@ -12,12 +12,14 @@
 #include <limits>
 
 #include "tests/core/moe/scale_expert.h"
+#include "tests/core/moe/rpc_app.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::CallLog;
@@ -27,16 +29,6 @@ using testing::ScaleExpert;
 using testing::values_of;
 
 constexpr PeerId kServer = 1, kClient = 2;
-
-class RpcApp final : public PeerApp {
- public:
-  explicit RpcApp(RpcEndpoint& rpc) : rpc_(rpc) {}
-  void start() override {}
-  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
-
- private:
-  RpcEndpoint& rpc_;
-};
 
 struct Answer {
   bool done = false;

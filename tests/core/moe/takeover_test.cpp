@@ -10,27 +10,19 @@
 
 #include "core/moe/server.h"
 #include "tests/core/moe/scale_expert.h"
+#include "tests/core/moe/rpc_app.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::ScaleExpert;
 
 constexpr PeerId kHost = 10, kGuard = 11;
-
-class RpcApp final : public PeerApp {
- public:
-  explicit RpcApp(RpcEndpoint& rpc) : rpc_(rpc) {}
-  void start() override {}
-  void on_message(PeerId from, Message msg) override { rpc_.handle(from, std::move(msg)); }
-
- private:
-  RpcEndpoint& rpc_;
-};
 
 // The DHT as a map the test edits: uid -> replica record.
 class MapDirectory final : public ExpertDirectory {
