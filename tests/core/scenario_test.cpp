@@ -169,11 +169,11 @@ TEST(ScenarioTest, ReadsEveryKey) {
 }
 
 TEST(ScenarioTest, UnknownKeysNameTheirPath) {
-  EXPECT_EQ(
-      error_of(R"({"network": {"bandwidth": 5}})")
-          .rfind("network.bandwidth: unknown key (known: fidelity, access_latency_ms, upload_mbps",
-                 0),
-      0u);
+  EXPECT_EQ(error_of(R"({"network": {"bandwidth": 5}})")
+                .rfind("network.bandwidth: unknown key (known: fidelity, access_latency_ms, "
+                       "delay_ms, upload_mbps",
+                       0),
+            0u);
   EXPECT_EQ(
       error_of(R"({"sead": 5})").rfind("sead: unknown key (known: name, description, seed", 0), 0u);
   EXPECT_EQ(
