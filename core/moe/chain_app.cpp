@@ -14,13 +14,11 @@ namespace crowdtrain::moe {
 
 namespace {
 
+// One expert per call: its answer or nothing, no stragglers to wait for.
 MixtureCallOptions chain_call_options(const MoeClientOptions& c) {
-  MixtureCallOptions m;
-  m.k_min = 1;
-  m.forward_timeout = from_seconds(c.forward_timeout_s);
+  MixtureCallOptions m = call_options(c);
+  m.k_min = m.backward_k_min = 1;
   m.timeout_after_k_min = Time(0);
-  m.backward_k_min = 1;
-  m.backward_timeout = from_seconds(c.backward_timeout_s);
   return m;
 }
 
@@ -33,12 +31,8 @@ class ChainApp final : public MoePeer {
         caller_(rt, rpc_, chain_call_options(o_.client), o_.numerics) {
     std::vector<ChainLayer> layers;
     for (uint32_t l = 0; l < o_.trainer.layers; ++l) {
-      finders_.push_back(std::make_unique<BeamSearch>(
-          rt, directory_, layer_grid(o_, l),
-          BeamSearchOptions()
-              .beam_size(o_.client.beam_size)
-              .timeout(from_seconds(o_.client.search_timeout_s))
-              .negative_cache(from_seconds(o_.client.negative_cache_s))));
+      finders_.push_back(std::make_unique<BeamSearch>(rt, directory_, layer_grid(o_, l),
+                                                      search_options(o_.client)));
       layers.push_back({finders_.back().get(), o_.grid_sizes});
     }
     ChainOptions co;

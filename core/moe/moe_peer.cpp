@@ -59,6 +59,23 @@ Result<std::vector<GuardedExpert>> guarded_experts(const Scenario& s, uint32_t s
   return out;
 }
 
+BeamSearchOptions search_options(const MoeClientOptions& c) {
+  return BeamSearchOptions()
+      .beam_size(c.beam_size)
+      .timeout(from_seconds(c.search_timeout_s))
+      .negative_cache(from_seconds(c.negative_cache_s));
+}
+
+MixtureCallOptions call_options(const MoeClientOptions& c) {
+  MixtureCallOptions m;
+  m.k_min = c.k_min;
+  m.forward_timeout = from_seconds(c.forward_timeout_s);
+  m.timeout_after_k_min = from_seconds(c.timeout_after_k_min_s);
+  m.backward_k_min = c.backward_k_min;
+  m.backward_timeout = from_seconds(c.backward_timeout_s);
+  return m;
+}
+
 MoePeer::MoePeer(Runtime& rt, const Scenario& s, const WorkloadContext& context)
     : rt_(rt),
       o_(moe_options_of(s)),

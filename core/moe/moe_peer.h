@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dht/node.h"
+#include "core/moe/beam_search.h"
 #include "core/moe/expert_uid.h"
 #include "core/moe/moe_options.h"
 #include "core/moe/takeover.h"
@@ -24,6 +25,10 @@ const MoeOptions& moe_options_of(const Scenario& s);
 
 // Layer l's grid: prefix "<grid.prefix><l>", the scenario's sizes.
 ExpertGrid layer_grid(const MoeOptions& o, uint32_t layer);
+
+// The client options as the beam search and the many-expert call take them.
+BeamSearchOptions search_options(const MoeClientOptions& c);
+MixtureCallOptions call_options(const MoeClientOptions& c);
 
 // The uids server `server` hosts, over every layer's grid.
 Result<std::vector<std::string>> hosted_uids(const Scenario& s, uint32_t server);

@@ -163,16 +163,6 @@ train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, u
       .seed(seed);
 }
 
-MixtureCallOptions call_options(const MoeClientOptions& c) {
-  MixtureCallOptions m;
-  m.k_min = c.k_min;
-  m.forward_timeout = from_seconds(c.forward_timeout_s);
-  m.timeout_after_k_min = from_seconds(c.timeout_after_k_min_s);
-  m.backward_k_min = c.backward_k_min;
-  m.backward_timeout = from_seconds(c.backward_timeout_s);
-  return m;
-}
-
 class TrainerApp final : public MoePeer {
  public:
   TrainerApp(Runtime& rt, const Scenario& s, const WorkloadContext& context,
@@ -183,12 +173,8 @@ class TrainerApp final : public MoePeer {
         caller_(rt, rpc_, call_options(o_.client), o_.numerics) {
     const PeerId self = rt.self();
     for (uint32_t l = 0; l < o_.trainer.layers; ++l) {
-      finders_.push_back(std::make_unique<BeamSearch>(
-          rt, directory_, layer_grid(o_, l),
-          BeamSearchOptions()
-              .beam_size(o_.client.beam_size)
-              .timeout(from_seconds(o_.client.search_timeout_s))
-              .negative_cache(from_seconds(o_.client.negative_cache_s))));
+      finders_.push_back(std::make_unique<BeamSearch>(rt, directory_, layer_grid(o_, l),
+                                                      search_options(o_.client)));
     }
     std::vector<train::DmoeLayerClients> layers;
     for (auto& f : finders_) layers.push_back({f.get(), &caller_});
