@@ -65,6 +65,8 @@ inline bool is_known_msg_type(uint16_t t) {
     case MsgType::kMoeForwardResponse:
     case MsgType::kMoeBackwardRequest:
     case MsgType::kMoeBackwardResponse:
+    case MsgType::kMoeStateRequest:
+    case MsgType::kMoeStateResponse:
       return true;
   }
   return false;

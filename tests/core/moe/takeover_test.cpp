@@ -9,17 +9,17 @@
 #include <map>
 
 #include "core/moe/server.h"
-#include "tests/core/moe/scale_expert.h"
 #include "tests/core/moe/rpc_app.h"
+#include "tests/core/moe/scale_expert.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
+using testing::RpcApp;
 using testing::ScaleExpert;
 
 constexpr PeerId kHost = 10, kGuard = 11;
@@ -165,6 +165,15 @@ TEST(StateProtocol, RoundTripAndStrictDecoding) {
   ASSERT_TRUE(resp.ok()) << resp.error();
   EXPECT_EQ(resp->state, "abc");
   EXPECT_EQ(resp->updates, 7u);
+
+  // Through the wire codec too (what the live world does with every message).
+  for (const Message& wire :
+       {encode_state_request({"ffn.1.2"}), encode_state_response({"ffn.1.2", "abc", 7})}) {
+    const std::vector<uint8_t> bytes = encode(wire);
+    auto back = decode_copy(bytes.data(), bytes.size(), CodecLimits{});
+    ASSERT_TRUE(back.ok()) << back.error();
+    EXPECT_EQ(back->type, wire.type);
+  }
 
   Message m = encode_state_request({""});
   EXPECT_NE(decode_state_request(m, limits).error().find("uid"), std::string::npos);
