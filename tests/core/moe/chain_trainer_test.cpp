@@ -11,18 +11,18 @@
 
 #include "core/moe/client.h"
 #include "core/moe/server.h"
-#include "tests/core/moe/scale_expert.h"
 #include "tests/core/moe/rpc_app.h"
+#include "tests/core/moe/scale_expert.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::CallLog;
+using testing::RpcApp;
 using testing::ScaleExpert;
 
 constexpr PeerId kTrainer = 1;

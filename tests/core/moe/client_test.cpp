@@ -11,19 +11,19 @@
 #include <map>
 
 #include "core/moe/server.h"
-#include "tests/core/moe/scale_expert.h"
 #include "tests/core/moe/rpc_app.h"
+#include "tests/core/moe/scale_expert.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::moe {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::RpcApp;
 using crowdtrain::testing::FakeRuntime;
 using crowdtrain::testing::FakeWorld;
 using testing::floats;
 using testing::rows_of;
+using testing::RpcApp;
 using testing::ScaleExpert;
 using testing::values_of;
 
