@@ -43,7 +43,15 @@ void Averager::start() {
     dht_->bootstrap(options_.bootstrap, [this](Status s) {
       if (!s.ok()) rt_.metrics().event("averaging_bootstrap_failed", {{"why", s.message()}});
     });
-    schedule_round(first_open_round(rt_.now(), options_.first_round, options_.round_interval));
+    const uint64_t first =
+        first_open_round(rt_.now(), options_.first_round, options_.round_interval);
+    // Rounds whose time had passed before this peer was up (a late joiner, or a slow process
+    // start in live mode) are counted, so that nobody mistakes them for rounds it averaged in.
+    const uint64_t missed = std::min<uint64_t>(first, options_.rounds);
+    if (missed > 0) {
+      rt_.metrics().count("averaging_rounds_before_start", static_cast<int64_t>(missed));
+    }
+    schedule_round(first);
   });
 }
 

@@ -5,7 +5,8 @@
 # knows the true mean (the values come from the seed), and its summary.json has the error of its own
 # vector after each round. When every peer found its group in every round, every peer must hold the
 # exact mean after d = 3 rounds (mean squared error < 1e-20: float64 rounding), and still after
-# rounds 4 and 5; when an overloaded machine made some peer miss a round (counted in the summaries),
+# rounds 4 and 5; when an overloaded machine made some peer miss a round (counted in the summaries,
+# including rounds that were over before a slowly starting process was up),
 # every peer's error must still have fallen 1000-fold in 5 rounds.
 # usage: live_moshpit_eight_peers_test.sh <crowdtrain binary> <repo root>
 set -u
@@ -35,9 +36,11 @@ for i in range(n):
     curve = curves[i] = {p["round"]: p["mse"] for p in s["averaging"]["mse_by_round"]}
     c = s["counters"]
     missed += sum(c.get(k, 0) for k in ("averaging_no_group", "averaging_allreduce_failed",
-                                        "averaging_partial", "averaging_round_overrun"))
+                                        "averaging_partial", "averaging_round_overrun",
+                                        "averaging_rounds_before_start"))
     print(f"peer {i}: mse by round " + " ".join(f"{curve[r]:.1e}" for r in sorted(curve)) +
           f"; groups {c.get('averaging_groups', 0)}, no group {c.get('averaging_no_group', 0)}, "
+          f"late start {c.get('averaging_rounds_before_start', 0)}, "
           f"rejected {s['net_rejected_messages']}")
     if s["world"] != "live" or s["peer_id"] != i:
         bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']}")
