@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/moe/calibrate.h"
 #include "core/run_output.h"
 #include "core/scenario.h"
@@ -133,6 +134,7 @@ int cmd_run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ct::keep_freed_memory();
   if (argc < 2) return usage_error("no command given");
   const std::string cmd = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);

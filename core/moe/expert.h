@@ -37,7 +37,7 @@ class ExpertConfig {
   CT_EXPERT_OPTION(std::string, script_path, "")  // "torchscript"
   // "torchscript": the per-sample input/output shape the module expects (empty = [hidden]).
   CT_EXPERT_OPTION(std::vector<int64_t>, sample_shape, {})
-  CT_EXPERT_OPTION(std::string, optimizer, "adam")  // "adam" | "sgd"
+  CT_EXPERT_OPTION(std::string, optimizer, "adam")  // "adam" | "amsgrad" | "sgd"
   CT_EXPERT_OPTION(double, lr, 1e-3)
   CT_EXPERT_OPTION(double, momentum, 0.0)       // sgd
   CT_EXPERT_OPTION(double, max_grad_norm, 0.0)  // clip before the step; 0 = no clipping

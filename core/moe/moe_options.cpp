@@ -38,7 +38,7 @@ void read_expert(JsonReader& r, ExpertConfig& e) {
   r.read("heads", heads, NumberRange::closed(1, 1024));
   r.read("seq_len", seq_len, NumberRange::closed(0, 1 << 20));
   r.read("script_path", script);
-  r.read_choice("optimizer", optimizer, {"adam", "sgd"});
+  r.read_choice("optimizer", optimizer, {"adam", "amsgrad", "sgd"});
   r.read("lr", lr, NumberRange::positive());
   r.read("momentum", momentum, NumberRange::half_open(0, 1));
   r.read("max_grad_norm", clip, NumberRange::non_negative());
@@ -56,6 +56,7 @@ void read_server(JsonReader& r, MoeServerOptions& s) {
   r.read("declare_expiration_s", s.declare_expiration_s, NumberRange::positive());
   r.read("backup_interval_s", s.backup_interval_s, NumberRange::non_negative());
   r.read("takeover_after_s", s.takeover_after_s, NumberRange::non_negative());
+  r.read("failure_prob", s.failure_prob, NumberRange::half_open(0, 1));
   if (r.ok() && s.declare_expiration_s <= s.declare_period_s) {
     r.fail(r.path_of("declare_expiration_s"),
            "must be > declare_period_s (" + json_number_text(s.declare_period_s) +
@@ -93,6 +94,11 @@ void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
   r.read("layers", t.layers, NumberRange::closed(1, kMaxLayers));
   r.read("batch_size", t.batch_size, NumberRange::closed(1, 65536));
   r.read("lr", t.lr, NumberRange::positive());
+  std::string optimizer = t.amsgrad ? "amsgrad" : "adam";
+  r.read_choice("optimizer", optimizer, {"adam", "amsgrad"});
+  t.amsgrad = optimizer == "amsgrad";
+  r.read("steps", t.steps, NumberRange::closed(0, uint64_t{1} << 40));
+  r.read("eval_peers", t.eval_peers, NumberRange::closed(0, 1u << 20));
   r.read("start_s", t.start_s, NumberRange::non_negative());
   r.read("test_fraction", t.test_fraction, NumberRange{0.0, 1.0, true, true});
   r.read("eval_samples", t.eval_samples, NumberRange::closed(1, 10000));

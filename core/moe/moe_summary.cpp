@@ -1,5 +1,6 @@
 // The summary section and the progress line of the mixture-of-experts workload (moe_workload.h).
 
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -14,8 +15,8 @@ namespace {
 
 constexpr const char* kEvalPrefix = "moe_eval_";
 
-// The MNIST trainers' accuracy curve from the samples moe_eval_<k>_{time_s,accuracy}, and the
-// first evaluation time at which each target accuracy was reached.
+// The MNIST trainers' accuracy curve from the samples moe_eval_<k>_{time_s,accuracy,peer_updates},
+// and the first evaluation time (and the swarm's updates then) at which each target was reached.
 void add_curve(const MoeOptions& o, const MetricsSink& sink, nlohmann::json& out) {
   std::map<int64_t, nlohmann::json> points;
   const std::string prefix = kEvalPrefix;
@@ -27,23 +28,34 @@ void add_curve(const MoeOptions& o, const MetricsSink& sink, nlohmann::json& out
     const std::string what = rest.substr(cut + 1);
     nlohmann::json& p = points[std::stoll(rest.substr(0, cut))];
     if (what == "time_s") p["time_s"] = sink.sample_mean(name);
+    if (what == "peer_updates") {  // every trainer peer's own updates at this slot, added up
+      p["updates"] =
+          std::llround(sink.sample_mean(name) * static_cast<double>(sink.sample_count(name)));
+    }
     if (what == "accuracy") {
       p["accuracy"] = sink.sample_mean(name);
       p["trainers"] = static_cast<int64_t>(sink.sample_count(name));
     }
   }
   nlohmann::json curve = nlohmann::json::array();
-  nlohmann::json to = nlohmann::json::object();
-  for (double target : o.trainer.target_accuracies) to[json_number_text(target)] = nullptr;
+  nlohmann::json to = nlohmann::json::object(), to_updates = nlohmann::json::object();
+  for (double target : o.trainer.target_accuracies) {
+    to[json_number_text(target)] = nullptr;
+    to_updates[json_number_text(target)] = nullptr;
+  }
   for (auto& [k, p] : points) {
+    if (!p.contains("accuracy")) continue;  // a slot nobody could evaluate
     curve.push_back(p);
     for (double target : o.trainer.target_accuracies) {
       nlohmann::json& slot = to[json_number_text(target)];
-      if (slot.is_null() && p.value("accuracy", 0.0) >= target) slot = p["time_s"];
+      if (!slot.is_null() || p.value("accuracy", 0.0) < target) continue;
+      slot = p["time_s"];
+      to_updates[json_number_text(target)] = p.value("updates", nlohmann::json(nullptr));
     }
   }
   out["curve"] = curve;
   out["time_to_accuracy_s"] = to;
+  out["updates_to_accuracy"] = to_updates;
   out["final_accuracy"] = curve.empty() ? nlohmann::json(nullptr) : curve.back()["accuracy"];
 }
 

@@ -68,6 +68,7 @@ ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& c
   ExpertServerOptions so;
   so.max_batch_size(o.server.max_batch_size)
       .max_queue_samples(o.server.max_queue_samples)
+      .failure_prob(o.server.failure_prob)
       .numerics(o.numerics);
   if (o.server.checkpoint_interval_s > 0 && !context.state_dir.empty()) {
     so.checkpoint_dir(context.state_dir + "/experts")
@@ -160,6 +161,7 @@ train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, u
       .k(o.client.k)
       .batch_size(o.trainer.batch_size)
       .lr(o.trainer.lr)
+      .amsgrad(o.trainer.amsgrad)
       .seed(seed);
 }
 
@@ -195,11 +197,24 @@ class TrainerApp final : public MoePeer {
     const Time start = from_seconds(o_.trainer.start_s);
     const Time delay = rt_.now() < start ? start - rt_.now() : Time(0);
     rt_.schedule(delay, [this] {
+      const uint64_t steps = o_.trainer.steps;
       for (auto& t : trainers_) {
-        t->run(std::numeric_limits<int64_t>::max(), nullptr, nullptr);
+        t->run(steps > 0 ? static_cast<int64_t>(steps) : std::numeric_limits<int64_t>::max(),
+               nullptr, nullptr);
       }
     });
     schedule_eval();
+  }
+
+  bool evaluates() const {
+    return o_.trainer.eval_peers == 0 || rt_.self() < o_.servers + o_.trainer.eval_peers;
+  }
+
+  // Updates this peer's trainers have applied so far (the local model's optimizer steps).
+  int64_t updates() const {
+    int64_t n = 0;
+    for (const auto& t : trainers_) n += t->steps_done();
+    return n;
   }
 
   // The next evaluation slot start_s + k * eval_interval_s at or after now.
@@ -213,19 +228,25 @@ class TrainerApp final : public MoePeer {
 
   void evaluate(double k, double at) {
     const std::string key = kEvalPrefix + std::to_string(static_cast<int64_t>(k)) + "_";
+    rt_.schedule(from_seconds(o_.trainer.eval_interval_s),
+                 [this, k, at] { evaluate(k + 1, at + o_.trainer.eval_interval_s); });
+    // Every trainer peer tells its updates at each slot (the summary adds them up: the updates
+    // the swarm has made); the evaluators measure the model that has seen these.
+    const int64_t updates = this->updates();
+    rt_.metrics().observe(key + "peer_updates", static_cast<double>(updates));
+    if (!evaluates()) return;
     trainers_.front()->evaluate(data_->test, o_.trainer.eval_samples,
-                                [this, key, at](const train::DmoeEvalResult& r) {
+                                [this, key, at, updates](const train::DmoeEvalResult& r) {
                                   if (r.samples > 0) {
                                     rt_.metrics().observe(key + "accuracy", r.accuracy);
                                     rt_.metrics().observe(key + "time_s", at);
                                   }
                                   rt_.metrics().event("moe_eval", {{"time_s", at},
                                                                    {"accuracy", r.accuracy},
+                                                                   {"updates", updates},
                                                                    {"samples", r.samples},
                                                                    {"failed", r.failed_samples}});
                                 });
-    rt_.schedule(from_seconds(o_.trainer.eval_interval_s),
-                 [this, k, at] { evaluate(k + 1, at + o_.trainer.eval_interval_s); });
   }
 
   std::shared_ptr<MoeData> data_;

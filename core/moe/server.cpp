@@ -182,6 +182,9 @@ void ExpertServer::on_request(Direction dir, Message msg, RpcEndpoint::Responder
   const std::string reason =
       admit(dir, uid, numerics, task.inputs, dir == kBackward ? &task.grad_outputs : nullptr, why);
   if (!reason.empty()) return refuse(reason, why, respond);
+  if (options_.failure_prob() > 0 && rt_.rng().bernoulli(options_.failure_prob())) {
+    return refuse("injected", "injected failure (server.failure_prob)", respond);
+  }
   task.seq = next_seq_++;
   task.arrived = rt_.now();
   task.rows = task.inputs.shape[0];

@@ -33,6 +33,9 @@ class ExpertServerOptions {
   CT_SERVER_OPTION(Time, checkpoint_interval, std::chrono::seconds(60))
   CT_SERVER_OPTION(Numerics, numerics, Numerics::kReal)  // kTiming: no tensors, compute charged
   CT_SERVER_OPTION(ProtocolLimits, limits, ProtocolLimits())
+  // Each forward or backward request is refused ("injected") with this probability, drawn from
+  // the peer's Runtime rng: Learning@home's failure emulation as a real fault on the wire.
+  CT_SERVER_OPTION(double, failure_prob, 0.0)
 #undef CT_SERVER_OPTION
 
  public:

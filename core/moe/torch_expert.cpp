@@ -28,7 +28,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const ExpertConfig& c,
     return std::make_unique<torch::optim::SGD>(
         std::move(params), torch::optim::SGDOptions(c.lr()).momentum(c.momentum()));
   }
-  return std::make_unique<torch::optim::Adam>(std::move(params), torch::optim::AdamOptions(c.lr()));
+  return std::make_unique<torch::optim::Adam>(
+      std::move(params), torch::optim::AdamOptions(c.lr()).amsgrad(c.optimizer() == "amsgrad"));
 }
 
 // Every tensor `module` would load from `archive` (recursively, as Module::load reads them) is
@@ -68,8 +69,8 @@ Status check_archive(const torch::nn::Module& module, torch::serialize::InputArc
 
 Status check_training_options(const ExpertConfig& c) {
   const std::string where = "expert '" + c.kind() + "': ";
-  if (c.optimizer() != "adam" && c.optimizer() != "sgd") {
-    return Status::error(where + "optimizer '" + c.optimizer() + "' is not adam or sgd");
+  if (c.optimizer() != "adam" && c.optimizer() != "amsgrad" && c.optimizer() != "sgd") {
+    return Status::error(where + "optimizer '" + c.optimizer() + "' is not adam, amsgrad or sgd");
   }
   if (!(c.lr() > 0 && c.lr() < 1e3)) {
     return Status::error(where + "lr " + std::to_string(c.lr()) + " outside (0, 1000)");

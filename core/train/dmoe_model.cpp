@@ -35,8 +35,8 @@ DmoeLocalModel::DmoeLocalModel(const DmoeOptions& options)
   impl_->root->register_module("head", torch::nn::Linear(o.hidden(), o.classes()));
   impl_->params = impl_->root->parameters();
   CT_CHECK(impl_->params.size() == static_cast<size_t>(6 + 2 * o.layers()));
-  impl_->adam =
-      std::make_unique<torch::optim::Adam>(impl_->params, torch::optim::AdamOptions(o.lr()));
+  impl_->adam = std::make_unique<torch::optim::Adam>(
+      impl_->params, torch::optim::AdamOptions(o.lr()).amsgrad(o.amsgrad()));
 }
 
 DmoeLocalModel::~DmoeLocalModel() = default;

@@ -82,6 +82,40 @@ TEST(MoeWorld, TrainingGoesOnWhenServersDie) {
   }
 }
 
+// The convergence experiment's knobs: every trainer stops after trainer.steps, one trainer peer
+// evaluates (eval_peers), the curve counts the swarm's updates, and server.failure_prob refuses
+// expert calls that training survives.
+TEST(MoeWorld, StepsEvalPeersUpdatesAndInjectedFailures) {
+  CT_REQUIRE_MNIST();
+  nlohmann::json doc = tiny_moe();
+  auto& moe = doc["workload"]["moe"];
+  moe["server"]["failure_prob"] = 0.1;
+  moe["trainer"]["steps"] = 60;
+  moe["trainer"]["eval_peers"] = 1;
+  moe["trainer"]["eval_interval_s"] = 3;
+  moe["trainer"]["optimizer"] = "amsgrad";
+  moe["expert"]["optimizer"] = "amsgrad";
+  moe["trainer"]["target_accuracies"] = {0.5};
+  const auto sum = testing::run_quiet(parse(doc));
+  const auto& m = sum["moe"];
+  // 6 trainer peers x 60 steps tried; a step fails only when a sample has no answer at all.
+  EXPECT_EQ(moe_counter(sum, "dmoe_steps") + moe_counter(sum, "dmoe_failed_steps"), 6 * 60)
+      << m.dump();
+  EXPECT_GT(moe_counter(sum, "moe_server_refused_injected"), 0) << m.dump();
+  const auto& curve = m["curve"];
+  ASSERT_GE(curve.size(), 4u) << m.dump();
+  int64_t last_updates = -1;
+  for (const auto& p : curve) {
+    EXPECT_EQ(p["trainers"].get<int64_t>(), 1) << m.dump();
+    EXPECT_GE(p["updates"].get<int64_t>(), last_updates) << m.dump();
+    last_updates = p["updates"].get<int64_t>();
+  }
+  // Every peer has stopped long before the last slot (at 37 s): it counts every update.
+  EXPECT_EQ(last_updates, moe_counter(sum, "dmoe_steps")) << m.dump();
+  EXPECT_GT(m["final_accuracy"].get<double>(), 0.5) << m.dump();
+  EXPECT_FALSE(m["updates_to_accuracy"]["0.5"].is_null()) << m.dump();
+}
+
 TEST(MoeWorld, SameSeedSameRun) {
   CT_REQUIRE_MNIST();
   nlohmann::json doc = tiny_moe();

@@ -197,6 +197,38 @@ TEST_F(ServerTest, EveryRefusalIsAnErrorResponseAndTheServerStaysAlive) {
   EXPECT_EQ(a->updates(), 0u);
 }
 
+// server.failure_prob: Learning@home's failure emulation as refusals on the wire. Each request
+// fails on its own draw; a failed one never reaches the expert and the others are served.
+TEST_F(ServerTest, InjectedFailuresRefuseAboutTheirShareOfRequests) {
+  start(ExpertServerOptions().failure_prob(0.25));
+  ScaleExpert* a = add("a", 2.f);
+  std::vector<std::shared_ptr<Answer>> answers;
+  for (int i = 0; i < 400; ++i) {
+    if (i % 2 == 0) {
+      answers.push_back(forward("a", rows_of(1, 2, float(i)), i * 1ms));
+    } else {
+      answers.push_back(backward("a", rows_of(1, 2, 0), rows_of(1, 2, 0), i * 1ms));
+    }
+  }
+  world_.run_for(5s);
+  int64_t failed = 0;
+  for (const auto& ans : answers) {
+    ASSERT_TRUE(ans->done);
+    if (ans->result.ok()) continue;
+    ++failed;
+    EXPECT_TRUE(ans->result.status().is_refused());
+    EXPECT_NE(ans->result.error().find("injected failure"), std::string::npos);
+  }
+  EXPECT_EQ(counter("moe_server_refused_injected"), failed);
+  EXPECT_GT(failed, 400 * 0.25 - 30);  // binomial(400, 0.25): sd 8.7
+  EXPECT_LT(failed, 400 * 0.25 + 30);
+  // Every request that was not refused was computed: forward and backward alike.
+  int64_t served_backward = 0;
+  for (size_t i = 1; i < answers.size(); i += 2) served_backward += answers[i]->result.ok();
+  EXPECT_EQ(int64_t(a->updates()), served_backward);
+  EXPECT_EQ(int64_t(log_->batch_sizes.size()), 400 - failed);
+}
+
 TEST_F(ServerTest, BackwardAppliesOneSgdStepAndNonFiniteGradientsNone) {
   start(ExpertServerOptions());
   ScaleExpert* a = add("a", 2.f);
