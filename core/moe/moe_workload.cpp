@@ -243,7 +243,7 @@ class TrainerApp final : public MoePeer {
                                   }
                                   rt_.metrics().event("moe_eval", {{"time_s", at},
                                                                    {"accuracy", r.accuracy},
-                                                                   {"updates", updates},
+                                                                   {"peer_updates", updates},
                                                                    {"samples", r.samples},
                                                                    {"failed", r.failed_samples}});
                                 });
