@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The program end to end: `check` and `run` exit codes, broken scenarios naming their JSON path
+# The program end to end: every shipped scenario passes `check`; `check` and `run` exit codes, broken scenarios naming their JSON path
 # (exit 2), the quickstart scenario at a small size writing its run folder, the same seed giving the
 # same event_log_sha256 (and another seed another), and the plot script on the run folder.
 # usage: cli_test.sh <crowdtrain binary> <repo root>
@@ -11,8 +11,13 @@ trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # 1. check: a good scenario exits 0.
-"$BIN" check "$ROOT/scenarios/quickstart.json" > "$TMP/out" 2>&1 || fail "check quickstart: $(cat "$TMP/out")"
-"$BIN" check "$ROOT/scenarios/probe_world.json" > "$TMP/out" 2>&1 || fail "check probe_world: $(cat "$TMP/out")"
+#    Every scenario the project ships (the README's and the docs' commands run them) is valid.
+shipped=0
+for f in "$ROOT"/scenarios/*.json; do
+  "$BIN" check "$f" > "$TMP/out" 2>&1 || fail "check $(basename "$f"): $(cat "$TMP/out")"
+  shipped=$((shipped + 1))
+done
+[ "$shipped" -ge 10 ] || fail "only $shipped scenarios found in $ROOT/scenarios"
 
 # 2. broken scenarios exit 2 and name what is wrong.
 expect_broken() {  # name, json text, text the error must contain
