@@ -91,7 +91,7 @@ def draw(runs, out):
     axes[1].set_xlabel("simulated time (hours)")
     for ax in axes:
         ax.set_ylabel("validation accuracy")
-        ax.set_ylim(0.8, 1.0)
+        ax.set_ylim(0.0, 1.0)
         ax.axhline(0.95, color="grey", linestyle=":", linewidth=0.8)
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")

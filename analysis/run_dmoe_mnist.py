@@ -14,8 +14,11 @@ beam search over the DHT; AMSGrad lr 1e-3 on trainers and experts. This script v
   moe64_d1000_f0    1 s, no failures
   moe64_d1000_churn 1 s, no injected failures; instead each expert server crashes for 120 s in
                     every 1,200 s (staggered: 10% down time), restarts from its own checkpoint
-                    (written every 30 s) and declares its experts again; calls in flight to a
-                    crashed server time out
+                    (written every 120 s: a crash loses up to 2 minutes of its experts'
+                    updates; 64 experts with their AMSGrad state are 6.4 GB per round of
+                    checkpoints, so a shorter interval costs more wall time in writes than in
+                    compute) and declares its experts again; calls in flight to a crashed server
+                    time out
   dense_d1000       the dense baseline: one expert per layer (a 1-cell grid, k = 1), a residual FFN
                     with d = 1024 (1024 -> 4096 -> 4096 -> 1024) on each of the 4 servers, 1 s
                     round trips, no failures
@@ -53,7 +56,7 @@ SETUPS = {
     "moe64_d100_f0": (64, 100, "0", ["workload.moe.server.failure_prob=0"]),
     "moe64_d1000_f0": (64, 1000, "0", ["workload.moe.server.failure_prob=0"]),
     "moe64_d1000_churn": (64, 1000, "churn", ["workload.moe.server.failure_prob=0",
-                                              "workload.moe.server.checkpoint_interval_s=30"]),
+                                              "workload.moe.server.checkpoint_interval_s=120"]),
     "dense_d1000": (4, 1000, "0", ["workload.moe.server.failure_prob=0",
                                    'workload.moe.grid.sizes=[1]', "workload.moe.client.k=1",
                                    "workload.moe.expert.hidden=1024",
