@@ -42,6 +42,11 @@ def load(path):
     return runs
 
 
+def ordered(runs):
+    """The setups in LABELS order, unknown ones last."""
+    return sorted(runs, key=lambda s: list(LABELS).index(s) if s in LABELS else len(LABELS))
+
+
 def interpolate(curve, x, index):
     """Accuracy at x along the curve's column `index` (updates or time), None outside it."""
     for a, b in zip(curve, curve[1:]):
@@ -72,7 +77,7 @@ def band(curves, index, points=60):
 
 def draw(runs, out):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    for setup in sorted(runs, key=lambda s: list(LABELS).index(s) if s in LABELS else 99):
+    for setup in ordered(runs):
         label, color = LABELS.get(setup, (setup, None))
         curves = list(runs[setup].values())
         label += f" ({len(curves)} seeds)" if len(curves) > 1 else ""
@@ -117,23 +122,23 @@ def table(runs):
     print("| setup | seeds | updates | final accuracy (min–max) | updates to 90% | to 95% | "
           "hours to 95% |")
     print("|---|---|---|---|---|---|---|")
-    for setup in sorted(runs, key=lambda s: list(LABELS).index(s) if s in LABELS else 99):
+    for setup in ordered(runs):
         curves = list(runs[setup].values())
         finals = [c[-1][2] for c in curves]
         updates = [c[-1][1] for c in curves]
+        hits = {t: [h for h in (first_reaching(c, t) for c in curves) if h] for t in TARGETS}
         cells = []
         for target in TARGETS:
-            hits = [h for h in (first_reaching(c, target) for c in curves) if h]
-            cell = fmt_mean([h[0] for h in hits], 0)
-            if len(hits) < len(curves):
-                cell += f" ({len(hits)}/{len(curves)} seeds)"
+            cell = fmt_mean([h[0] for h in hits[target]], 0)
+            if len(hits[target]) < len(curves):
+                cell += f" ({len(hits[target])}/{len(curves)} seeds)"
             cells.append(cell)
-        hits95 = [h for h in (first_reaching(c, 0.95) for c in curves) if h]
         final = f"{sum(finals) / len(finals):.4f}"
         if len(finals) > 1:
             final += f" ({min(finals):.4f}–{max(finals):.4f})"
+        hours95 = fmt_mean([h[1] / 3600 for h in hits[0.95]], 2)
         print(f"| {LABELS.get(setup, (setup,))[0]} | {len(curves)} | {fmt_mean(updates, 0)} | "
-              f"{final} | {cells[0]} | {cells[1]} | {fmt_mean([h[1] / 3600 for h in hits95], 2)} |")
+              f"{final} | {cells[0]} | {cells[1]} | {hours95} |")
 
 
 def main():

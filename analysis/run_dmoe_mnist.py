@@ -78,7 +78,12 @@ def churn_faults(duration_s):
     return faults
 
 
-def run_args(binary, out, setup, seed, steps, eval_every):
+def eval_every(delay):
+    """Simulated seconds between evaluations: about 60 per run at 500 steps."""
+    return 240 if delay >= 1000 else 60
+
+
+def run_args(binary, out, setup, seed, steps):
     _, delay, failure, extra = SETUPS[setup]
     # Simulated time per step grows with the delay (a step's beam searches and expert calls are
     # a few round trips per layer): the duration is a ceiling; the trainers stop after `steps`,
@@ -131,14 +136,10 @@ def main():
     a = p.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     os.makedirs(a.out, exist_ok=True)
-
-    def eval_every(delay):  # about 30 evaluations per run
-        return 240 if delay >= 1000 else 60
-
     jobs = []
     for setup, seed in parse_runs(a.runs):
         out = os.path.join(a.out, f"{setup}_s{seed}")
-        jobs.append(((setup, seed), run_args(a.bin, out, setup, seed, a.steps, eval_every), out))
+        jobs.append(((setup, seed), run_args(a.bin, out, setup, seed, a.steps), out))
     rows = []
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
         done = {pool.submit(run_one, args, out, a.collect_only): key for key, args, out in jobs}
