@@ -88,7 +88,8 @@ def run_args(binary, out, setup, seed, steps):
     # Simulated time per step grows with the delay (a step's beam searches and expert calls are
     # a few round trips per layer): the duration is a ceiling; the trainers stop after `steps`,
     # the evaluations go on to the end.
-    duration = round((14400 if delay >= 1000 else 4800) * steps / 500)
+    # (a step takes about 16.4 simulated seconds at 1 s round trips, docs/results/dmoe_mnist.csv)
+    duration = round((9000 if delay >= 1000 else 4800) * steps / 500)
     sets = [f"seed={seed}", "output.progress=false", f"duration_s={duration}",
             "network.delay_ms=" + json.dumps({"dist": "exponential", "mean": delay / 2}),
             f"workload.moe.trainer.steps={steps}",

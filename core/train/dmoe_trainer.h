@@ -39,6 +39,9 @@ struct DmoeStepStats {
   std::string failure;
   Status status;      // the reason, when !ok
   double loss = 0.0;  // mean cross-entropy of the batch (when the forward completed)
+  // Updates other steps applied to the shared model while this one ran (when ok): its gradient
+  // is this many updates stale (the paper's emulator logs it as delay_steps).
+  int64_t staleness = 0;
 };
 
 struct DmoeEvalResult {

@@ -37,6 +37,28 @@ TEST(DatasetTest, SubsetAndCounts) {
   EXPECT_EQ(Dataset().size(), 0);
 }
 
+// Statistics from one set, applied to another: the fitted set comes out with mean 0 and standard
+// deviation 1 over all of its values; the original is untouched; labels are kept.
+TEST(DatasetTest, StandardizationFitsOneSetAndAppliesToAnother) {
+  const torch::Tensor x =
+      torch::tensor({0.0f, 1.0f, 0.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f}).view({4, 2});
+  const Dataset train(x, torch::tensor({0, 1, 0, 1}, torch::kInt64), 2);
+  const Standardization st = fit_standardization(train);
+  EXPECT_DOUBLE_EQ(st.mean, 0.5);
+  EXPECT_DOUBLE_EQ(st.stddev, 0.5);
+  const Dataset z = standardized(train, st);
+  EXPECT_TRUE(torch::allclose(z.images(), (x - 0.5) / 0.5));
+  EXPECT_NEAR(z.images().mean().item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(z.images().std(false).item<double>(), 1.0, 1e-6);
+  EXPECT_EQ(z.label_vector(), train.label_vector());
+  EXPECT_TRUE(torch::equal(train.images(), x));  // the original is unchanged
+  const Dataset other(torch::full({2, 2}, 2.0f), torch::tensor({1, 0}, torch::kInt64), 2);
+  EXPECT_TRUE(torch::allclose(standardized(other, st).images(), torch::full({2, 2}, 3.0f)));
+  // Constant or empty data: nothing to scale by.
+  EXPECT_DOUBLE_EQ(fit_standardization(other).stddev, 1.0);
+  EXPECT_DOUBLE_EQ(fit_standardization(Dataset()).mean, 0.0);
+}
+
 TEST(DatasetTest, SplitIsStratifiedDisjointAndSeeded) {
   const Dataset d = indexed(1000, 10);
   auto [train, val] = split_train_validation(d, 0.2, 42);

@@ -437,6 +437,8 @@ TEST_F(DmoeTest, SharedModelStepsEqualSequentialReplay) {
     next_batch(*st.trainer, &rec->x, &rec->y);
     st.trainer->step([&, rec, left](const DmoeStepStats& s) {
       ASSERT_TRUE(s.ok) << s.status.message();
+      // The other trainer's updates that landed while this step ran.
+      EXPECT_EQ(s.staleness, model->updates() - 1 - rec->start_version);
       completed.push_back(*rec);
       versions.push_back(model->parameters());
       if (left > 1) go(st, left - 1);
@@ -451,6 +453,7 @@ TEST_F(DmoeTest, SharedModelStepsEqualSequentialReplay) {
     stale += completed[i].start_version < static_cast<int64_t>(i);
   }
   EXPECT_GE(stale, 3);  // steps really overlapped
+  EXPECT_EQ(world.sink.sample_count("dmoe_staleness"), 10u);
 
   DmoeLocalModel replay(o);
   ASSERT_TRUE(torch::equal(replay.parameters(), versions[0]));
