@@ -18,10 +18,10 @@ Finished runs (RUN/summary.json present) are reused.
 import argparse
 import concurrent.futures as futures
 import csv
-import json
 import os
-import subprocess
 import sys
+
+from run_dmoe_mnist import run_one  # runs one scenario, or reuses its summary.json
 
 SCENARIO = "scenarios/dmoe_mnist.json"
 VARIANTS = {
@@ -33,17 +33,11 @@ VARIANTS = {
 
 def run(binary, out, variant, seed, collect_only):
     run_dir = os.path.join(out, f"{variant}_s{seed}")
-    summary = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(summary):
-        if collect_only:
-            return None
-        args = [binary, "run", SCENARIO, "--quiet", "--out", run_dir, "--set", f"seed={seed}"]
-        for s in VARIANTS[variant]:
-            args += ["--set", s]
-        with open(run_dir + ".log", "w") as log:
-            subprocess.run(args, check=True, stdout=log, stderr=subprocess.STDOUT)
-    with open(summary) as f:
-        return json.load(f)["moe"]["curve"]
+    args = [binary, "run", SCENARIO, "--quiet", "--out", run_dir, "--set", f"seed={seed}"]
+    for s in VARIANTS[variant]:
+        args += ["--set", s]
+    moe = run_one(args, run_dir, collect_only)
+    return None if moe is None else moe["curve"]
 
 
 def main():
