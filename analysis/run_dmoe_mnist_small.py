@@ -7,6 +7,10 @@ rate is 1e-4"). About 8 minutes of wall time per run on one core.
   expert_lr_1e-4   the scenario as it is
   expert_lr_1e-3   workload.moe.expert.lr=0.001 (the paper's expert learning rate)
   raw_pixels       workload.moe.expert.lr=0.001 and workload.moe.trainer.standardize_inputs=false
+  scale_lr_1e-3    expert lr 1e-3, workload.moe.server.stale_updates=scale (each step's learning
+                   rate divided by 1 + the staleness of its rows)
+  skip_lr_1e-3     expert lr 1e-3, workload.moe.server.stale_updates=skip with max_staleness 2
+                   (staler backward calls get their input gradient and add no step)
 
 Writes docs/results/dmoe_mnist_small.csv: variant,seed,updates,val_accuracy,time_s (one row per
 evaluation; updates: the trainers' successful steps so far).
@@ -28,6 +32,9 @@ VARIANTS = {
     "expert_lr_1e-4": [],
     "expert_lr_1e-3": ["workload.moe.expert.lr=0.001"],
     "raw_pixels": ["workload.moe.expert.lr=0.001", "workload.moe.trainer.standardize_inputs=false"],
+    "scale_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.stale_updates=scale"],
+    "skip_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.stale_updates=skip",
+                     "workload.moe.server.max_staleness=2"],
 }
 
 

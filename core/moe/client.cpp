@@ -9,9 +9,10 @@
 namespace crowdtrain::moe {
 namespace {
 
-// The batch an answer carries: forward outputs or backward grad inputs.
+// The batch an answer carries: forward outputs or backward grad inputs; and a forward answer's
+// expert version.
 Result<TensorData> decode_answer(bool backward, const Message& answer, Numerics numerics,
-                                 const ProtocolLimits& limits) {
+                                 const ProtocolLimits& limits, std::optional<uint64_t>& version) {
   Numerics mode;
   TensorData t;
   if (backward) {
@@ -24,6 +25,7 @@ Result<TensorData> decode_answer(bool backward, const Message& answer, Numerics 
     if (!f.ok()) return f.status();
     mode = f->numerics;
     t = std::move(f->outputs);
+    version = f->version;
   }
   if (mode != numerics) {
     return Status::error(std::string("answered in ") + numerics_name(mode) + " numerics, not " +
@@ -116,7 +118,7 @@ void RemoteMixture::forward(const TensorData& inputs,
   }
   for (auto& [ref, i] : index) {
     i = call->calls.size();
-    call->calls.push_back(ExpertCall{ref, {}, std::nullopt, std::nullopt});
+    call->calls.push_back(ExpertCall{ref, {}, std::nullopt, std::nullopt, std::nullopt});
   }
   call->needed.resize(chosen.size());
   for (size_t s = 0; s < chosen.size(); ++s) {
@@ -180,7 +182,7 @@ void RemoteMixture::backward(const TensorData& inputs, std::vector<ExpertCall> c
       continue;
     }
     for (int64_t s : ec.samples) ++call->needed[size_t(s)];  // experts that answered, for now
-    BackwardRequest r{ec.expert.uid, numerics_, {}, std::move(grad_outputs[c])};
+    BackwardRequest r{ec.expert.uid, numerics_, {}, std::move(grad_outputs[c]), ec.version};
     if (numerics_ == Numerics::kReal) {
       r.inputs = gather_rows(inputs, ec.samples);
     } else {
@@ -263,7 +265,8 @@ void RemoteMixture::arm_straggler(const std::shared_ptr<Call>& call) {
 
 std::string RemoteMixture::accept(Call& call, size_t c, const Message& answer) {
   ExpertCall& ec = call.calls[c];
-  auto decoded = decode_answer(call.backward, answer, numerics_, limits_);
+  std::optional<uint64_t> version;
+  auto decoded = decode_answer(call.backward, answer, numerics_, limits_, version);
   if (!decoded.ok()) return decoded.error();
   TensorData& t = decoded.value();
   if (t.shape[0] != int64_t(ec.samples.size())) {
@@ -281,7 +284,10 @@ std::string RemoteMixture::accept(Call& call, size_t c, const Message& answer) {
   if (per_sample != expected) {
     return "per-sample shape " + shape_string(per_sample) + ", expected " + shape_string(expected);
   }
-  if (!call.backward) call.output_sample = per_sample;
+  if (!call.backward) {
+    call.output_sample = per_sample;
+    ec.version = version;
+  }
   (call.backward ? ec.grad_input : ec.output) = std::move(t);
   return "";
 }

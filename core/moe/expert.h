@@ -64,9 +64,15 @@ class Expert {
   // anything else (shape, dtype, non-finite values) is refused with a reason, state untouched.
   virtual Result<TensorData> forward(const TensorData& inputs) = 0;
   // Recomputes the forward of `inputs` with a graph, back-propagates `grad_outputs` ([n,
-  // output_shape...] float32), and when every gradient is finite applies one optimizer step.
-  // Returns the gradient with respect to the inputs. Non-finite gradients: an error, no step.
-  virtual Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs) = 0;
+  // output_shape...] float32), and when every gradient is finite applies one optimizer step with
+  // the learning rate times lr_scale (in [0, 1]; the server's staleness-aware updates); with
+  // lr_scale 0 no step is taken and updates() stays. Returns the gradient with respect to the
+  // inputs. Non-finite gradients: an error, no step.
+  virtual Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs,
+                                      double lr_scale) = 0;
+  Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs) {
+    return backward(inputs, grad_outputs, 1.0);
+  }
   virtual uint64_t updates() const = 0;  // optimizer steps applied so far
   // Parameters and optimizer state as bytes (a checkpoint), and back. load_state refuses bytes
   // of another architecture or a corrupt blob with a reason and leaves the expert as it was.

@@ -63,6 +63,9 @@ struct ExpertCall {
   std::vector<int64_t> samples;      // indices into the call's batch, ascending
   std::optional<TensorData> output;  // forward: [samples.size(), output shape...] when it answered
   std::optional<TensorData> grad_input;  // backward: [samples.size(), input shape...] when answered
+  // forward: the expert's version in the answer (its update count); backward sends it back so the
+  // server can tell how stale the update is. Absent when the server did not say.
+  std::optional<uint64_t> version;
 };
 
 class MixtureCaller {

@@ -10,6 +10,7 @@
 #include "core/json_path.h"
 #include "core/moe/expert.h"
 #include "core/moe/protocol.h"
+#include "core/moe/server.h"
 #include "core/scenario.h"
 
 namespace crowdtrain::moe {
@@ -24,6 +25,10 @@ struct MoeServerOptions {
   double takeover_after_s = 0;       // record empty this long: adopt; 0 = declare_period_s
   double failure_prob = 0;           // each expert request fails with this probability (the
                                      // paper's failure emulation); 0 = never
+  // What a stale backward does to its expert (core/moe/server.h): "apply" (the paper), "scale"
+  // (lr / (1 + staleness)), "skip" (no step when staler than max_staleness).
+  StaleUpdates stale_updates = StaleUpdates::kApply;
+  uint64_t max_staleness = 4;
 };
 
 struct MoeClientOptions {

@@ -94,9 +94,10 @@ nlohmann::json moe_summary(const Scenario& s, const MetricsSink& sink) {
   }
   out["counters"] = counters;
   nlohmann::json pct = nlohmann::json::object();
-  for (const char* n : {"moe_batch_size", "moe_queue_s", "moe_compute_s", "moe_beam_search_s",
-                        "moe_client_forward_s", "moe_client_backward_s", "dmoe_step_s",
-                        "dmoe_staleness", "dmoe_loss", "moe_chain_pass_s"}) {
+  for (const char* n :
+       {"moe_batch_size", "moe_queue_s", "moe_compute_s", "moe_beam_search_s",
+        "moe_client_forward_s", "moe_client_backward_s", "dmoe_step_s", "dmoe_staleness",
+        "dmoe_loss", "moe_update_staleness", "moe_chain_pass_s"}) {
     if (sink.sample_count(n) == 0) continue;
     pct[n] = {{"p50", sink.percentile(n, 0.5)},
               {"p90", sink.percentile(n, 0.9)},

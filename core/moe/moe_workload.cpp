@@ -74,6 +74,8 @@ ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& c
   so.max_batch_size(o.server.max_batch_size)
       .max_queue_samples(o.server.max_queue_samples)
       .failure_prob(o.server.failure_prob)
+      .stale_updates(o.server.stale_updates)
+      .max_staleness(o.server.max_staleness)
       .numerics(o.numerics);
   if (o.server.checkpoint_interval_s > 0 && !context.state_dir.empty()) {
     so.checkpoint_dir(context.state_dir + "/experts")

@@ -1,7 +1,6 @@
 #include "core/moe/protocol.h"
 
-#include <cmath>
-#include <cstring>
+#include <optional>
 
 namespace crowdtrain::moe {
 namespace {
@@ -179,6 +178,18 @@ void write_batch(Message& m, Numerics mode, uint16_t tag, const TensorData& t) {
   m.add_filler(tag, float_bytes(t.shape));
 }
 
+// The optional last field of a forward response and a backward request.
+Result<std::optional<uint64_t>> read_version(Reader& r) {
+  if (!r.next_is(kTagVersion)) return std::optional<uint64_t>();
+  const Field* f = r.take(kTagVersion, FieldKind::kU64, "version");
+  if (!f) return r.error();
+  return std::optional<uint64_t>(std::get<uint64_t>(f->value));
+}
+
+void write_version(Message& m, const std::optional<uint64_t>& version) {
+  if (version) m.add_u64(kTagVersion, *version);
+}
+
 Message begin(MsgType type, bool response) {
   Message m(type);
   if (response) m.flags = kFlagResponse;
@@ -186,26 +197,6 @@ Message begin(MsgType type, bool response) {
 }
 
 }  // namespace
-
-const char* numerics_name(Numerics n) { return n == Numerics::kReal ? "real" : "timing"; }
-
-TensorData shape_only(std::vector<int64_t> shape) {
-  TensorData t;
-  t.dtype = DType::kFloat32;
-  t.shape = std::move(shape);
-  return t;
-}
-
-std::vector<int64_t> sample_shape_of(const TensorData& t) {
-  if (t.shape.empty()) return {};
-  return std::vector<int64_t>(t.shape.begin() + 1, t.shape.end());
-}
-
-uint64_t float_bytes(const std::vector<int64_t>& shape) {
-  uint64_t n = kFloatBytes;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
 
 Message encode_forward_request(const ForwardRequest& r) {
   Message m = begin(MsgType::kMoeForwardRequest, false);
@@ -218,6 +209,7 @@ Message encode_forward_response(const ForwardResponse& r) {
   Message m = begin(MsgType::kMoeForwardResponse, true);
   m.add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
   write_batch(m, r.numerics, kTagOutputs, r.outputs);
+  write_version(m, r.version);
   return m;
 }
 
@@ -226,6 +218,7 @@ Message encode_backward_request(const BackwardRequest& r) {
   m.add_bytes(kTagUid, r.uid).add_u64(kTagMode, static_cast<uint64_t>(r.numerics));
   write_batch(m, r.numerics, kTagInputs, r.inputs);
   write_batch(m, r.numerics, kTagGradOutputs, r.grad_outputs);
+  write_version(m, r.version);
   return m;
 }
 
@@ -259,8 +252,9 @@ Result<ForwardResponse> decode_forward_response(const Message& m, const Protocol
   uint64_t total = 0;
   MOE_TRY(mode, read_mode(r));
   MOE_TRY(outputs, read_batch(r, mode, kTagOutputs, "outputs", limits, total));
+  MOE_TRY(version, read_version(r));
   if (Status s = r.finish(); !s.ok()) return s;
-  return ForwardResponse{mode, std::move(outputs)};
+  return ForwardResponse{mode, std::move(outputs), version};
 }
 
 Result<BackwardRequest> decode_backward_request(const Message& m, const ProtocolLimits& limits) {
@@ -276,8 +270,9 @@ Result<BackwardRequest> decode_backward_request(const Message& m, const Protocol
     return r.fail_last("grad_outputs", std::to_string(grads.shape[0]) + " rows for " +
                                            std::to_string(inputs.shape[0]) + " input rows");
   }
+  MOE_TRY(version, read_version(r));
   if (Status s = r.finish(); !s.ok()) return s;
-  return BackwardRequest{std::move(uid), mode, std::move(inputs), std::move(grads)};
+  return BackwardRequest{std::move(uid), mode, std::move(inputs), std::move(grads), version};
 }
 
 Result<BackwardResponse> decode_backward_response(const Message& m, const ProtocolLimits& limits) {
@@ -328,81 +323,6 @@ Result<StateResponse> decode_state_response(const Message& m, const ProtocolLimi
   if (!updates) return r.error();
   if (Status s = r.finish(); !s.ok()) return s;
   return StateResponse{std::move(uid), bytes, std::get<uint64_t>(updates->value)};
-}
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
-bool all_finite(const TensorData& t) {
-  CT_CHECK(t.dtype == DType::kFloat32);
-  const size_t n = t.bytes.size / kFloatBytes;
-  for (size_t i = 0; i < n; ++i) {
-    float v;
-    std::memcpy(&v, t.bytes.data + i * kFloatBytes, kFloatBytes);
-    if (!std::isfinite(v)) return false;
-  }
-  return true;
-}
-
-TensorData gather_rows(const TensorData& t, const std::vector<int64_t>& rows) {
-  CT_CHECK(!t.shape.empty() && t.shape[0] > 0);
-  const size_t row_bytes = t.bytes.size / static_cast<size_t>(t.shape[0]);
-  std::vector<uint8_t> out(row_bytes * rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    CT_CHECK(rows[i] >= 0 && rows[i] < t.shape[0]);
-    if (row_bytes > 0) {
-      std::memcpy(out.data() + i * row_bytes, t.bytes.data + rows[i] * row_bytes, row_bytes);
-    }
-  }
-  TensorData g;
-  g.dtype = t.dtype;
-  g.shape = t.shape;
-  g.shape[0] = static_cast<int64_t>(rows.size());
-  g.bytes = Bytes::adopt(std::move(out));
-  return g;
-}
-
-TensorData slice_rows(const TensorData& t, int64_t begin, int64_t count) {
-  CT_CHECK(!t.shape.empty() && begin >= 0 && count >= 0 && begin + count <= t.shape[0]);
-  const size_t row_bytes = t.shape[0] ? t.bytes.size / static_cast<size_t>(t.shape[0]) : 0;
-  TensorData s;
-  s.dtype = t.dtype;
-  s.shape = t.shape;
-  s.shape[0] = count;
-  s.bytes.owner = t.bytes.owner;
-  s.bytes.data = t.bytes.data ? t.bytes.data + begin * row_bytes : nullptr;
-  s.bytes.size = static_cast<size_t>(count) * row_bytes;
-  return s;
-}
-
-TensorData concat_rows(const std::vector<const TensorData*>& parts) {
-  CT_CHECK(!parts.empty());
-  if (parts.size() == 1) return *parts[0];
-  size_t total = 0;
-  int64_t rows = 0;
-  for (const TensorData* p : parts) {
-    CT_CHECK(p->dtype == parts[0]->dtype && sample_shape_of(*p) == sample_shape_of(*parts[0]));
-    total += p->bytes.size;
-    rows += p->shape[0];
-  }
-  std::vector<uint8_t> out(total);
-  size_t at = 0;
-  for (const TensorData* p : parts) {
-    if (p->bytes.size) std::memcpy(out.data() + at, p->bytes.data, p->bytes.size);
-    at += p->bytes.size;
-  }
-  TensorData c;
-  c.dtype = parts[0]->dtype;
-  c.shape = parts[0]->shape;
-  c.shape[0] = rows;
-  c.bytes = Bytes::adopt(std::move(out));
-  return c;
 }
 
 }  // namespace crowdtrain::moe

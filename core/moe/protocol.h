@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ enum MoeTag : uint16_t {
   kTagGradInputs = 23,   // backward response: the gradient of the inputs
   kTagState = 24,        // state response: Expert::save_state()'s bytes ("" in timing mode)
   kTagUpdates = 25,      // state response: optimizer steps the expert had applied
+  // Optional, last: a forward response's expert version (the optimizer steps its parameters had
+  // taken when the forward ran); a backward request echoes it, so the server knows how stale the
+  // update is (ExpertServerOptions::stale_updates).
+  kTagVersion = 26,
 };
 
 // How batches are represented: real float32 data, or only their shapes (timing-only mode).
@@ -53,13 +58,15 @@ struct ForwardRequest {
 };
 struct ForwardResponse {
   Numerics numerics = Numerics::kReal;
-  TensorData outputs;  // [n, output shape...]
+  TensorData outputs;               // [n, output shape...]
+  std::optional<uint64_t> version;  // the expert's updates when the forward ran
 };
 struct BackwardRequest {
   std::string uid;
   Numerics numerics = Numerics::kReal;
-  TensorData inputs;        // [n, input shape...]
-  TensorData grad_outputs;  // [n, output shape...]
+  TensorData inputs;                // [n, input shape...]
+  TensorData grad_outputs;          // [n, output shape...]
+  std::optional<uint64_t> version;  // the forward response's version (absent: unknown)
 };
 struct BackwardResponse {
   Numerics numerics = Numerics::kReal;
@@ -88,7 +95,8 @@ Message encode_state_response(const StateResponse& r);
 // Decoding checks the structure: message type and response flag, the uid, the mode, every batch
 // (at least one row, at most max_samples, at most kMaxTensorDims dims, no negative dimension,
 // data size consistent with the shape, the filler's size with the timing shape, max_bytes in
-// total), a backward request's two batches having the same row count, and no extra fields.
+// total), a backward request's two batches having the same row count, the optional version, and
+// no extra fields.
 // Dtype, finiteness and the expert's shapes are the server's and the client's business.
 Result<ForwardRequest> decode_forward_request(const Message& m, const ProtocolLimits& limits);
 Result<ForwardResponse> decode_forward_response(const Message& m, const ProtocolLimits& limits);

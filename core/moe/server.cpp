@@ -1,5 +1,7 @@
 #include "core/moe/server.h"
 
+#include <algorithm>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -15,6 +17,9 @@ struct ExpertServer::Batch {
   std::vector<Task> tasks;
   int64_t rows = 0;
   Time started{0};
+  uint64_t version = 0;                      // the expert's version when the batch started
+  std::vector<double> scales;                // backward: each task's learning-rate scale
+  uint64_t steps = 0;                        // backward: optimizer steps the batch takes
   std::vector<int64_t> result_shape;         // per sample: forward outputs, backward grad inputs
   std::optional<Result<TensorData>> result;  // real numerics: set by the work
 };
@@ -24,6 +29,18 @@ namespace {
 const char* direction_name(int dir) { return dir == 0 ? "forward" : "backward"; }
 
 }  // namespace
+
+const char* stale_updates_name(StaleUpdates s) {
+  switch (s) {
+    case StaleUpdates::kApply:
+      return "apply";
+    case StaleUpdates::kScale:
+      return "scale";
+    case StaleUpdates::kSkip:
+      return "skip";
+  }
+  return "?";
+}
 
 ExpertServer::ExpertServer(Runtime& rt, RpcEndpoint& rpc, ExpertServerOptions options)
     : rt_(rt), rpc_(rpc), options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
@@ -106,6 +123,7 @@ Status ExpertServer::add_expert(const std::string& uid, std::unique_ptr<Expert> 
   h.info = expert->info();
   h.expert = std::shared_ptr<Expert>(std::move(expert));
   load_checkpoint(uid, h);
+  h.version = h.expert->updates();
   return Status::ok_status();
 }
 
@@ -177,6 +195,7 @@ void ExpertServer::on_request(Direction dir, Message msg, RpcEndpoint::Responder
     numerics = req->numerics;
     task.inputs = std::move(req->inputs);
     task.grad_outputs = std::move(req->grad_outputs);
+    task.version = req->version;
   }
   std::string why;
   const std::string reason =
@@ -302,6 +321,15 @@ void ExpertServer::pump() {
   rt_.metrics().observe("moe_batch_size", static_cast<double>(batch->rows));
   rt_.metrics().count("moe_server_load_" + batch->uid, batch->rows);
   batch->started = rt_.now();
+  batch->version = best->version;
+  if (batch->dir == kBackward) {
+    batch->scales = update_scales(*best, batch->tasks);
+    std::vector<double> distinct = batch->scales;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    batch->steps = static_cast<uint64_t>(
+        std::count_if(distinct.begin(), distinct.end(), [](double s) { return s > 0; }));
+  }
   computing_ = true;
 
   const double per_sample = batch->dir == kForward ? best->info.forward_flops_per_sample
@@ -309,14 +337,13 @@ void ExpertServer::pump() {
   std::function<void()> work;
   if (batch->numerics == Numerics::kReal) {
     work = [batch] {
-      std::vector<const TensorData*> inputs, grads;
-      for (const Task& t : batch->tasks) {
-        inputs.push_back(&t.inputs);
-        grads.push_back(&t.grad_outputs);
+      if (batch->dir == kBackward) {
+        batch->result = run_backward(*batch);
+        return;
       }
-      const TensorData x = concat_rows(inputs);
-      batch->result = batch->dir == kForward ? batch->expert->forward(x)
-                                             : batch->expert->backward(x, concat_rows(grads));
+      std::vector<const TensorData*> inputs;
+      for (const Task& t : batch->tasks) inputs.push_back(&t.inputs);
+      batch->result = batch->expert->forward(concat_rows(inputs));
     };
   }
   std::weak_ptr<bool> alive = alive_;
@@ -328,13 +355,64 @@ void ExpertServer::pump() {
               });
 }
 
+std::vector<double> ExpertServer::update_scales(const Hosted& h, const std::vector<Task>& tasks) {
+  std::vector<double> scales(tasks.size(), 1.0);
+  double weighted = 0, rows = 0;  // kScale: the batch's mean of 1 / (1 + staleness) per row
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const Task& t = tasks[i];
+    uint64_t stale = 0;  // a request without a version (or from a newer past) counts as fresh
+    if (t.version && *t.version <= h.version) {
+      stale = h.version - *t.version;
+      rt_.metrics().observe("moe_update_staleness", static_cast<double>(stale));
+    }
+    if (options_.stale_updates() == StaleUpdates::kSkip && stale > options_.max_staleness()) {
+      scales[i] = 0;
+      rt_.metrics().count("moe_server_stale_skipped");
+    }
+    weighted += static_cast<double>(t.rows) / (1.0 + static_cast<double>(stale));
+    rows += static_cast<double>(t.rows);
+  }
+  if (options_.stale_updates() == StaleUpdates::kScale && rows > 0) {
+    scales.assign(tasks.size(), weighted / rows);
+  }
+  return scales;
+}
+
+Result<TensorData> ExpertServer::run_backward(Batch& batch) {
+  std::map<double, std::vector<size_t>> groups;  // scale -> tasks, in task order
+  for (size_t i = 0; i < batch.tasks.size(); ++i) groups[batch.scales[i]].push_back(i);
+  std::vector<TensorData> parts(batch.tasks.size());
+  for (const auto& [scale, members] : groups) {
+    std::vector<const TensorData*> inputs, grads;
+    for (size_t i : members) {
+      inputs.push_back(&batch.tasks[i].inputs);
+      grads.push_back(&batch.tasks[i].grad_outputs);
+    }
+    Result<TensorData> r = batch.expert->backward(concat_rows(inputs), concat_rows(grads), scale);
+    if (!r.ok() || groups.size() == 1) return r;
+    int64_t at = 0, rows = 0;
+    for (size_t i : members) rows += batch.tasks[i].rows;
+    if (r->shape.empty() || r->shape[0] != rows || r->dtype != DType::kFloat32 ||
+        r->bytes.size != float_bytes(r->shape)) {
+      return r;  // finish_batch refuses a result of the wrong shape
+    }
+    for (size_t i : members) {
+      parts[i] = slice_rows(r.value(), at, batch.tasks[i].rows);
+      at += batch.tasks[i].rows;
+    }
+  }
+  std::vector<const TensorData*> ordered;
+  for (const TensorData& p : parts) ordered.push_back(&p);
+  return concat_rows(ordered);
+}
+
 void ExpertServer::finish_batch(Batch& batch) {
   rt_.metrics().observe("moe_compute_s", to_seconds(rt_.now() - batch.started));
   computing_ = false;
+  if (batch.dir == kBackward) count_steps(batch);
   std::vector<int64_t> shape{batch.rows};
   shape.insert(shape.end(), batch.result_shape.begin(), batch.result_shape.end());
   if (batch.numerics == Numerics::kTiming) {
-    if (batch.dir == kBackward) rt_.metrics().count("moe_server_updates");
     answer_batch(batch, shape_only(std::move(shape)));
   } else if (!batch.result || !batch.result->ok()) {
     // Expert::backward refuses non-finite gradients: no step was applied.
@@ -348,7 +426,6 @@ void ExpertServer::finish_batch(Batch& batch) {
     }
   } else {
     const TensorData& out = batch.result->value();
-    if (batch.dir == kBackward) rt_.metrics().count("moe_server_updates");
     if (out.dtype != DType::kFloat32 || out.shape != shape ||
         out.bytes.size != float_bytes(shape)) {
       rt_.metrics().count("moe_server_bad_expert_results");
@@ -366,6 +443,17 @@ void ExpertServer::finish_batch(Batch& batch) {
   pump();
 }
 
+// The expert's version after a backward batch: the steps it took (a real expert says; a timing
+// one took one per distinct non-zero scale), unless it was removed while the batch ran.
+void ExpertServer::count_steps(const Batch& batch) {
+  auto it = experts_.find(batch.uid);
+  const bool same = it != experts_.end() && it->second.expert == batch.expert;
+  const uint64_t before = batch.version;
+  const uint64_t after = batch.expert ? batch.expert->updates() : before + batch.steps;
+  if (after > before) rt_.metrics().count("moe_server_updates", after - before);
+  if (same) it->second.version = after;
+}
+
 void ExpertServer::answer_batch(Batch& batch, const TensorData& result) {
   int64_t at = 0;
   for (Task& t : batch.tasks) {
@@ -374,7 +462,8 @@ void ExpertServer::answer_batch(Batch& batch, const TensorData& result) {
     part.shape[0] = t.rows;
     at += t.rows;
     if (batch.dir == kForward) {
-      t.respond(encode_forward_response(ForwardResponse{batch.numerics, std::move(part)}));
+      t.respond(
+          encode_forward_response(ForwardResponse{batch.numerics, std::move(part), batch.version}));
     } else {
       t.respond(encode_backward_response(BackwardResponse{batch.numerics, std::move(part)}));
     }

@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,16 @@
 #include "core/runtime.h"
 
 namespace crowdtrain::moe {
+
+// What a backward call does to its expert when its forward ran on older parameters. Staleness is
+// the number of optimizer steps the expert took between the forward (the version its answer
+// carried) and this backward; a request without a version counts as fresh.
+enum class StaleUpdates : uint8_t {
+  kApply = 0,  // one step at the full learning rate, however stale (the paper, hivemind)
+  kScale = 1,  // the step's learning rate times the batch's mean of 1 / (1 + staleness) per row
+  kSkip = 2,   // requests staler than max_staleness get their input gradient but add no step
+};
+const char* stale_updates_name(StaleUpdates s);  // "apply" | "scale" | "skip"
 
 // Builder style: ExpertServerOptions().max_batch_size(256).checkpoint_dir("ckpt").
 class ExpertServerOptions {
@@ -36,6 +47,8 @@ class ExpertServerOptions {
   // Each forward or backward request is refused ("injected") with this probability, drawn from
   // the peer's Runtime rng: Learning@home's failure emulation as a real fault on the wire.
   CT_SERVER_OPTION(double, failure_prob, 0.0)
+  CT_SERVER_OPTION(StaleUpdates, stale_updates, StaleUpdates::kApply)
+  CT_SERVER_OPTION(uint64_t, max_staleness, 4)  // kSkip
 #undef CT_SERVER_OPTION
 
  public:
@@ -82,7 +95,8 @@ class ExpertServer {
     Time arrived{0};
     int64_t rows = 0;
     TensorData inputs;
-    TensorData grad_outputs;  // backward only
+    TensorData grad_outputs;          // backward only
+    std::optional<uint64_t> version;  // backward only: the version its forward saw
     RpcEndpoint::Responder respond;
   };
   struct Pool {
@@ -94,6 +108,7 @@ class ExpertServer {
     ExpertInfo info;
     Pool pools[2];
     uint64_t saved_updates = UINT64_MAX;  // updates() at the last checkpoint written or loaded
+    uint64_t version = 0;  // optimizer steps taken (as updates(); also counted in timing mode)
   };
   struct Batch;  // one compute call in flight (server.cpp)
 
@@ -106,7 +121,12 @@ class ExpertServer {
               const RpcEndpoint::Responder& respond);
   void pump_soon();  // pump() once the messages of this instant are in
   void pump();       // starts the next batch when compute is idle
+  // Each backward task's learning-rate scale by the stale_updates policy (also counts staleness).
+  std::vector<double> update_scales(const Hosted& h, const std::vector<Task>& tasks);
+  // The expert's backward for every task, one call per distinct scale, rows back in task order.
+  static Result<TensorData> run_backward(Batch& batch);
   void finish_batch(Batch& batch);
+  void count_steps(const Batch& batch);
   void answer_batch(Batch& batch, const TensorData& result);
   void schedule_checkpoint();
   Status write_checkpoint(const std::string& uid, Hosted& h);

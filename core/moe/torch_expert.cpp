@@ -155,7 +155,12 @@ Result<TensorData> TorchExpert::forward(const TensorData& inputs) {
   }
 }
 
-Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorData& grad_outputs) {
+Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorData& grad_outputs,
+                                         double lr_scale) {
+  if (!(lr_scale >= 0 && lr_scale <= 1)) {
+    return Status::error("expert '" + config_.kind() + "' backward: lr_scale " +
+                         std::to_string(lr_scale) + " outside [0, 1]");
+  }
   Result<at::Tensor> x = checked_batch(inputs, info_.input_shape, "backward inputs");
   if (!x.ok()) return x.status();
   Result<at::Tensor> g = checked_batch(grad_outputs, info_.output_shape, "backward grad_outputs");
@@ -165,7 +170,7 @@ Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorD
                          " inputs but " + std::to_string(g->size(0)) + " output gradients");
   }
   try {
-    return backward_step(*x, *g);
+    return lr_scale == 0 ? input_gradient(*x, *g) : backward_step(*x, *g, lr_scale);
   } catch (const std::exception& e) {
     clear_grads();
     return Status::error("expert '" + config_.kind() + "' backward failed: " + torch_error_text(e));
@@ -173,7 +178,8 @@ Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorD
 }
 
 // Gradients are zero (or not yet allocated) on entry: every way out of a backward clears them.
-Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Tensor& grad_out) {
+Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Tensor& grad_out,
+                                              double lr_scale) {
   at::Tensor input = x.detach().requires_grad_(true);
   at::Tensor y = module_->forward(input);
   if (y.sizes() != grad_out.sizes()) {
@@ -203,9 +209,39 @@ Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Ten
   }
   if (config_.max_grad_norm() > 0)
     torch::nn::utils::clip_grad_norm_(params, config_.max_grad_norm());
-  optimizer_->step();
+  step(lr_scale);
   clear_grads();
   ++updates_;
+  return to_tensor_data(grad_in);
+}
+
+void TorchExpert::step(double lr_scale) {
+  if (lr_scale == 1) {
+    optimizer_->step();
+    return;
+  }
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(config_.lr() * lr_scale);
+  optimizer_->step();
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(config_.lr());
+}
+
+// autograd::grad runs only the part of the backward the input gradient needs: the parameters'
+// gradient products are skipped and nothing is accumulated into their .grad.
+Result<TensorData> TorchExpert::input_gradient(const at::Tensor& x, const at::Tensor& grad_out) {
+  at::Tensor input = x.detach().requires_grad_(true);
+  at::Tensor y = module_->forward(input);
+  if (y.sizes() != grad_out.sizes()) {
+    return Status::error("expert '" + config_.kind() + "' backward: the module returned " +
+                         shape_text(y.sizes().vec()) + ", the gradients are " +
+                         shape_text(grad_out.sizes().vec()));
+  }
+  at::Tensor grad_in = torch::autograd::grad({y}, {input}, {grad_out}, /*retain_graph=*/false,
+                                             /*create_graph=*/false, /*allow_unused=*/true)[0];
+  if (!grad_in.defined()) grad_in = torch::zeros_like(input);
+  if (!torch::isfinite(grad_in).all().item<bool>()) {
+    return Status::error("expert '" + config_.kind() +
+                         "' backward: non-finite input gradients (NaN or Inf)");
+  }
   return to_tensor_data(grad_in);
 }
 

@@ -54,7 +54,9 @@ class TorchExpert final : public Expert {
 
   const ExpertInfo& info() const override { return info_; }
   Result<TensorData> forward(const TensorData& inputs) override;
-  Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs) override;
+  using Expert::backward;
+  Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs,
+                              double lr_scale) override;
   uint64_t updates() const override { return updates_; }
   Result<std::string> save_state() const override;
   Status load_state(const std::string& bytes) override;
@@ -66,7 +68,11 @@ class TorchExpert final : public Expert {
   // `t` as a tensor on the expert's device if it is float32, [n >= 1, sample...] and finite.
   Result<at::Tensor> checked_batch(const TensorData& t, const std::vector<int64_t>& sample,
                                    const char* what) const;
-  Result<TensorData> backward_step(const at::Tensor& x, const at::Tensor& grad_out);
+  Result<TensorData> backward_step(const at::Tensor& x, const at::Tensor& grad_out,
+                                   double lr_scale);
+  // lr_scale 0: only the gradient with respect to the inputs (no parameter gradients, no step).
+  Result<TensorData> input_gradient(const at::Tensor& x, const at::Tensor& grad_out);
+  void step(double lr_scale);  // one optimizer step at lr * lr_scale
   Status load_unchecked(const std::string& bytes);
   void clear_grads();
 

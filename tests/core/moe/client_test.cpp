@@ -9,6 +9,7 @@
 
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "core/moe/server.h"
 #include "tests/core/moe/rpc_app.h"
@@ -340,6 +341,28 @@ TEST_F(BackwardTest, AnsweredExpertsStepAndFailuresLeaveGradInputUnset) {
   }
   EXPECT_EQ(counter("moe_backward_timeouts"), 1);
   EXPECT_EQ(counter("moe_kmin_shortfall_backward"), 0);
+}
+
+TEST_F(BackwardTest, TheForwardVersionTravelsBackSoTheServerKnowsTheStaleness) {
+  start(options(1));
+  const TensorData x = rows_of(3, 2, 1);
+  std::vector<ExpertCall> calls = forward_all(x);
+  ASSERT_EQ(calls.size(), 3u);
+  for (const ExpertCall& c : calls)
+    EXPECT_EQ(c.version, std::optional<uint64_t>(0)) << c.expert.uid;
+  const std::vector<TensorData> g = grads_for(calls);
+  auto first = backward(x, calls, g);
+  world_.run_for(10s);
+  ASSERT_TRUE(first->result.ok()) << first->result.error();
+  // The same forward's backward again: each expert has stepped once since that forward.
+  auto again = backward(x, calls, g);
+  world_.run_for(10s);
+  ASSERT_TRUE(again->result.ok()) << again->result.error();
+  EXPECT_EQ(world_.sink.sample_count("moe_update_staleness"), 6u);
+  EXPECT_DOUBLE_EQ(world_.sink.sample_mean("moe_update_staleness"), 0.5);
+  for (const ExpertCall& c : forward_all(x)) {
+    EXPECT_EQ(c.version, std::optional<uint64_t>(2)) << c.expert.uid;
+  }
 }
 
 TEST_F(BackwardTest, BackwardKMinShortfallIsAnErrorAndUnansweredCallsAreNotSent) {

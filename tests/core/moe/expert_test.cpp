@@ -199,6 +199,53 @@ TEST(ExpertTest, SgdWithMomentumAndClippingMatchTorch) {
   EXPECT_EQ((*e)->updates(), 3u);
 }
 
+TEST(ExpertTest, LrScaleScalesTheAdamStepAndZeroTakesNone) {
+  const ExpertConfig c = ExpertConfig().kind("ffn").hidden(8).optimizer("adam").lr(1e-2);
+  auto e = make_expert(c);
+  ASSERT_TRUE(e.ok()) << e.error();
+  Params copy = copy_params(**e, true);
+  std::vector<at::Tensor> leaves;
+  for (auto& [name, p] : copy) leaves.push_back(p);
+  torch::optim::Adam adam(leaves, torch::optim::AdamOptions(1e-2));
+  torch::manual_seed(17);
+  for (double scale : {1.0, 0.25, 0.5}) {
+    const at::Tensor x = torch::randn({4, 8}), g = torch::randn({4, 8});
+    auto gi = (*e)->backward(td(x), td(g), scale);
+    ASSERT_TRUE(gi.ok()) << gi.error();
+    adam.zero_grad();
+    reference(c, x, copy).backward(g);
+    for (auto& group : adam.param_groups()) group.options().set_lr(1e-2 * scale);
+    adam.step();
+  }
+  for (const auto& [name, p] : copy_params(**e)) {
+    EXPECT_TRUE(torch::allclose(p, copy.at(name).detach(), 1e-4, 1e-6)) << name;
+  }
+  EXPECT_EQ((*e)->updates(), 3u);
+
+  // lr_scale 0: the same input gradient as autograd, no step, no update counted.
+  const at::Tensor x = torch::randn({3, 8}), g = torch::randn({3, 8});
+  Params before = copy_params(**e, false);
+  at::Tensor xin = x.clone().requires_grad_(true);
+  reference(c, xin, before).backward(g);
+  auto gi = (*e)->backward(td(x), td(g), 0.0);
+  ASSERT_TRUE(gi.ok()) << gi.error();
+  EXPECT_TRUE(torch::allclose(tensor(*gi), xin.grad(), 1e-5, 1e-6));
+  for (const auto& [name, p] : copy_params(**e)) EXPECT_TRUE(torch::equal(p, before.at(name)));
+  EXPECT_EQ((*e)->updates(), 3u);
+  // And the next full step starts from clean gradients: it matches the reference again.
+  auto full = (*e)->backward(td(x), td(g), 1.0);
+  ASSERT_TRUE(full.ok());
+  adam.zero_grad();
+  reference(c, x, copy).backward(g);
+  for (auto& group : adam.param_groups()) group.options().set_lr(1e-2);
+  adam.step();
+  for (const auto& [name, p] : copy_params(**e)) {
+    EXPECT_TRUE(torch::allclose(p, copy.at(name).detach(), 1e-4, 1e-6)) << name;
+  }
+  EXPECT_FALSE((*e)->backward(td(x), td(g), 1.5).ok());
+  EXPECT_FALSE((*e)->backward(td(x), td(g), -0.1).ok());
+}
+
 TEST(ExpertTest, RefusesBadBatchesAndLeavesTheExpertAlone) {
   auto e = make_expert(ExpertConfig().kind("ffn").hidden(8));
   ASSERT_TRUE(e.ok()) << e.error();

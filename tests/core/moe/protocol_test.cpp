@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 
 #include "tests/core/moe/scale_expert.h"
 
@@ -216,6 +217,40 @@ TEST(MoeProtocol, BackwardRequestNeedsMatchingRowsAndResponsesTheFlag) {
   auto br = decode_backward_response(no_mode, {});
   ASSERT_FALSE(br.ok());
   EXPECT_NE(br.error().find("(mode)"), std::string::npos) << br.error();
+}
+
+TEST(MoeProtocol, TheExpertVersionIsAnOptionalLastU64) {
+  const TensorData x = rows_of(2, 2, 0);
+  for (Numerics mode : {Numerics::kReal, Numerics::kTiming}) {
+    const TensorData b = mode == Numerics::kReal ? x : shape_only({2, 2});
+    auto fr = decode_forward_response(over_the_wire(encode_forward_response({mode, b, 7u})), {});
+    ASSERT_TRUE(fr.ok()) << fr.error();
+    EXPECT_EQ(fr->version, std::optional<uint64_t>(7));
+    auto br = decode_backward_request(
+        over_the_wire(encode_backward_request({"e", mode, b, b, uint64_t{1} << 40})), {});
+    ASSERT_TRUE(br.ok()) << br.error();
+    EXPECT_EQ(br->version, std::optional<uint64_t>(uint64_t{1} << 40));
+    auto none = decode_backward_request(encode_backward_request({"e", mode, b, b}), {});
+    ASSERT_TRUE(none.ok()) << none.error();
+    EXPECT_FALSE(none->version.has_value());
+  }
+  // Another kind under the tag, a second version, or the version before the batch: refused.
+  Message bad_kind = encode_forward_response({Numerics::kReal, x});
+  bad_kind.add_i64(kTagVersion, 3);
+  auto r1 = decode_forward_response(bad_kind, {});
+  ASSERT_FALSE(r1.ok());
+  EXPECT_NE(r1.error().find("(version): expected u64"), std::string::npos) << r1.error();
+  Message twice = encode_backward_request({"e", Numerics::kReal, x, x, 1u});
+  twice.add_u64(kTagVersion, 2);
+  auto r2 = decode_backward_request(twice, {});
+  ASSERT_FALSE(r2.ok());
+  EXPECT_NE(r2.error().find("(end)"), std::string::npos) << r2.error();
+  Message early(MsgType::kMoeBackwardRequest);
+  early.add_bytes(kTagUid, "e").add_u64(kTagMode, 0).add_u64(kTagVersion, 1);
+  early.add_tensor(kTagInputs, x).add_tensor(kTagGradOutputs, x);
+  auto r3 = decode_backward_request(early, {});
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.error().find("(inputs): expected tag 20"), std::string::npos) << r3.error();
 }
 
 TEST(MoeProtocol, RowHelpersMatchHandComputedValues) {

@@ -39,6 +39,7 @@ inline TensorData rows_of(int64_t n, int64_t d, float base) {
 struct CallLog {
   std::vector<std::string> calls;  // "<tag>.f" or "<tag>.b", in order
   std::vector<int64_t> batch_sizes;
+  std::vector<double> lr_scales;  // per backward call
 };
 
 class ScaleExpert final : public Expert {
@@ -62,7 +63,8 @@ class ScaleExpert final : public Expert {
     for (float& e : v) e *= w_;
     return floats(x.shape, v);
   }
-  Result<TensorData> backward(const TensorData& x, const TensorData& g) override {
+  using Expert::backward;
+  Result<TensorData> backward(const TensorData& x, const TensorData& g, double lr_scale) override {
     if (Status s = check(x, "inputs"); !s.ok()) return s;
     if (Status s = check(g, "grad_outputs"); !s.ok()) return s;
     record("b", x.shape[0]);
@@ -74,8 +76,11 @@ class ScaleExpert final : public Expert {
       gi[i] = w_ * gv[i];
     }
     if (!std::isfinite(grad_w)) return Status::error("scale expert: non-finite gradient of w");
-    w_ -= lr_ * grad_w;
-    ++updates_;
+    if (log_) log_->lr_scales.push_back(lr_scale);
+    if (lr_scale > 0) {
+      w_ -= lr_ * float(lr_scale) * grad_w;
+      ++updates_;
+    }
     return floats(x.shape, gi);
   }
   uint64_t updates() const override { return updates_; }

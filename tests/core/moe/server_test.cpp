@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 
 #include "tests/core/moe/rpc_app.h"
 #include "tests/core/moe/scale_expert.h"
@@ -302,6 +303,97 @@ TEST_F(ServerTest, RemovedExpertsRefuseTheirWaitingRequests) {
   EXPECT_EQ(server_->hosted(), (std::vector<std::string>{"a"}));
   EXPECT_FALSE(server_->remove_expert("b").ok());
   EXPECT_EQ(server_->queued_samples(), 0u);
+}
+
+// A backward request that echoes the forward version `version` (nullopt: sends none).
+Message backward_request(const std::string& uid, TensorData x, TensorData g,
+                         std::optional<uint64_t> version) {
+  return encode_backward_request({uid, Numerics::kReal, std::move(x), std::move(g), version});
+}
+
+std::vector<float> grad_inputs(const Answer& a) {
+  EXPECT_TRUE(a.done);
+  if (!a.result.ok()) {
+    ADD_FAILURE() << a.result.error();
+    return {};
+  }
+  auto r = decode_backward_response(a.result.value(), {});
+  EXPECT_TRUE(r.ok()) << r.error();
+  return r.ok() ? values_of(r->grad_inputs) : std::vector<float>{};
+}
+
+TEST_F(ServerTest, ForwardAnswersCarryTheExpertVersion) {
+  start(ExpertServerOptions());
+  add("a", 1.f);
+  auto f0 = forward("a", rows_of(1, 2, 0));
+  backward("a", rows_of(1, 2, 0), rows_of(1, 2, 0), 100ms);
+  backward("a", rows_of(1, 2, 0), rows_of(1, 2, 0), 200ms);
+  auto f2 = forward("a", rows_of(1, 2, 0), 300ms);
+  world_.run_for(1s);
+  for (auto [answer, want] : {std::pair{f0, 0u}, std::pair{f2, 2u}}) {
+    ASSERT_TRUE(answer->result.ok()) << answer->result.error();
+    auto r = decode_forward_response(answer->result.value(), {});
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r->version, std::optional<uint64_t>(want));
+  }
+}
+
+TEST_F(ServerTest, SkipPolicyAnswersStaleBackwardsWithoutAStep) {
+  start(ExpertServerOptions().stale_updates(StaleUpdates::kSkip).max_staleness(1));
+  ScaleExpert* a = add("a", 2.f);
+  const TensorData x = floats({1, 2}, {1, 0}), g = floats({1, 2}, {1, 0});  // grad w = 1
+  // Each its own batch; all echo version 0 but the last, which sends none (counts as fresh).
+  auto b0 = send(backward_request("a", x, g, 0u));                   // staleness 0: step
+  auto b1 = send(backward_request("a", x, g, 0u), 100ms);            // 1: step
+  auto b2 = send(backward_request("a", x, g, 0u), 200ms);            // 2 > max_staleness: no step
+  auto b3 = send(backward_request("a", x, g, std::nullopt), 300ms);  // unknown: step
+  world_.run_for(1s);
+  EXPECT_EQ(log_->lr_scales, (std::vector<double>{1, 1, 0, 1}));
+  EXPECT_EQ(grad_inputs(*b2), (std::vector<float>{1, 0}));  // w = 2 - 0.5 - 0.5 = 1, still given
+  EXPECT_FLOAT_EQ(a->w(), 0.5f);
+  EXPECT_EQ(a->updates(), 3u);
+  EXPECT_EQ(counter("moe_server_updates"), 3);
+  EXPECT_EQ(counter("moe_server_stale_skipped"), 1);
+  EXPECT_EQ(world_.sink.sample_count("moe_update_staleness"), 3u);  // b3 has no version
+  EXPECT_TRUE(b0->result.ok() && b1->result.ok() && b3->result.ok());
+}
+
+TEST_F(ServerTest, SkipPolicySplitsAMixedBatchAndKeepsTheRowsInOrder) {
+  start(ExpertServerOptions().stale_updates(StaleUpdates::kSkip).max_staleness(0));
+  ScaleExpert* a = add("a", 2.f);
+  backward("a", floats({1, 2}, {1, 0}), floats({1, 2}, {1, 0}));  // version 1, w = 1.5
+  world_.run_for(100ms);
+  // Arriving together: fresh (version 1) rows around a stale one (version 0).
+  auto fresh1 = send(backward_request("a", floats({1, 2}, {1, 1}), floats({1, 2}, {1, 2}), 1u));
+  auto stale = send(backward_request("a", floats({1, 2}, {1, 1}), floats({1, 2}, {3, 4}), 0u));
+  auto fresh2 = send(backward_request("a", floats({1, 2}, {1, 1}), floats({1, 2}, {5, 6}), 1u));
+  world_.run_for(1s);
+  // One expert call per scale, the skipped rows first; both see w = 1.5 before the step.
+  EXPECT_EQ(log_->lr_scales, (std::vector<double>{1, 0, 1}));
+  EXPECT_EQ(log_->batch_sizes.back(), 2);
+  EXPECT_EQ(grad_inputs(*fresh1), (std::vector<float>{1.5f, 3}));
+  EXPECT_EQ(grad_inputs(*stale), (std::vector<float>{4.5f, 6}));
+  EXPECT_EQ(grad_inputs(*fresh2), (std::vector<float>{7.5f, 9}));
+  EXPECT_FLOAT_EQ(a->w(), 1.5f - 0.5f * (3 + 11));  // the fresh rows' sum(x * g) only
+  EXPECT_EQ(a->updates(), 2u);
+}
+
+TEST_F(ServerTest, ScalePolicyDividesTheStepByOnePlusTheMeanStalenessPerRow) {
+  start(ExpertServerOptions().stale_updates(StaleUpdates::kScale));
+  ScaleExpert* a = add("a", 2.f);
+  for (int i = 0; i < 3; ++i) {  // version 3
+    backward("a", floats({1, 2}, {0, 0}), floats({1, 2}, {0, 0}), i * 100ms);
+  }
+  world_.run_for(1s);
+  ASSERT_EQ(a->updates(), 3u);
+  // One batch: 1 row of staleness 0 and 3 rows of staleness 2: (1 * 1 + 3 * 1/3) / 4 = 0.5.
+  auto r0 = send(backward_request("a", floats({1, 2}, {1, 0}), floats({1, 2}, {1, 0}), 3u));
+  auto r1 = send(backward_request("a", rows_of(3, 2, 0), floats({3, 2}, {0, 0, 0, 0, 0, 0}), 1u));
+  world_.run_for(1s);
+  ASSERT_EQ(log_->lr_scales.size(), 4u);
+  EXPECT_DOUBLE_EQ(log_->lr_scales.back(), 0.5);
+  EXPECT_FLOAT_EQ(a->w(), 2.f - 0.5f * 0.5f * 1);
+  EXPECT_TRUE(r0->result.ok() && r1->result.ok());
 }
 
 std::string read_file(const std::string& path) {
