@@ -29,7 +29,8 @@ Each run stops after --steps steps per trainer (16 trainers: 16 x steps updates)
 accuracy (2,000 held-out MNIST test digits, one trainer peer) is taken every --eval-every
 simulated seconds.
 
-Writes docs/results/dmoe_mnist.csv: one row per evaluation of every run, columns
+Writes docs/results/dmoe_mnist.csv (the rows of runs not named in --runs are kept): one row per
+evaluation of every run, columns
 setup,experts,trainers,batch,delay_ms,failure,seed,updates,val_accuracy,time_s
 (updates: the swarm's successful trainer steps so far; failure: the per-call refusal probability,
 or "churn"). Then analysis/plot_dmoe_mnist.py draws docs/dmoe_mnist.png and prints the table.
@@ -118,6 +119,24 @@ def run_one(args, out, collect_only):
         return json.load(f)["moe"]
 
 
+def write_merged(path, fields, key_fields, rows):
+    """Writes `rows` to the CSV at `path`, keeping the rows already there of every run (its
+    key_fields values) that `rows` do not hold, so runs made by separate invocations add up. Rows
+    are sorted by run, then by time_s."""
+    fresh = {tuple(str(r[k]) for k in key_fields) for r in rows}
+    kept = []
+    if os.path.exists(path):
+        with open(path, newline="") as f:
+            kept = [r for r in csv.DictReader(f)
+                    if tuple(r[k] for k in key_fields) not in fresh]
+    merged = sorted(kept + rows, key=lambda r: tuple(str(r[k]) for k in key_fields) +
+                    (float(r["time_s"]),))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(merged)
+
+
 def parse_runs(text):
     """'a:1,2,b:1' -> [(a, 1), (a, 2), (b, 1)]."""
     runs, setup = [], None
@@ -163,14 +182,9 @@ def main():
                              "time_s": f"{point['time_s']:.1f}"})
             print(f"{setup} seed {seed}: final accuracy {moe['final_accuracy']}, "
                   f"updates to 90%/95%: {moe['updates_to_accuracy']}", file=sys.stderr)
-    rows.sort(key=lambda r: (r["setup"], r["seed"], float(r["time_s"])))
     path = "docs/results/dmoe_mnist.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["setup", "experts", "trainers", "batch", "delay_ms",
-                                          "failure", "seed", "updates", "val_accuracy",
-                                          "time_s"])
-        w.writeheader()
-        w.writerows(rows)
+    write_merged(path, ["setup", "experts", "trainers", "batch", "delay_ms", "failure", "seed",
+                        "updates", "val_accuracy", "time_s"], ["setup", "seed"], rows)
     print(path)
 
 

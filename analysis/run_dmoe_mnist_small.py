@@ -11,9 +11,11 @@ rate is 1e-4"). About 8 minutes of wall time per run on one core.
                    rate divided by 1 + the staleness of its rows)
   skip_lr_1e-3     expert lr 1e-3, workload.moe.server.stale_updates=skip with max_staleness 2
                    (staler backward calls get their input gradient and add no step)
+  accum16_lr_1e-3  expert lr 1e-3, workload.moe.server.min_update_samples=16 (an expert steps
+                   once 16 samples' gradients have accumulated, on their mean)
 
 Writes docs/results/dmoe_mnist_small.csv: variant,seed,updates,val_accuracy,time_s (one row per
-evaluation; updates: the trainers' successful steps so far).
+evaluation; updates: the trainers' successful steps so far); rows of runs not named are kept.
 
 usage: analysis/run_dmoe_mnist_small.py [--bin build/crowdtrain] [--out build/dmoe_mnist_small]
        [--variants expert_lr_1e-4,expert_lr_1e-3] [--seeds 1] [--jobs 1] [--collect-only]
@@ -21,11 +23,11 @@ Finished runs (RUN/summary.json present) are reused.
 """
 import argparse
 import concurrent.futures as futures
-import csv
 import os
 import sys
 
-from run_dmoe_mnist import run_one  # runs one scenario, or reuses its summary.json
+# run_one runs one scenario or reuses its summary.json; write_merged keeps other runs' rows
+from run_dmoe_mnist import run_one, write_merged
 
 SCENARIO = "scenarios/dmoe_mnist.json"
 VARIANTS = {
@@ -35,6 +37,7 @@ VARIANTS = {
     "scale_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.stale_updates=scale"],
     "skip_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.stale_updates=skip",
                      "workload.moe.server.max_staleness=2"],
+    "accum16_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.min_update_samples=16"],
 }
 
 
@@ -65,18 +68,19 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
         curves = list(pool.map(lambda r: run(a.bin, a.out, r[0], r[1], a.collect_only), runs))
-    with open(a.csv, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["variant", "seed", "updates", "val_accuracy", "time_s"])
-        for (variant, seed), curve in zip(runs, curves):
-            if curve is None:
-                print(f"{variant} seed {seed}: not run", file=sys.stderr)
-                continue
-            for point in curve:
-                w.writerow([variant, seed, point["updates"], f"{point['accuracy']:.4f}",
-                            f"{point['time_s']:.1f}"])
-            print(f"{variant} seed {seed}: accuracy {curve[-1]['accuracy']:.3f} after "
-                  f"{curve[-1]['updates']} updates")
+    rows = []
+    for (variant, seed), curve in zip(runs, curves):
+        if curve is None:
+            print(f"{variant} seed {seed}: not run", file=sys.stderr)
+            continue
+        for point in curve:
+            rows.append({"variant": variant, "seed": seed, "updates": point["updates"],
+                         "val_accuracy": f"{point['accuracy']:.4f}",
+                         "time_s": f"{point['time_s']:.1f}"})
+        print(f"{variant} seed {seed}: accuracy {curve[-1]['accuracy']:.3f} after "
+              f"{curve[-1]['updates']} updates")
+    write_merged(a.csv, ["variant", "seed", "updates", "val_accuracy", "time_s"],
+                 ["variant", "seed"], rows)
     print(a.csv)
 
 

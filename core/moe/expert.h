@@ -56,6 +56,17 @@ struct ExpertInfo {
   double backward_flops_per_sample = 0;
 };
 
+// What one backward call does to the parameters (the server's stale_updates and
+// min_update_samples options decide it).
+struct UpdateRule {
+  // The step's learning rate is the configured one times lr_scale, in [0, 1]. 0: the call only
+  // returns its input gradient; its parameter gradient is neither kept nor applied.
+  double lr_scale = 1.0;
+  // false: the parameter gradient is added to those accumulated since the last step and no step
+  // is taken; true: one optimizer step on the mean of the accumulated calls' gradients.
+  bool step = true;
+};
+
 class Expert {
  public:
   virtual ~Expert() = default;
@@ -64,14 +75,13 @@ class Expert {
   // anything else (shape, dtype, non-finite values) is refused with a reason, state untouched.
   virtual Result<TensorData> forward(const TensorData& inputs) = 0;
   // Recomputes the forward of `inputs` with a graph, back-propagates `grad_outputs` ([n,
-  // output_shape...] float32), and when every gradient is finite applies one optimizer step with
-  // the learning rate times lr_scale (in [0, 1]; the server's staleness-aware updates); with
-  // lr_scale 0 no step is taken and updates() stays. Returns the gradient with respect to the
-  // inputs. Non-finite gradients: an error, no step.
+  // output_shape...] float32) and, when every gradient is finite, updates the parameters as
+  // `rule` says (below). Returns the gradient with respect to the inputs. Non-finite gradients:
+  // an error, no step, and the gradients accumulated so far are dropped.
   virtual Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs,
-                                      double lr_scale) = 0;
+                                      const UpdateRule& rule) = 0;
   Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs) {
-    return backward(inputs, grad_outputs, 1.0);
+    return backward(inputs, grad_outputs, UpdateRule());
   }
   virtual uint64_t updates() const = 0;  // optimizer steps applied so far
   // Parameters and optimizer state as bytes (a checkpoint), and back. load_state refuses bytes

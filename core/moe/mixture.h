@@ -65,7 +65,7 @@ struct ExpertCall {
   std::optional<TensorData> grad_input;  // backward: [samples.size(), input shape...] when answered
   // forward: the expert's version in the answer (its update count); backward sends it back so the
   // server can tell how stale the update is. Absent when the server did not say.
-  std::optional<uint64_t> version;
+  std::optional<uint64_t> version = std::nullopt;
 };
 
 class MixtureCaller {

@@ -63,6 +63,7 @@ void read_server(JsonReader& r, MoeServerOptions& s) {
                     : stale == "skip" ? StaleUpdates::kSkip
                                       : StaleUpdates::kApply;
   r.read("max_staleness", s.max_staleness, NumberRange::closed(0, uint64_t{1} << 32));
+  r.read("min_update_samples", s.min_update_samples, NumberRange::closed(0, uint64_t{1} << 32));
   if (r.ok() && s.declare_expiration_s <= s.declare_period_s) {
     r.fail(r.path_of("declare_expiration_s"),
            "must be > declare_period_s (" + json_number_text(s.declare_period_s) +

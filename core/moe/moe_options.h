@@ -29,6 +29,9 @@ struct MoeServerOptions {
   // (lr / (1 + staleness)), "skip" (no step when staler than max_staleness).
   StaleUpdates stale_updates = StaleUpdates::kApply;
   uint64_t max_staleness = 4;
+  // Gradients accumulate until this many samples came since the expert's last step; 0 = a step
+  // per backward batch (the paper).
+  uint64_t min_update_samples = 0;
 };
 
 struct MoeClientOptions {

@@ -76,6 +76,7 @@ ExpertServerOptions server_options(const MoeOptions& o, const WorkloadContext& c
       .failure_prob(o.server.failure_prob)
       .stale_updates(o.server.stale_updates)
       .max_staleness(o.server.max_staleness)
+      .min_update_samples(o.server.min_update_samples)
       .numerics(o.numerics);
   if (o.server.checkpoint_interval_s > 0 && !context.state_dir.empty()) {
     so.checkpoint_dir(context.state_dir + "/experts")

@@ -58,15 +58,16 @@ struct ForwardRequest {
 };
 struct ForwardResponse {
   Numerics numerics = Numerics::kReal;
-  TensorData outputs;               // [n, output shape...]
-  std::optional<uint64_t> version;  // the expert's updates when the forward ran
+  TensorData outputs;                              // [n, output shape...]
+  std::optional<uint64_t> version = std::nullopt;  // the expert's updates when the forward ran
 };
 struct BackwardRequest {
   std::string uid;
   Numerics numerics = Numerics::kReal;
-  TensorData inputs;                // [n, input shape...]
-  TensorData grad_outputs;          // [n, output shape...]
-  std::optional<uint64_t> version;  // the forward response's version (absent: unknown)
+  TensorData inputs;        // [n, input shape...]
+  TensorData grad_outputs;  // [n, output shape...]
+  std::optional<uint64_t> version =
+      std::nullopt;  // the forward response's version (absent: unknown)
 };
 struct BackwardResponse {
   Numerics numerics = Numerics::kReal;

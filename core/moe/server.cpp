@@ -19,7 +19,8 @@ struct ExpertServer::Batch {
   Time started{0};
   uint64_t version = 0;                      // the expert's version when the batch started
   std::vector<double> scales;                // backward: each task's learning-rate scale
-  uint64_t steps = 0;                        // backward: optimizer steps the batch takes
+  bool step = true;                          // backward: the updating rows step (or accumulate)
+  uint64_t steps = 0;                        // backward: optimizer steps the batch takes (0, 1)
   std::vector<int64_t> result_shape;         // per sample: forward outputs, backward grad inputs
   std::optional<Result<TensorData>> result;  // real numerics: set by the work
 };
@@ -322,14 +323,7 @@ void ExpertServer::pump() {
   rt_.metrics().count("moe_server_load_" + batch->uid, batch->rows);
   batch->started = rt_.now();
   batch->version = best->version;
-  if (batch->dir == kBackward) {
-    batch->scales = update_scales(*best, batch->tasks);
-    std::vector<double> distinct = batch->scales;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    batch->steps = static_cast<uint64_t>(
-        std::count_if(distinct.begin(), distinct.end(), [](double s) { return s > 0; }));
-  }
+  if (batch->dir == kBackward) plan_update(*best, *batch);
   computing_ = true;
 
   const double per_sample = batch->dir == kForward ? best->info.forward_flops_per_sample
@@ -378,6 +372,22 @@ std::vector<double> ExpertServer::update_scales(const Hosted& h, const std::vect
   return scales;
 }
 
+// Every policy gives the rows that update one scale, so a batch takes at most one step; with
+// min_update_samples it only accumulates until enough samples have come.
+void ExpertServer::plan_update(Hosted& h, Batch& batch) {
+  batch.scales = update_scales(h, batch.tasks);
+  uint64_t updating = 0;
+  for (size_t i = 0; i < batch.tasks.size(); ++i) {
+    if (batch.scales[i] > 0) updating += static_cast<uint64_t>(batch.tasks[i].rows);
+  }
+  if (updating == 0) return;
+  h.pending_samples += updating;
+  batch.step = h.pending_samples >= options_.min_update_samples();
+  if (batch.step) h.pending_samples = 0;
+  batch.steps = batch.step ? 1 : 0;
+  if (!batch.step) rt_.metrics().count("moe_server_accumulated");
+}
+
 Result<TensorData> ExpertServer::run_backward(Batch& batch) {
   std::map<double, std::vector<size_t>> groups;  // scale -> tasks, in task order
   for (size_t i = 0; i < batch.tasks.size(); ++i) groups[batch.scales[i]].push_back(i);
@@ -388,7 +398,8 @@ Result<TensorData> ExpertServer::run_backward(Batch& batch) {
       inputs.push_back(&batch.tasks[i].inputs);
       grads.push_back(&batch.tasks[i].grad_outputs);
     }
-    Result<TensorData> r = batch.expert->backward(concat_rows(inputs), concat_rows(grads), scale);
+    const UpdateRule rule{scale, scale > 0 && batch.step};
+    Result<TensorData> r = batch.expert->backward(concat_rows(inputs), concat_rows(grads), rule);
     if (!r.ok() || groups.size() == 1) return r;
     int64_t at = 0, rows = 0;
     for (size_t i : members) rows += batch.tasks[i].rows;
@@ -451,7 +462,10 @@ void ExpertServer::count_steps(const Batch& batch) {
   const uint64_t before = batch.version;
   const uint64_t after = batch.expert ? batch.expert->updates() : before + batch.steps;
   if (after > before) rt_.metrics().count("moe_server_updates", after - before);
-  if (same) it->second.version = after;
+  if (!same) return;
+  it->second.version = after;
+  // A failed backward drops the expert's accumulated gradients: start counting afresh.
+  if (batch.result && !batch.result->ok()) it->second.pending_samples = 0;
 }
 
 void ExpertServer::answer_batch(Batch& batch, const TensorData& result) {

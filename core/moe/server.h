@@ -49,6 +49,9 @@ class ExpertServerOptions {
   CT_SERVER_OPTION(double, failure_prob, 0.0)
   CT_SERVER_OPTION(StaleUpdates, stale_updates, StaleUpdates::kApply)
   CT_SERVER_OPTION(uint64_t, max_staleness, 4)  // kSkip
+  // An expert steps once the backward calls since its last step brought this many samples (their
+  // gradients accumulate, the step takes their mean); 0 or 1 = a step on every backward batch.
+  CT_SERVER_OPTION(uint64_t, min_update_samples, 0)
 #undef CT_SERVER_OPTION
 
  public:
@@ -109,6 +112,7 @@ class ExpertServer {
     Pool pools[2];
     uint64_t saved_updates = UINT64_MAX;  // updates() at the last checkpoint written or loaded
     uint64_t version = 0;  // optimizer steps taken (as updates(); also counted in timing mode)
+    uint64_t pending_samples = 0;  // gradients accumulated since the last step (min_update_samples)
   };
   struct Batch;  // one compute call in flight (server.cpp)
 
@@ -123,6 +127,8 @@ class ExpertServer {
   void pump();       // starts the next batch when compute is idle
   // Each backward task's learning-rate scale by the stale_updates policy (also counts staleness).
   std::vector<double> update_scales(const Hosted& h, const std::vector<Task>& tasks);
+  // The batch's scales, whether it steps (min_update_samples), and the steps it takes.
+  void plan_update(Hosted& h, Batch& batch);
   // The expert's backward for every task, one call per distinct scale, rows back in task order.
   static Result<TensorData> run_backward(Batch& batch);
   void finish_batch(Batch& batch);

@@ -156,10 +156,10 @@ Result<TensorData> TorchExpert::forward(const TensorData& inputs) {
 }
 
 Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorData& grad_outputs,
-                                         double lr_scale) {
-  if (!(lr_scale >= 0 && lr_scale <= 1)) {
+                                         const UpdateRule& rule) {
+  if (!(rule.lr_scale >= 0 && rule.lr_scale <= 1)) {
     return Status::error("expert '" + config_.kind() + "' backward: lr_scale " +
-                         std::to_string(lr_scale) + " outside [0, 1]");
+                         std::to_string(rule.lr_scale) + " outside [0, 1]");
   }
   Result<at::Tensor> x = checked_batch(inputs, info_.input_shape, "backward inputs");
   if (!x.ok()) return x.status();
@@ -170,16 +170,17 @@ Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorD
                          " inputs but " + std::to_string(g->size(0)) + " output gradients");
   }
   try {
-    return lr_scale == 0 ? input_gradient(*x, *g) : backward_step(*x, *g, lr_scale);
+    return rule.lr_scale == 0 ? input_gradient(*x, *g) : backward_step(*x, *g, rule);
   } catch (const std::exception& e) {
     clear_grads();
     return Status::error("expert '" + config_.kind() + "' backward failed: " + torch_error_text(e));
   }
 }
 
-// Gradients are zero (or not yet allocated) on entry: every way out of a backward clears them.
+// Gradients are zero (or not yet allocated) on entry unless pending_ calls accumulated theirs:
+// every way out of a backward that steps or fails clears them.
 Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Tensor& grad_out,
-                                              double lr_scale) {
+                                              const UpdateRule& rule) {
   at::Tensor input = x.detach().requires_grad_(true);
   at::Tensor y = module_->forward(input);
   if (y.sizes() != grad_out.sizes()) {
@@ -207,9 +208,19 @@ Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Ten
     return Status::error("expert '" + config_.kind() +
                          "' backward: non-finite gradients (NaN or Inf); no step taken");
   }
+  if (!rule.step) {
+    ++pending_;
+    return to_tensor_data(grad_in);
+  }
+  if (pending_ > 0) {  // the mean over the accumulated calls and this one
+    torch::NoGradGuard no_grad;
+    for (at::Tensor& p : params) {
+      if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(pending_ + 1));
+    }
+  }
   if (config_.max_grad_norm() > 0)
     torch::nn::utils::clip_grad_norm_(params, config_.max_grad_norm());
-  step(lr_scale);
+  step(rule.lr_scale);
   clear_grads();
   ++updates_;
   return to_tensor_data(grad_in);
@@ -248,6 +259,7 @@ Result<TensorData> TorchExpert::input_gradient(const at::Tensor& x, const at::Te
 // Zeroed in place, as LibTorch's Optimizer::zero_grad does: the buffers are reused by the next
 // backward (freeing them made every step fault in fresh pages, 3x slower at h = 1024).
 void TorchExpert::clear_grads() {
+  pending_ = 0;
   torch::NoGradGuard no_grad;
   for (at::Tensor& p : module_->module().parameters()) {
     if (p.grad().defined()) p.mutable_grad().zero_();
@@ -278,7 +290,10 @@ Status TorchExpert::load_state(const std::string& bytes) {
   Result<std::string> snapshot = save_state();
   if (!snapshot.ok()) return snapshot.status();
   Status loaded = load_unchecked(bytes);
-  if (loaded.ok()) return loaded;
+  if (loaded.ok()) {
+    clear_grads();  // gradients accumulated for the parameters that were replaced
+    return loaded;
+  }
   // A part may have been applied: a fresh optimizer, then the state as it was.
   optimizer_ = make_optimizer(config_, module_->module().parameters());
   const Status restored = load_unchecked(*snapshot);

@@ -56,7 +56,7 @@ class TorchExpert final : public Expert {
   Result<TensorData> forward(const TensorData& inputs) override;
   using Expert::backward;
   Result<TensorData> backward(const TensorData& inputs, const TensorData& grad_outputs,
-                              double lr_scale) override;
+                              const UpdateRule& rule) override;
   uint64_t updates() const override { return updates_; }
   Result<std::string> save_state() const override;
   Status load_state(const std::string& bytes) override;
@@ -69,7 +69,7 @@ class TorchExpert final : public Expert {
   Result<at::Tensor> checked_batch(const TensorData& t, const std::vector<int64_t>& sample,
                                    const char* what) const;
   Result<TensorData> backward_step(const at::Tensor& x, const at::Tensor& grad_out,
-                                   double lr_scale);
+                                   const UpdateRule& rule);
   // lr_scale 0: only the gradient with respect to the inputs (no parameter gradients, no step).
   Result<TensorData> input_gradient(const at::Tensor& x, const at::Tensor& grad_out);
   void step(double lr_scale);  // one optimizer step at lr * lr_scale
@@ -81,6 +81,7 @@ class TorchExpert final : public Expert {
   std::unique_ptr<ExpertModule> module_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   uint64_t updates_ = 0;
+  uint64_t pending_ = 0;  // backward calls whose gradients are accumulated, not yet stepped
 };
 
 }  // namespace crowdtrain::moe

@@ -5,8 +5,8 @@
 // on the same module (a no-grad forward, a forward with a graph, backward, step), and bare
 // LibTorch's ordinary step without the recomputation (what statelessness costs). Arguments:
 // hidden, batch. Run with OMP_NUM_THREADS=1 (and OPENBLAS_CORETYPE as ./crowdtrain sets it).
-//   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5 \
-//               --benchmark_enable_random_interleaving=true
+//   ./moe_bench --benchmark_min_time=1 --benchmark_repetitions=5
+//     --benchmark_enable_random_interleaving=true (one command line)
 // Figures: docs/benchmarks.md.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>

@@ -210,7 +210,7 @@ TEST(ExpertTest, LrScaleScalesTheAdamStepAndZeroTakesNone) {
   torch::manual_seed(17);
   for (double scale : {1.0, 0.25, 0.5}) {
     const at::Tensor x = torch::randn({4, 8}), g = torch::randn({4, 8});
-    auto gi = (*e)->backward(td(x), td(g), scale);
+    auto gi = (*e)->backward(td(x), td(g), UpdateRule{scale, true});
     ASSERT_TRUE(gi.ok()) << gi.error();
     adam.zero_grad();
     reference(c, x, copy).backward(g);
@@ -227,13 +227,13 @@ TEST(ExpertTest, LrScaleScalesTheAdamStepAndZeroTakesNone) {
   Params before = copy_params(**e, false);
   at::Tensor xin = x.clone().requires_grad_(true);
   reference(c, xin, before).backward(g);
-  auto gi = (*e)->backward(td(x), td(g), 0.0);
+  auto gi = (*e)->backward(td(x), td(g), UpdateRule{0.0, true});
   ASSERT_TRUE(gi.ok()) << gi.error();
   EXPECT_TRUE(torch::allclose(tensor(*gi), xin.grad(), 1e-5, 1e-6));
   for (const auto& [name, p] : copy_params(**e)) EXPECT_TRUE(torch::equal(p, before.at(name)));
   EXPECT_EQ((*e)->updates(), 3u);
   // And the next full step starts from clean gradients: it matches the reference again.
-  auto full = (*e)->backward(td(x), td(g), 1.0);
+  auto full = (*e)->backward(td(x), td(g), UpdateRule{1.0, true});
   ASSERT_TRUE(full.ok());
   adam.zero_grad();
   reference(c, x, copy).backward(g);
@@ -242,8 +242,34 @@ TEST(ExpertTest, LrScaleScalesTheAdamStepAndZeroTakesNone) {
   for (const auto& [name, p] : copy_params(**e)) {
     EXPECT_TRUE(torch::allclose(p, copy.at(name).detach(), 1e-4, 1e-6)) << name;
   }
-  EXPECT_FALSE((*e)->backward(td(x), td(g), 1.5).ok());
-  EXPECT_FALSE((*e)->backward(td(x), td(g), -0.1).ok());
+  EXPECT_FALSE((*e)->backward(td(x), td(g), UpdateRule{1.5, true}).ok());
+  EXPECT_FALSE((*e)->backward(td(x), td(g), UpdateRule{-0.1, true}).ok());
+}
+
+TEST(ExpertTest, AccumulatedCallsStepOnTheMeanOfTheirGradients) {
+  const ExpertConfig c = ExpertConfig().kind("ffn").hidden(8).optimizer("sgd").lr(0.1);
+  auto e = make_expert(c);
+  ASSERT_TRUE(e.ok()) << e.error();
+  Params copy = copy_params(**e, true);
+  std::vector<at::Tensor> leaves;
+  for (auto& [name, p] : copy) leaves.push_back(p);
+  torch::manual_seed(19);
+  at::Tensor loss = torch::zeros({});
+  for (int call = 0; call < 3; ++call) {
+    const at::Tensor x = torch::randn({2 + call, 8}), g = torch::randn({2 + call, 8});
+    ASSERT_TRUE((*e)->backward(td(x), td(g), UpdateRule{1.0, call == 2}).ok());
+    loss = loss + (reference(c, x, copy) * g).sum() / 3;  // the mean of the three calls
+    if (call < 2) {
+      EXPECT_EQ((*e)->updates(), 0u);
+    }
+  }
+  torch::optim::SGD sgd(leaves, torch::optim::SGDOptions(0.1));
+  loss.backward();
+  sgd.step();
+  for (const auto& [name, p] : copy_params(**e)) {
+    EXPECT_TRUE(torch::allclose(p, copy.at(name).detach(), 1e-5, 1e-6)) << name;
+  }
+  EXPECT_EQ((*e)->updates(), 1u);
 }
 
 TEST(ExpertTest, RefusesBadBatchesAndLeavesTheExpertAlone) {

@@ -1,7 +1,8 @@
 // A test expert without LibTorch: y = w * x elementwise on [n, d] float32 rows, with a scalar w
-// that backward() updates by plain SGD (w -= lr * sum(x * g)). It logs every call (its tag and the
-// batch size) into a shared log so tests can check batching and the order of batches, and saves
-// and loads w as its checkpoint. Plus helpers to build and read float32 TensorData.
+// that backward() updates by plain SGD (w -= lr * lr_scale * sum(x * g), or the mean of that sum
+// over the calls accumulated since the last step). It logs every call (its tag, the batch size and
+// the update rule) into a shared log so tests can check batching and the order of batches, and
+// saves and loads w as its checkpoint. Plus helpers to build and read float32 TensorData.
 #pragma once
 
 #include <cmath>
@@ -40,6 +41,7 @@ struct CallLog {
   std::vector<std::string> calls;  // "<tag>.f" or "<tag>.b", in order
   std::vector<int64_t> batch_sizes;
   std::vector<double> lr_scales;  // per backward call
+  std::vector<bool> steps;        // per backward call: UpdateRule::step
 };
 
 class ScaleExpert final : public Expert {
@@ -64,7 +66,8 @@ class ScaleExpert final : public Expert {
     return floats(x.shape, v);
   }
   using Expert::backward;
-  Result<TensorData> backward(const TensorData& x, const TensorData& g, double lr_scale) override {
+  Result<TensorData> backward(const TensorData& x, const TensorData& g,
+                              const UpdateRule& rule) override {
     if (Status s = check(x, "inputs"); !s.ok()) return s;
     if (Status s = check(g, "grad_outputs"); !s.ok()) return s;
     record("b", x.shape[0]);
@@ -76,10 +79,19 @@ class ScaleExpert final : public Expert {
       gi[i] = w_ * gv[i];
     }
     if (!std::isfinite(grad_w)) return Status::error("scale expert: non-finite gradient of w");
-    if (log_) log_->lr_scales.push_back(lr_scale);
-    if (lr_scale > 0) {
-      w_ -= lr_ * float(lr_scale) * grad_w;
-      ++updates_;
+    if (log_) {
+      log_->lr_scales.push_back(rule.lr_scale);
+      log_->steps.push_back(rule.step);
+    }
+    if (rule.lr_scale > 0) {
+      accumulated_ += grad_w;
+      ++pending_;
+      if (rule.step) {  // the mean of the accumulated calls' gradients
+        w_ -= lr_ * float(rule.lr_scale) * accumulated_ / float(pending_);
+        accumulated_ = 0;
+        pending_ = 0;
+        ++updates_;
+      }
     }
     return floats(x.shape, gi);
   }
@@ -119,6 +131,8 @@ class ScaleExpert final : public Expert {
   float w_;
   float lr_;
   uint64_t updates_ = 0;
+  float accumulated_ = 0;  // grad w summed over the calls since the last step
+  uint64_t pending_ = 0;
   std::shared_ptr<CallLog> log_;
 };
 

@@ -396,6 +396,27 @@ TEST_F(ServerTest, ScalePolicyDividesTheStepByOnePlusTheMeanStalenessPerRow) {
   EXPECT_TRUE(r0->result.ok() && r1->result.ok());
 }
 
+TEST_F(ServerTest, MinUpdateSamplesAccumulatesGradientsAndStepsOnTheirMean) {
+  start(ExpertServerOptions().min_update_samples(3));
+  ScaleExpert* a = add("a", 2.f);
+  auto f0 = forward("a", rows_of(1, 2, 0));
+  // sum(x * g): 1, then 2, then 2 + 4 = 6 (two rows); 1 + 1 + 2 = 4 samples >= 3 at the third.
+  backward("a", floats({1, 2}, {1, 0}), floats({1, 2}, {1, 0}), 100ms);
+  backward("a", floats({1, 2}, {1, 0}), floats({1, 2}, {2, 0}), 200ms);
+  auto third = backward("a", floats({2, 2}, {1, 0, 1, 0}), floats({2, 2}, {2, 0, 4, 0}), 300ms);
+  auto f1 = forward("a", rows_of(1, 2, 0), 400ms);
+  world_.run_for(1s);
+  EXPECT_EQ(log_->steps, (std::vector<bool>{false, false, true}));
+  EXPECT_FLOAT_EQ(a->w(), 2.f - 0.5f * (1 + 2 + 6) / 3);
+  EXPECT_EQ(grad_inputs(*third), (std::vector<float>{4, 0, 8, 0}));  // w = 2 until the step
+  EXPECT_EQ(counter("moe_server_accumulated"), 2);
+  EXPECT_EQ(counter("moe_server_updates"), 1);
+  auto r = decode_forward_response(f1->result.value(), {});
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->version, std::optional<uint64_t>(1));  // one step, not three
+  EXPECT_TRUE(f0->result.ok());
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -396,8 +396,8 @@ TEST_F(DmoeTest, ErrorsFailTheStepAndKeepTheModel) {
   // Every expert of a sample gone: no usable answer, a failed step too.
   st.callers[0]->backward_error.reset();
   st.callers[0]->k_min = 0;
-  for (const std::string& uid : {"L0.0.0", "L0.0.1", "L0.0.2", "L0.0.3", "L0.1.0", "L0.1.1",
-                                 "L0.1.2", "L0.1.3", "L0.2.0", "L0.2.1", "L0.2.2", "L0.2.3"}) {
+  for (const char* uid : {"L0.0.0", "L0.0.1", "L0.0.2", "L0.0.3", "L0.1.0", "L0.1.1", "L0.1.2",
+                          "L0.1.3", "L0.2.0", "L0.2.1", "L0.2.2", "L0.2.3"}) {
     st.callers[0]->drop_forward.insert(uid);
   }
   s = st.run_step();
