@@ -14,8 +14,11 @@ rate is 1e-4"). About 8 minutes of wall time per run on one core.
   accum16_lr_1e-3  expert lr 1e-3, workload.moe.server.min_update_samples=16 (an expert steps
                    once 16 samples' gradients have accumulated, on their mean)
 
-Writes docs/results/dmoe_mnist_small.csv: variant,seed,updates,val_accuracy,time_s (one row per
-evaluation; updates: the trainers' successful steps so far); rows of runs not named are kept.
+Writes docs/results/dmoe_mnist_small.csv:
+variant,seed,updates,val_accuracy,time_s,expert_steps,update_staleness (one row per evaluation;
+updates: the trainers' successful steps so far; expert_steps: the optimizer steps of all experts
+in the run; update_staleness: the run's mean moe_update_staleness, the expert steps between a
+call's forward and its backward); rows of runs not named are kept.
 
 usage: analysis/run_dmoe_mnist_small.py [--bin build/crowdtrain] [--out build/dmoe_mnist_small]
        [--variants expert_lr_1e-4,expert_lr_1e-3] [--seeds 1] [--jobs 1] [--collect-only]
@@ -46,8 +49,7 @@ def run(binary, out, variant, seed, collect_only):
     args = [binary, "run", SCENARIO, "--quiet", "--out", run_dir, "--set", f"seed={seed}"]
     for s in VARIANTS[variant]:
         args += ["--set", s]
-    moe = run_one(args, run_dir, collect_only)
-    return None if moe is None else moe["curve"]
+    return run_one(args, run_dir, collect_only)
 
 
 def main():
@@ -67,20 +69,26 @@ def main():
     runs = [(v, int(s)) for v in variants for s in a.seeds.split(",")]
     os.makedirs(a.out, exist_ok=True)
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        curves = list(pool.map(lambda r: run(a.bin, a.out, r[0], r[1], a.collect_only), runs))
+        results = list(pool.map(lambda r: run(a.bin, a.out, r[0], r[1], a.collect_only), runs))
     rows = []
-    for (variant, seed), curve in zip(runs, curves):
-        if curve is None:
+    for (variant, seed), moe in zip(runs, results):
+        if moe is None:
             print(f"{variant} seed {seed}: not run", file=sys.stderr)
             continue
+        curve = moe["curve"]
+        # Per run: the experts' optimizer steps and the mean staleness of their updates.
+        steps = moe["counters"].get("moe_server_updates", 0)
+        staleness = moe["distributions"].get("moe_update_staleness", {}).get("mean", "")
         for point in curve:
             rows.append({"variant": variant, "seed": seed, "updates": point["updates"],
                          "val_accuracy": f"{point['accuracy']:.4f}",
-                         "time_s": f"{point['time_s']:.1f}"})
+                         "time_s": f"{point['time_s']:.1f}", "expert_steps": steps,
+                         "update_staleness": f"{staleness:.2f}" if staleness != "" else ""})
         print(f"{variant} seed {seed}: accuracy {curve[-1]['accuracy']:.3f} after "
-              f"{curve[-1]['updates']} updates")
-    write_merged(a.csv, ["variant", "seed", "updates", "val_accuracy", "time_s"],
-                 ["variant", "seed"], rows)
+              f"{curve[-1]['updates']} updates; {steps} expert steps, mean staleness "
+              f"{staleness if staleness == '' else round(staleness, 2)}")
+    write_merged(a.csv, ["variant", "seed", "updates", "val_accuracy", "time_s", "expert_steps",
+                         "update_staleness"], ["variant", "seed"], rows)
     print(a.csv)
 
 
