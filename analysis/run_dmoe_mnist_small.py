@@ -13,6 +13,9 @@ rate is 1e-4"). About 8 minutes of wall time per run on one core.
                    (staler backward calls get their input gradient and add no step)
   accum16_lr_1e-3  expert lr 1e-3, workload.moe.server.min_update_samples=16 (an expert steps
                    once 16 samples' gradients have accumulated, on their mean)
+  gatenorm_lr_1e-3 expert lr 1e-3, workload.moe.trainer.gate_norm=true (each gate standardises the
+                   hidden state first, as the paper's emulator's LayerNorm before its gate)
+  gatenorm_lr_1e-4 the scenario with workload.moe.trainer.gate_norm=true
 
 Writes docs/results/dmoe_mnist_small.csv:
 variant,seed,updates,val_accuracy,time_s,expert_steps,update_staleness (one row per evaluation;
@@ -41,6 +44,8 @@ VARIANTS = {
     "skip_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.stale_updates=skip",
                      "workload.moe.server.max_staleness=2"],
     "accum16_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.server.min_update_samples=16"],
+    "gatenorm_lr_1e-3": ["workload.moe.expert.lr=0.001", "workload.moe.trainer.gate_norm=true"],
+    "gatenorm_lr_1e-4": ["workload.moe.trainer.gate_norm=true"],
 }
 
 

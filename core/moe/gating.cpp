@@ -13,8 +13,8 @@
 
 namespace crowdtrain::moe {
 
-Gating::Gating(int64_t input_dim, std::vector<int64_t> grid_sizes)
-    : input_dim_(input_dim), grid_sizes_(std::move(grid_sizes)) {
+Gating::Gating(int64_t input_dim, std::vector<int64_t> grid_sizes, bool pre_norm)
+    : input_dim_(input_dim), grid_sizes_(std::move(grid_sizes)), pre_norm_(pre_norm) {
   CT_CHECK(input_dim_ > 0 && !grid_sizes_.empty());
   for (int64_t s : grid_sizes_) CT_CHECK(s > 0);
   module_ = torch::nn::Linear(input_dim_, num_scores()).ptr();
@@ -29,18 +29,23 @@ int64_t Gating::num_scores() const {
 at::Tensor Gating::forward(const at::Tensor& x) const {
   auto* linear = dynamic_cast<torch::nn::LinearImpl*>(module_.get());
   CT_CHECK(linear != nullptr);
-  return linear->forward(x);
+  return linear->forward(normalized(x));
+}
+
+at::Tensor Gating::normalized(const at::Tensor& x) const {
+  return pre_norm_ ? torch::layer_norm(x, {input_dim_}) : x;
 }
 
 at::Tensor Gating::forward(const at::Tensor& x, const std::vector<at::Tensor>& params) const {
   CT_CHECK(params.size() == 2);
   CT_CHECK(params[0].dim() == 2 && params[0].size(0) == num_scores() &&
            params[0].size(1) == input_dim_);
-  return torch::nn::functional::linear(x, params[0], params[1]);
+  return torch::nn::functional::linear(normalized(x), params[0], params[1]);
 }
 
 double Gating::forward_flops(int64_t batch) const {
-  return 2.0 * static_cast<double>(input_dim_) * static_cast<double>(num_scores()) *
+  const double norm = pre_norm_ ? 5.0 * static_cast<double>(input_dim_) : 0.0;  // mean, var, scale
+  return (2.0 * static_cast<double>(input_dim_) * static_cast<double>(num_scores()) + norm) *
          static_cast<double>(batch);
 }
 

@@ -1,6 +1,9 @@
 // Product-key gating of one DMoE layer (Learning@home; hivemind's RemoteMixtureOfExperts): a
 // Linear(in, sum(grid sizes)) whose output holds, for every grid dimension d, one score per
-// coordinate; an expert's logit is the sum of its coordinates' scores. The Gating owns its
+// coordinate; an expert's logit is the sum of its coordinates' scores. With pre_norm the input is
+// first standardised per sample (a LayerNorm without parameters: the Linear can absorb its scale
+// and shift), as the paper's convergence emulator normalises before its gate, so the scores do
+// not grow with the hidden state. The Gating owns its
 // parameters through module(), which a bigger model registers as a submodule (core/train/
 // dmoe_model.h). Expert uids ("prefix.i.j") become coordinates through parse_expert_coords, the one
 // place that knows the uid syntax. No LibTorch in this header. Not thread-safe.
@@ -29,12 +32,13 @@ class Gating {
  public:
   // Parameters are drawn from torch's global generator (seed it first). CT_CHECKs input_dim > 0
   // and a non-empty grid of positive sizes.
-  Gating(int64_t input_dim, std::vector<int64_t> grid_sizes);
+  Gating(int64_t input_dim, std::vector<int64_t> grid_sizes, bool pre_norm = false);
   ~Gating();
   Gating(const Gating&) = delete;
   Gating& operator=(const Gating&) = delete;
 
   int64_t input_dim() const { return input_dim_; }
+  bool pre_norm() const { return pre_norm_; }
   const std::vector<int64_t>& grid_sizes() const { return grid_sizes_; }
   int64_t num_scores() const;  // sum of the grid sizes
   // The Linear module (parameters: weight [num_scores, input_dim], then bias [num_scores]).
@@ -55,8 +59,11 @@ class Gating {
                            const std::vector<std::vector<ExpertCoords>>& coords) const;
 
  private:
+  at::Tensor normalized(const at::Tensor& x) const;  // x, or x standardised when pre_norm
+
   int64_t input_dim_;
   std::vector<int64_t> grid_sizes_;
+  bool pre_norm_ = false;
   std::shared_ptr<torch::nn::Module> module_;
 };
 

@@ -110,6 +110,7 @@ void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
   r.read("test_fraction", t.test_fraction, NumberRange{0.0, 1.0, true, true});
   r.read("eval_samples", t.eval_samples, NumberRange::closed(1, 10000));
   r.read("standardize_inputs", t.standardize_inputs);
+  r.read("gate_norm", t.gate_norm);
   r.read("eval_interval_s", t.eval_interval_s, NumberRange::positive());
   if (r.has("target_accuracies")) {
     std::vector<double> values;

@@ -65,6 +65,9 @@ struct MoeTrainerOptions {
   // Pixels become (x - mean) / stddev with the training split's statistics (the paper's
   // Normalize((0.1307,), (0.3081,))); stale gradients from concurrent trainers need it.
   bool standardize_inputs = true;
+  // Each gate standardises the hidden state before scoring it (the paper's emulator puts a
+  // LayerNorm before its gate); off, the scores grow with the hidden state.
+  bool gate_norm = false;
   double eval_interval_s = 10;
   std::vector<double> target_accuracies{0.8, 0.9};
 };

@@ -170,6 +170,7 @@ train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, u
       .batch_size(o.trainer.batch_size)
       .lr(o.trainer.lr)
       .amsgrad(o.trainer.amsgrad)
+      .gate_norm(o.trainer.gate_norm)
       .seed(seed);
 }
 

@@ -27,7 +27,8 @@ DmoeLocalModel::DmoeLocalModel(const DmoeOptions& options)
   torch::manual_seed(o.seed());
   impl_->root->register_module("input", torch::nn::Linear(o.input_dim(), o.hidden()));
   for (int64_t l = 0; l < o.layers(); ++l) {
-    impl_->gates.push_back(std::make_unique<moe::Gating>(o.hidden(), o.grid_sizes()));
+    impl_->gates.push_back(
+        std::make_unique<moe::Gating>(o.hidden(), o.grid_sizes(), o.gate_norm()));
     impl_->root->register_module("gate" + std::to_string(l), impl_->gates.back()->module());
   }
   impl_->root->register_module("norm",

@@ -42,6 +42,8 @@ class DmoeOptions {
   CT_DMOE_OPTION(int64_t, eval_batch_size, 256)
   CT_DMOE_OPTION(double, lr, 1e-3)      // Adam
   CT_DMOE_OPTION(bool, amsgrad, false)  // Adam's AMSGrad variant
+  // Each gate standardises its input first (moe::Gating's pre_norm; the paper's emulator).
+  CT_DMOE_OPTION(bool, gate_norm, false)
   // The model: torch's generator seeded with it before drawing the parameters. A trainer: its
   // batch order (derive_seed(seed, "dmoe_batches")).
   CT_DMOE_OPTION(uint64_t, seed, 0)

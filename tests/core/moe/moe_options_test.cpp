@@ -49,6 +49,19 @@ TEST(MoeOptionsTest, ServerKeysAndTheirDefaults) {
             StaleUpdates::kScale);
 }
 
+TEST(MoeOptionsTest, TrainerGateNorm) {
+  json doc = with_server(json::object());
+  auto off = parse_scenario(doc);
+  ASSERT_TRUE(off.ok()) << off.error();
+  EXPECT_FALSE(off->workload.options_of<MoeOptions>("moe").trainer.gate_norm);
+  doc["workload"]["moe"]["trainer"] = json::parse(R"({"gate_norm": true})");
+  auto on = parse_scenario(doc);
+  ASSERT_TRUE(on.ok()) << on.error();
+  EXPECT_TRUE(on->workload.options_of<MoeOptions>("moe").trainer.gate_norm);
+  doc["workload"]["moe"]["trainer"] = json::parse(R"({"gate_norm": 1})");
+  EXPECT_EQ(error_of(doc), "workload.moe.trainer.gate_norm: expected true or false, got 1");
+}
+
 TEST(MoeOptionsTest, BadServerValuesNameTheirPath) {
   EXPECT_EQ(error_of(with_server(json::parse(R"({"stale_updates": "drop"})"))),
             "workload.moe.server.stale_updates: must be one of \"apply\", \"scale\", \"skip\", "

@@ -47,6 +47,24 @@ TEST(GatingTest, ScoresLogitsAndUids) {
   EXPECT_EQ(make_expert_uid("L0", {2, 3}), "L0.2.3");
 }
 
+TEST(GatingTest, PreNormStandardisesEachSampleBeforeTheLinear) {
+  torch::manual_seed(2);
+  Gating g(6, {2, 3}, /*pre_norm=*/true);
+  EXPECT_TRUE(g.pre_norm());
+  EXPECT_EQ(g.module()->parameters().size(), 2u);  // no parameters of its own
+  const torch::Tensor x = torch::randn({3, 6}) * 50 + 7;
+  const auto p = g.module()->parameters();
+  const torch::Tensor mean = x.mean(1, true);
+  const torch::Tensor var = (x - mean).pow(2).mean(1, true);
+  const torch::Tensor want =
+      torch::nn::functional::linear((x - mean) / torch::sqrt(var + 1e-5), p[0], p[1]);
+  EXPECT_TRUE(torch::allclose(g.forward(x), want, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(g.forward(x, {p[0], p[1]}), want, 1e-4, 1e-5));
+  // Scaling a sample's hidden state leaves its scores alone.
+  EXPECT_TRUE(torch::allclose(g.forward(x * 10), g.forward(x), 1e-4, 1e-4));
+  EXPECT_GT(g.forward_flops(1), Gating(6, {2, 3}).forward_flops(1));
+}
+
 TEST(GatingTest, BruteForceTopKByHand) {
   // Scores: dim 0 = [1, 0], dim 1 = [0, 5, 5]: (0,1)=6, (0,2)=6, (1,1)=5, (1,2)=5, (0,0)=1.
   const auto top = brute_force_top_k({{{1, 0}, {0, 5, 5}}}, {2, 3}, 3);
