@@ -58,8 +58,8 @@ live_is_killed() {
 }
 
 # Waits for the launched peers, with a watchdog: a live peer that does not end on time is a
-# failure in itself. Returns 0 when every peer not in LIVE_KILLED exited 0, 3 when a port was
-# taken, else the last failing status.
+# failure in itself. Returns 3 when a port was taken (by any peer), else 0 when every peer not in
+# LIVE_KILLED exited 0, else the last failing status.
 live_wait() {
   local rc=0 taken=0 i
   for i in $(seq 0 $((N - 1))); do
@@ -69,14 +69,16 @@ live_wait() {
     done
     wait "${PIDS[$i]}" 2>/dev/null
     local prc=$?
+    # A taken port counts even for a peer meant to be killed later: it never ran, so the run is
+    # redone elsewhere.
+    if [ "$prc" -ne 0 ] && grep -q "cannot listen" "$WORK/peer$i.log"; then taken=1; fi
     if [ "$prc" -ne 0 ] && ! live_is_killed "$i"; then
-      grep -q "cannot listen" "$WORK/peer$i.log" && taken=1
       rc=$prc
       echo "$TEST: peer $i exited with $prc" >&2
     fi
   done
   PIDS=()
-  if [ "$rc" -ne 0 ] && [ "$taken" -eq 1 ]; then return 3; fi
+  if [ "$taken" -eq 1 ]; then return 3; fi
   return "$rc"
 }
 
