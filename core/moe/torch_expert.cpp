@@ -177,17 +177,25 @@ Result<TensorData> TorchExpert::backward(const TensorData& inputs, const TensorD
   }
 }
 
-// Gradients are zero (or not yet allocated) on entry unless pending_ calls accumulated theirs:
-// every way out of a backward that steps or fails clears them.
-Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Tensor& grad_out,
-                                              const UpdateRule& rule) {
-  at::Tensor input = x.detach().requires_grad_(true);
+// The forward again, with a graph from `input`, checked against the output gradients' shape.
+Result<at::Tensor> TorchExpert::recompute(const at::Tensor& input, const at::Tensor& grad_out) {
   at::Tensor y = module_->forward(input);
   if (y.sizes() != grad_out.sizes()) {
     return Status::error("expert '" + config_.kind() + "' backward: the module returned " +
                          shape_text(y.sizes().vec()) + ", the gradients are " +
                          shape_text(grad_out.sizes().vec()));
   }
+  return y;
+}
+
+// Gradients are zero (or not yet allocated) on entry unless pending_ calls accumulated theirs:
+// every way out of a backward that steps or fails clears them.
+Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Tensor& grad_out,
+                                              const UpdateRule& rule) {
+  at::Tensor input = x.detach().requires_grad_(true);
+  Result<at::Tensor> recomputed = recompute(input, grad_out);
+  if (!recomputed.ok()) return recomputed.status();
+  at::Tensor y = recomputed.value();
   y.backward(grad_out);
   at::Tensor grad_in = input.grad().defined() ? input.grad() : torch::zeros_like(input);
   std::vector<at::Tensor> params = module_->module().parameters();
@@ -240,12 +248,9 @@ void TorchExpert::step(double lr_scale) {
 // gradient products are skipped and nothing is accumulated into their .grad.
 Result<TensorData> TorchExpert::input_gradient(const at::Tensor& x, const at::Tensor& grad_out) {
   at::Tensor input = x.detach().requires_grad_(true);
-  at::Tensor y = module_->forward(input);
-  if (y.sizes() != grad_out.sizes()) {
-    return Status::error("expert '" + config_.kind() + "' backward: the module returned " +
-                         shape_text(y.sizes().vec()) + ", the gradients are " +
-                         shape_text(grad_out.sizes().vec()));
-  }
+  Result<at::Tensor> recomputed = recompute(input, grad_out);
+  if (!recomputed.ok()) return recomputed.status();
+  at::Tensor y = recomputed.value();
   at::Tensor grad_in = torch::autograd::grad({y}, {input}, {grad_out}, /*retain_graph=*/false,
                                              /*create_graph=*/false, /*allow_unused=*/true)[0];
   if (!grad_in.defined()) grad_in = torch::zeros_like(input);

@@ -70,6 +70,7 @@ class TorchExpert final : public Expert {
                                    const char* what) const;
   Result<TensorData> backward_step(const at::Tensor& x, const at::Tensor& grad_out,
                                    const UpdateRule& rule);
+  Result<at::Tensor> recompute(const at::Tensor& input, const at::Tensor& grad_out);
   // lr_scale 0: only the gradient with respect to the inputs (no parameter gradients, no step).
   Result<TensorData> input_gradient(const at::Tensor& x, const at::Tensor& grad_out);
   void step(double lr_scale);  // one optimizer step at lr * lr_scale
