@@ -455,7 +455,7 @@ void ExpertServer::finish_batch(Batch& batch) {
 }
 
 // The expert's version after a backward batch: the steps it took (a real expert says; a timing
-// one took one per distinct non-zero scale), unless it was removed while the batch ran.
+// one took batch.steps, 0 or 1), unless it was removed while the batch ran.
 void ExpertServer::count_steps(const Batch& batch) {
   auto it = experts_.find(batch.uid);
   const bool same = it != experts_.end() && it->second.expert == batch.expert;

@@ -88,15 +88,24 @@ class ServerTest : public ::testing::Test {
   std::shared_ptr<CallLog> log_ = std::make_shared<CallLog>();
 };
 
-std::vector<float> outputs(const Answer& a) {
+// The floats of the batch `field` of an answer decoded by `decode` ({} after a test failure when
+// there is no good answer).
+template <typename Decoded>
+std::vector<float> answer_values(const Answer& a,
+                                 Result<Decoded> (*decode)(const Message&, const ProtocolLimits&),
+                                 TensorData Decoded::*field) {
   EXPECT_TRUE(a.done);
   if (!a.result.ok()) {
     ADD_FAILURE() << a.result.error();
     return {};
   }
-  auto r = decode_forward_response(a.result.value(), {});
+  auto r = decode(a.result.value(), {});
   EXPECT_TRUE(r.ok()) << r.error();
-  return r.ok() ? values_of(r->outputs) : std::vector<float>{};
+  return r.ok() ? values_of((*r).*field) : std::vector<float>{};
+}
+
+std::vector<float> outputs(const Answer& a) {
+  return answer_values(a, decode_forward_response, &ForwardResponse::outputs);
 }
 
 std::vector<float> scaled(const TensorData& x, float w) {
@@ -312,14 +321,7 @@ Message backward_request(const std::string& uid, TensorData x, TensorData g,
 }
 
 std::vector<float> grad_inputs(const Answer& a) {
-  EXPECT_TRUE(a.done);
-  if (!a.result.ok()) {
-    ADD_FAILURE() << a.result.error();
-    return {};
-  }
-  auto r = decode_backward_response(a.result.value(), {});
-  EXPECT_TRUE(r.ok()) << r.error();
-  return r.ok() ? values_of(r->grad_inputs) : std::vector<float>{};
+  return answer_values(a, decode_backward_response, &BackwardResponse::grad_inputs);
 }
 
 TEST_F(ServerTest, ForwardAnswersCarryTheExpertVersion) {
