@@ -6,7 +6,7 @@
 # docs/moshpit_sgd.png. Runs one simulation at a time (1-2 minutes each on one core); a finished
 # run is not redone.
 #
-# Variants: moshpit, allreduce (one group of whoever shows up, at least 2), allreduce_strict (all
+# Variants: moshpit, allreduce (method allreduce_open: one group of whoever shows up, at least 2), allreduce_strict (all
 # N peers or no averaging: the all-or-nothing all-reduce), gossip, pushsum, collaborative
 # (gradients accumulated to a global batch of 2048, averaged with the parameters by all-reduce, one
 # step each, lr 0.2).
@@ -24,9 +24,10 @@ mkdir -p "$OUT" docs/results
 
 overrides() {
   case "$1" in
-    moshpit | allreduce | gossip | pushsum | random_groups) echo "--set workload.training.method=$1" ;;
-    allreduce_strict) echo "--set workload.training.method=allreduce --set workload.training.min_group_size=0" ;;
-    collaborative) echo "--set workload.training.method=allreduce --set workload.training.mode=collaborative --set workload.training.lr=0.2" ;;
+    moshpit | gossip | pushsum | random_groups) echo "--set workload.training.method=$1" ;;
+    allreduce) echo "--set workload.training.method=allreduce_open" ;;
+    allreduce_strict) echo "--set workload.training.method=allreduce_open --set workload.training.min_group_size=0" ;;
+    collaborative) echo "--set workload.training.method=allreduce_open --set workload.training.mode=collaborative --set workload.training.lr=0.2" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -81,6 +82,22 @@ class JsonReader {
   // A string that must be one of `choices`.
   void read_choice(const std::string& key, std::string& out,
                    const std::vector<std::string>& choices);
+  // A choice read straight into an enum: `names` maps each accepted string to its value (the
+  // error lists them in this order); an absent key leaves `out` unchanged.
+  template <typename E>
+  void read_enum(const std::string& key, E& out,
+                 const std::vector<std::pair<std::string, E>>& names) {
+    std::string name;
+    std::vector<std::string> choices;
+    for (const auto& [text, value] : names) {
+      choices.push_back(text);
+      if (value == out) name = text;
+    }
+    read_choice(key, name, choices);
+    for (const auto& [text, value] : names) {
+      if (text == name) out = value;
+    }
+  }
   // Fails with "path.key: required ..." when `key` is absent; returns whether it is present.
   bool require(const std::string& key, const std::string& why = "");
 

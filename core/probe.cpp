@@ -1,5 +1,7 @@
 #include "core/probe.h"
 
+#include <cmath>
+
 #include "core/rpc.h"
 
 namespace crowdtrain {
@@ -94,6 +96,18 @@ class ProbeApp final : public PeerApp {
 std::unique_ptr<PeerApp> make_probe_app(Runtime& rt, const ProbeSpec& spec,
                                         std::shared_ptr<const std::vector<PeerId>> targets) {
   return std::make_unique<ProbeApp>(rt, spec, std::move(targets));
+}
+
+nlohmann::json probe_summary(const MetricsSink& sink) {
+  const auto pct = [&sink](double q) {
+    const double v = sink.percentile("probe_rtt_ms", q);
+    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+  };
+  return {{"probes_sent", sink.counter("probes_sent")},
+          {"probes_ok", sink.counter("probes_ok")},
+          {"probes_failed", sink.counter("probes_failed")},
+          {"rtt_ms_p50", pct(0.5)},
+          {"rtt_ms_p99", pct(0.99)}};
 }
 
 }  // namespace crowdtrain

@@ -7,6 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "core/metrics.h"
 #include "core/runtime.h"
 #include "core/scenario.h"
 
@@ -17,5 +20,9 @@ constexpr uint16_t kTagProbeRespBytes = 16;  // request: how many bytes the resp
 // `targets` lists the peers a probe may go to (the peer itself is skipped).
 std::unique_ptr<PeerApp> make_probe_app(Runtime& rt, const ProbeSpec& spec,
                                         std::shared_ptr<const std::vector<PeerId>> targets);
+
+// summary.json's "probe" section: probes_sent, probes_ok, probes_failed, rtt_ms_p50, rtt_ms_p99
+// (null when no probe was answered).
+nlohmann::json probe_summary(const MetricsSink& sink);
 
 }  // namespace crowdtrain

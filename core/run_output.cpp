@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/workload.h"
+
 namespace crowdtrain {
 namespace {
 
@@ -132,6 +134,32 @@ Status RunOutput::write_summary(const nlohmann::json& summary) {
     return Status::error("cannot rename " + tmp + " to " + path + ": " + ec.message());
   }
   return Status::ok_status();
+}
+
+nlohmann::json run_summary(const Scenario& s, const MetricsSink& sink, const RunFacts& facts) {
+  const auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json sum;
+  sum["scenario"] = s.name;
+  sum["seed"] = s.seed;
+  sum["peers"] = facts.peers;
+  sum["world"] = facts.world;
+  sum["sim_time_s"] = facts.sim_time_s;
+  sum["wall_time_s"] = facts.wall_time_s;
+  sum["counters"] = sink.counters();
+  nlohmann::json samples = nlohmann::json::object();
+  for (const std::string& name : sink.sample_names()) {
+    samples[name] = {{"count", sink.sample_count(name)},
+                     {"mean", num(sink.sample_mean(name))},
+                     {"p50", num(sink.percentile(name, 0.5))},
+                     {"p99", num(sink.percentile(name, 0.99))}};
+  }
+  sum["samples"] = samples;
+  add_workload_summary(s, sink, sum);
+  sum["events_logged"] = sink.events_logged();
+  sum["event_log_sha256"] = sink.event_log_sha256();
+  sum["reproduce"] = facts.reproduce;
+  sum["scenario_resolved"] = s.resolved;
+  return sum;
 }
 
 std::string output_dir_for(const Scenario& s) {

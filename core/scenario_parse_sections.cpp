@@ -175,9 +175,6 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
                    NumberRange::closed(1, kMaxConcurrency));
     t.read("pairs", out.transfers.pairs, NumberRange::at_least(1));
   });
-  r.object("dht", [&](JsonReader& d) { read_dht_workload(d, out.dht); });
-  r.object("averaging", [&](JsonReader& a) { read_averaging_workload(a, out.averaging); });
-  r.object("training", [&](JsonReader& t) { read_training_workload(t, out.training); });
   // The kinds that own their readers (core/workload.h) read their own subtree.
   for (const auto& k : workload_kinds()) {
     if (!k.read) continue;

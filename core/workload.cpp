@@ -1,9 +1,12 @@
 #include "core/workload.h"
 
+#include "core/averaging/averaging_options.h"
 #include "core/averaging/averaging_workload.h"
 #include "core/dht/dht_workload.h"
+#include "core/dht/dht_workload_options.h"
 #include "core/moe/moe_workload.h"
 #include "core/probe.h"
+#include "core/train/training_options.h"
 #include "core/train/training_workload.h"
 
 namespace crowdtrain {
@@ -16,6 +19,7 @@ WorkloadKind probe_kind() {
   k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
     return make_probe_app(rt, s.workload.probe, c.peers);
   };
+  k.summary = [](const Scenario&, const MetricsSink& m) { return probe_summary(m); };
   return k;
 }
 
@@ -28,9 +32,11 @@ WorkloadKind transfers_kind() {  // a whole-world calibration run (sim/calibrati
 WorkloadKind dht_kind() {
   WorkloadKind k;
   k.name = "dht";
+  k.read = dht::read_dht_options;
+  k.check = dht::check_dht_options;
   k.make_shared = [](const Scenario& s) { return dht::make_dht_workload_shared(s.peers.count); };
   k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
-    return dht::make_dht_workload_app(rt, s.workload.dht, c);
+    return dht::make_dht_workload_app(rt, dht::dht_options_of(s), c);
   };
   k.summary = [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); };
   return k;
@@ -39,6 +45,7 @@ WorkloadKind dht_kind() {
 WorkloadKind averaging_kind() {
   WorkloadKind k;
   k.name = "averaging";
+  k.read = read_averaging_options;
   k.make_shared = make_averaging_shared;
   k.make_app = make_averaging_app;
   k.summary = [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); };
@@ -48,6 +55,7 @@ WorkloadKind averaging_kind() {
 WorkloadKind training_kind() {
   WorkloadKind k;
   k.name = "training";
+  k.read = train::read_training_options;
   k.make_shared = train::make_training_shared;
   k.make_app = train::make_training_app;
   k.summary = train::training_summary;
@@ -89,7 +97,7 @@ Result<std::unique_ptr<PeerApp>> make_workload_app(const Scenario& scenario, Run
   return k->make_app(scenario, rt, context);
 }
 
-std::shared_ptr<void> make_workload_shared(const Scenario& scenario) {
+std::shared_ptr<WorkloadShared> make_workload_shared(const Scenario& scenario) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
   return k != nullptr && k->make_shared ? k->make_shared(scenario) : nullptr;
 }

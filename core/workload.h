@@ -17,6 +17,14 @@
 
 namespace crowdtrain {
 
+// State that the peers of one simulated run share — a board that measures the whole swarm, an
+// oracle of what was stored, data loaded once. Each workload subclasses it; the world only holds it
+// and hands it to every app (WorkloadContext::shared). The live world has none.
+class WorkloadShared {
+ public:
+  virtual ~WorkloadShared() = default;
+};
+
 struct WorkloadContext {
   // Every peer id of the world (sim) or every known peer (live), the peer itself included.
   std::shared_ptr<const std::vector<PeerId>> peers;
@@ -24,7 +32,12 @@ struct WorkloadContext {
   std::shared_ptr<const std::vector<PeerId>> bootstrap;
   // State all peers of one run share, from make_workload_shared (sim only; null in the live world,
   // where peers share nothing). The DHT workload keeps its oracle there: live nodes, stored keys.
-  std::shared_ptr<void> shared;
+  std::shared_ptr<WorkloadShared> shared;
+  // `shared` as the workload's own type; null when there is none (or it is of another type).
+  template <typename T>
+  std::shared_ptr<T> shared_as() const {
+    return std::dynamic_pointer_cast<T>(shared);
+  }
   // This peer's access link as the world knows it, in Mb/s (sim: what the topology drew for it;
   // live: 0, unknown). Averaging advertises it for load balancing.
   double upload_mbps = 0.0;
@@ -42,14 +55,14 @@ std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, 
                                    Rng& rng);
 
 // One workload kind. `read` is null for the kinds whose options still live in WorkloadSpec
-// (probe, transfers, dht, averaging, training); a kind with a reader keeps its options in its
-// folder as a WorkloadOptions subclass, read from workload.<name> and found with
+// (probe, transfers); a kind with a reader keeps its options in its folder as a WorkloadOptions
+// subclass, read from workload.<name> and found with
 // WorkloadSpec::options_of<T>(name). `make_app` is null for whole-world runs (transfers).
 struct WorkloadKind {
   std::string name;
   std::function<std::shared_ptr<const WorkloadOptions>(JsonReader& r)> read;
   std::function<Status(const Scenario&)> check;  // after every section is read; may be null
-  std::function<std::shared_ptr<void>(const Scenario&)> make_shared;  // may be null
+  std::function<std::shared_ptr<WorkloadShared>(const Scenario&)> make_shared;  // may be null
   std::function<Result<std::unique_ptr<PeerApp>>(const Scenario&, Runtime&, const WorkloadContext&)>
       make_app;
   std::function<nlohmann::json(const Scenario&, const MetricsSink&)> summary;  // may be null
@@ -64,7 +77,7 @@ const WorkloadKind* find_workload_kind(const std::string& name);
 
 // Made once per run by the simulated world, before any peer joins, and passed to every app in
 // WorkloadContext::shared; null for workloads that share nothing.
-std::shared_ptr<void> make_workload_shared(const Scenario& scenario);
+std::shared_ptr<WorkloadShared> make_workload_shared(const Scenario& scenario);
 
 // Adds the workload's derived figures (e.g. success rates) to `summary` from the run's metrics.
 void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,

@@ -234,36 +234,24 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
 
-  nlohmann::json sum;
-  sum["scenario"] = s.name;
-  sum["seed"] = s.seed;
-  sum["peers"] = rt.known_peers();
-  sum["world"] = "live";
+  RunFacts facts;
+  facts.world = "live";
+  facts.peers = rt.known_peers();
+  facts.sim_time_s = end_s;  // the timeline's time at the end (about duration_s)
+  facts.wall_time_s = wall_s;
+  facts.reproduce = reproduce;
+  nlohmann::json sum = run_summary(s, sink, facts);
   sum["peer_id"] = o.id;
   sum["listen"] = rt.endpoint();
-  sum["sim_time_s"] = end_s;  // the timeline's time at the end (about duration_s)
   sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
   sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s
-  sum["wall_time_s"] = wall_s;
   sum["interrupted"] = rt.stopped();
   sum["warmup_s"] = warmup_s;
   sum["peers_connected_at_start"] = connected.value();
-  for (const char* c : {"probes_sent", "probes_ok", "probes_failed", "messages_sent",
-                        "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
+  for (const char* c :
+       {"messages_sent", "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
     sum[c] = sink.counter(c);
   }
-  const auto pct = [&sink](double q) {
-    const double v = sink.percentile("probe_rtt_ms", q);
-    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-  };
-  sum["rtt_ms_p50"] = pct(0.5);
-  sum["rtt_ms_p99"] = pct(0.99);
-  sum["counters"] = sink.counters();
-  sum["events_logged"] = sink.events_logged();
-  sum["event_log_sha256"] = sink.event_log_sha256();
-  sum["reproduce"] = reproduce;
-  sum["scenario_resolved"] = s.resolved;
-  add_workload_summary(s, sink, sum);
   app.reset();  // before the runtime it was built on
   sink.close_event_file();
   if (Status st = out.value()->write_summary(sum); !st.ok()) {

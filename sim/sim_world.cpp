@@ -359,14 +359,14 @@ Result<nlohmann::json> World::run() {
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
   const NetworkStats& n = network_->stats();
-  nlohmann::json sum;
-  sum["scenario"] = s_.name;
-  sum["seed"] = s_.seed;
-  sum["peers"] = s_.peers.count;
-  sum["world"] = "sim";
+  RunFacts facts;
+  facts.world = "sim";
+  facts.peers = s_.peers.count;
+  facts.sim_time_s = to_seconds(now());
+  facts.wall_time_s = wall_s;
+  facts.reproduce = reproduce_command(s_, o_.overrides, "run");
+  nlohmann::json sum = run_summary(s_, sink_, facts);
   sum["fidelity"] = s_.network.fidelity;
-  sum["sim_time_s"] = to_seconds(now());
-  sum["wall_time_s"] = wall_s;
   sum["events_processed"] = ns3::Simulator::GetEventCount();
   sum["messages_sent"] = n.messages_sent;
   sum["messages_delivered"] = n.messages_delivered;
@@ -377,32 +377,7 @@ Result<nlohmann::json> World::run() {
   sum["bytes_delivered"] = n.bytes_delivered;
   sum["connections_opened"] = n.connections_opened;
   sum["alive_peers_at_end"] = alive_;
-  sum["probes_sent"] = sink_.counter("probes_sent");
-  sum["probes_ok"] = sink_.counter("probes_ok");
-  sum["probes_failed"] = sink_.counter("probes_failed");
-  const auto pct = [this](double q) {
-    const double v = sink_.percentile("probe_rtt_ms", q);
-    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-  };
-  sum["rtt_ms_p50"] = pct(0.5);
-  sum["rtt_ms_p99"] = pct(0.99);
-  sum["counters"] = sink_.counters();
-  // Every sample series the workload recorded: count, mean, p50, p99 (null when empty).
-  nlohmann::json samples = nlohmann::json::object();
-  for (const std::string& name : sink_.sample_names()) {
-    auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
-    samples[name] = {{"count", sink_.sample_count(name)},
-                     {"mean", num(sink_.sample_mean(name))},
-                     {"p50", num(sink_.percentile(name, 0.5))},
-                     {"p99", num(sink_.percentile(name, 0.99))}};
-  }
-  sum["samples"] = samples;
-  add_workload_summary(s_, sink_, sum);
-  sum["events_logged"] = sink_.events_logged();
-  sum["event_log_sha256"] = sink_.event_log_sha256();
   sum["peak_rss_mib"] = peak_rss_mib();
-  sum["reproduce"] = reproduce_command(s_, o_.overrides, "run");
-  sum["scenario_resolved"] = s_.resolved;
   if (out_) {
     sink_.close_event_file();
     Status st = out_->write_summary(sum);

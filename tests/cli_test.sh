@@ -62,10 +62,14 @@ get() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))
 [ "$(sha256sum < "$TMP/a/events.jsonl" | cut -d' ' -f1)" = "$(sha "$TMP/a/summary.json")" ] \
   || fail "event_log_sha256 is not the SHA-256 of events.jsonl"
 for k in scenario seed peers sim_time_s wall_time_s events_processed messages_sent messages_delivered \
-         rtt_ms_p50 rtt_ms_p99; do
+         samples counters probe; do
   get "$TMP/a/summary.json" "$k" > /dev/null 2>&1 || fail "summary.json lacks $k"
 done
-[ "$(get "$TMP/a/summary.json" probes_ok)" -gt 100 ] || fail "too few probes answered"
+probe() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['probe'][sys.argv[2]])" "$1" "$2"; }
+for k in rtt_ms_p50 rtt_ms_p99 probes_sent probes_failed; do
+  probe "$TMP/a/summary.json" "$k" > /dev/null 2>&1 || fail "summary.json's probe section lacks $k"
+done
+[ "$(probe "$TMP/a/summary.json" probes_ok)" -gt 100 ] || fail "too few probes answered"
 
 # 5. the plot script draws the run.
 /usr/bin/python3 "$ROOT/analysis/plot_run.py" "$TMP/a" > "$TMP/plot.log" 2>&1 || fail "plot_run.py: $(cat "$TMP/plot.log")"

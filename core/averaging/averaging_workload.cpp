@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <set>
 
-#include "core/averaging/gossip.h"
+#include "core/averaging/averaging_protocol.h"
 
 namespace crowdtrain {
 namespace {
@@ -21,7 +21,7 @@ std::string mse_series(uint64_t rounds_done) {
 }
 
 // Distinct random cells of the M^d grid for n peers (peer p at cell p when n >= M^d, cyclically).
-std::vector<uint64_t> place_peers(uint32_t n, const AveragingWorkloadSpec& a, uint64_t seed) {
+std::vector<uint64_t> place_peers(uint32_t n, const GroupAveragingOptions& a, uint64_t seed) {
   const double total_d = std::pow(static_cast<double>(a.grid_size), a.grid_dims);
   const uint64_t total = total_d > 1e18 ? uint64_t(1e18) : static_cast<uint64_t>(total_d);
   std::vector<uint64_t> cells(n);
@@ -51,8 +51,10 @@ std::vector<uint64_t> place_peers(uint32_t n, const AveragingWorkloadSpec& a, ui
 }  // namespace
 
 AveragingBoard::AveragingBoard(const Scenario& s, bool local_view)
-    : n_(s.peers.count), stop_below_(s.workload.averaging.stop_below_mse), local_view_(local_view) {
-  const uint32_t v = s.workload.averaging.vector_size;
+    : n_(s.peers.count),
+      stop_below_(averaging_options_of(s).stop_below_mse),
+      local_view_(local_view) {
+  const uint32_t v = averaging_options_of(s).vector_size;
   Rng rng(derive_seed(s.seed, "averaging_values"));
   mean_.assign(v, 0.0);
   sources_.reserve(n_);
@@ -64,7 +66,7 @@ AveragingBoard::AveragingBoard(const Scenario& s, bool local_view)
     }
     sources_.push_back(std::make_shared<VectorSource>(std::move(vals)));
   }
-  cells_ = place_peers(n_, s.workload.averaging, s.seed);
+  cells_ = place_peers(n_, averaging_options_of(s).group, s.seed);
   curve_.push_back(mse());  // before any round (reported with the first round's end)
   if (local_view_) {
     for (uint32_t p = 0; p < n_; ++p) initial_mse_of_.push_back(mse_of(p));
@@ -131,85 +133,34 @@ void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
   }
 }
 
-AdvertisedLink advertised_link(const LoadBalanceSpec& spec, const WorkloadContext& context) {
-  AdvertisedLink out;
-  if (spec.load_balance == "equal") return out;
-  // A member moves as much as it receives (load_balancing.h), so the slower direction binds.
-  const double link = context.upload_mbps > 0 && context.download_mbps > 0
-                          ? std::min(context.upload_mbps, context.download_mbps)
-                          : 0.0;
-  out.bandwidth_mbps = spec.bandwidth_mbps > 0 ? spec.bandwidth_mbps : link;
-  if (out.bandwidth_mbps > 0 && out.bandwidth_mbps < spec.client_below_mbps) {
-    out.mode = AveragingMode::kClient;
-  }
-  return out;
-}
-
-std::shared_ptr<void> make_averaging_shared(const Scenario& scenario) {
+std::shared_ptr<WorkloadShared> make_averaging_shared(const Scenario& scenario) {
   return std::make_shared<AveragingBoard>(scenario, /*local_view=*/false);
 }
 
 Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
                                                     const WorkloadContext& context) {
-  const AveragingWorkloadSpec& a = scenario.workload.averaging;
+  const AveragingWorkloadOptions& a = averaging_options_of(scenario);
   // The live world shares nothing: each peer makes the same board from the seed, a local view.
-  auto board = context.shared ? std::static_pointer_cast<AveragingBoard>(context.shared)
+  auto board = context.shared ? context.shared_as<AveragingBoard>()
                               : std::make_shared<AveragingBoard>(scenario, /*local_view=*/true);
   const PeerId self = rt.self();
-  if (self >= scenario.peers.count) return Status::error("averaging: peer id out of range");
-
-  if (a.method == "gossip" || a.method == "pushsum") {
-    GossipOptions g;
-    g.method = a.method == "gossip" ? GossipMethod::kRing : GossipMethod::kPushSum;
-    g.peers = scenario.peers.count;
-    g.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
-    g.first_round = from_seconds(a.first_round_s);
-    g.round_interval = from_seconds(a.round_interval_s);
-    g.exchange_window = from_seconds(a.gossip_window_s);
-    g.rounds = a.rounds;
-    g.failure_prob = a.failure_prob;
-    return std::unique_ptr<PeerApp>(
-        std::make_unique<GossipAverager>(rt, std::move(g), board->source(self), board));
-  }
-  AveragerOptions o;
-  o.grid.group_size(a.grid_size).dims(a.grid_dims);
-  o.peers = scenario.peers.count;
-  o.random_groups_seed = scenario.seed;
-  o.key_mode = a.method == "allreduce"       ? GroupKeyMode::kFixedMembership
-               : a.method == "random_groups" ? GroupKeyMode::kRandomGroups
-                                             : GroupKeyMode::kGrid;
-  o.key_prefix = a.key_prefix;
-  o.initial_bits = initial_bits_for_cell(board->cell(self), o.grid);
-  o.start_delay = from_seconds(a.bootstrap_spread_s * self / scenario.peers.count);
-  o.bootstrap = first_contacts(context, self, a.bootstrap_peers, rt.rng());
-  o.first_round = from_seconds(a.first_round_s);
-  o.round_interval = from_seconds(a.round_interval_s);
-  o.rounds = a.rounds;
-  o.failure_prob = a.failure_prob;
-  const AdvertisedLink link = advertised_link(a.balance, context);
-  o.bandwidth_mbps = link.bandwidth_mbps;
-  o.mode = link.mode;
-  uint32_t target = a.target_group_size == 0 ? a.grid_size : a.target_group_size;
-  uint32_t min_size = a.min_group_size;
-  if (o.key_mode == GroupKeyMode::kFixedMembership) {
-    // All N at once, all or nothing: a round in which anybody is missing forms no group.
-    if (scenario.peers.count > kMaxGroupSize) {
-      return Status::error("averaging: method allreduce supports at most " +
-                           std::to_string(kMaxGroupSize) + " peers");
-    }
-    target = min_size = scenario.peers.count;
-    o.allreduce.all_or_nothing(true);
-  }
-  o.matchmaking.target_group_size(target)
-      .min_group_size(min_size)
-      .declare_time(from_seconds(a.declare_s))
-      .timeout(from_seconds(a.matchmaking_timeout_s))
-      .begin_grace(std::chrono::milliseconds(500));
-  o.allreduce.timeout(from_seconds(a.allreduce_timeout_s));
-  if (a.wire_params > 0) o.allreduce.payload_scale(a.wire_params * 4.0 / (a.vector_size * 8.0));
-  o.dht.rpc_timeout(std::chrono::seconds(1));
-  return std::unique_ptr<PeerApp>(
-      std::make_unique<Averager>(rt, std::move(o), board->source(self), board));
+  const uint32_t n = scenario.peers.count;
+  if (self >= n) return Status::error("averaging: peer id out of range");
+  AveragingPeerPlan plan;
+  plan.workload = "averaging";
+  plan.peers = n;
+  plan.seed = scenario.seed;
+  plan.key_prefix = a.key_prefix;
+  plan.cell = board->cell(self);
+  plan.start_delay = from_seconds(a.group.bootstrap_spread_s * self / n);
+  plan.bootstrap = [&] { return first_contacts(context, self, a.group.bootstrap_peers, rt.rng()); };
+  plan.rounds = a.rounds;
+  plan.failure_prob = a.failure_prob;
+  plan.link = advertised_link(a.group.balance, context);
+  if (a.wire_params > 0) plan.payload_scale = a.wire_params * 4.0 / (a.vector_size * 8.0);
+  auto protocol = averaging_protocol(rt, a.group, plan);
+  if (!protocol.ok()) return protocol.status();
+  return protocol.value()(board->source(self), board);
 }
 
 nlohmann::json averaging_summary(const MetricsSink& sink) {

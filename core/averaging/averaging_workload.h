@@ -1,6 +1,7 @@
 // The averaging experiment as a workload (workload.kind "averaging", Moshpit paper's averaging
-// figure): every peer runs an averaging protocol — an Averager (methods moshpit, allreduce,
-// random_groups) or a GossipAverager (gossip, pushsum) — on a vector drawn from N(0, 1); an
+// figure): every peer runs the averaging protocol its options name (averaging_protocol.h: an
+// Averager for moshpit, allreduce, allreduce_open, random_groups; a GossipAverager for gossip,
+// pushsum) on a vector drawn from N(0, 1); an
 // AveragingBoard, made once per run and shared by the peers of the simulated world, holds every
 // peer's latest values and, when all peers have reported round r (or, if some never do — killed by
 // churn —, when a report for round r+2 arrives: "averaging_round_incomplete"), records the mean
@@ -22,13 +23,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/averaging/averager.h"
+#include "core/averaging/averaging_options.h"
 #include "core/metrics.h"
 #include "core/scenario.h"
 #include "core/workload.h"
 
 namespace crowdtrain {
 
-class AveragingBoard final : public AveragingObserver {
+class AveragingBoard final : public AveragingObserver, public WorkloadShared {
  public:
   // `local_view`: live (see above); else the simulated world's board of every peer.
   AveragingBoard(const Scenario& scenario, bool local_view);
@@ -59,17 +61,9 @@ class AveragingBoard final : public AveragingObserver {
   std::vector<double> initial_mse_of_;  // local view: each peer's error before any round
 };
 
-std::shared_ptr<void> make_averaging_shared(const Scenario& scenario);
+std::shared_ptr<WorkloadShared> make_averaging_shared(const Scenario& scenario);
 Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
                                                     const WorkloadContext& context);
-// What a peer advertises in matchmaking under `spec` (scenario.h LoadBalanceSpec): its bandwidth
-// in Mb/s (0 = unknown, equal parts) and its mode. Used by the averaging and training workloads.
-struct AdvertisedLink {
-  double bandwidth_mbps = 0.0;
-  AveragingMode mode = AveragingMode::kNode;
-};
-AdvertisedLink advertised_link(const LoadBalanceSpec& spec, const WorkloadContext& context);
-
 // {"mse_by_round": [...], "rounds_to_1e-9": r | null, "rounds_to_1e-4": r | null} from the
 // "averaging_mse_r*" sample series.
 nlohmann::json averaging_summary(const MetricsSink& sink);

@@ -8,6 +8,8 @@
 // runs on the runtime's loop. No LibTorch in this header (at::Tensor is only declared).
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <vector>
 
 namespace at {
@@ -15,6 +17,15 @@ class Tensor;
 }
 
 namespace crowdtrain {
+
+class AveragingObserver;  // core/averaging/averager.h
+class PeerApp;            // core/runtime.h
+class AveragingSource;
+
+// Makes the averaging app (an Averager or a GossipAverager) over a peer's source, which tells
+// `observer` when each of its rounds ends (core/averaging/averaging_protocol.h builds them).
+using AveragingAppFactory = std::function<std::unique_ptr<PeerApp>(
+    std::shared_ptr<AveragingSource> source, std::shared_ptr<AveragingObserver> observer)>;
 
 class AveragingSource {
  public:

@@ -18,7 +18,7 @@
 
 #include "core/dht/storage.h"
 #include "core/runtime.h"
-#include "core/scenario.h"
+#include "core/dht/dht_workload_options.h"
 
 namespace crowdtrain::dht {
 
@@ -30,7 +30,7 @@ struct LiveItem {
 
 class LiveKeySchedule {
  public:
-  explicit LiveKeySchedule(const DhtWorkloadSpec& spec) : spec_(spec) {}
+  explicit LiveKeySchedule(const DhtWorkloadOptions& spec) : spec_(spec) {}
 
   // When peer p's store operation n is due.
   Time store_time(PeerId p, uint64_t n) const;
@@ -44,7 +44,7 @@ class LiveKeySchedule {
 
  private:
   double phase(PeerId p) const;
-  const DhtWorkloadSpec& spec_;
+  const DhtWorkloadOptions& spec_;
 };
 
 }  // namespace crowdtrain::dht

@@ -11,7 +11,7 @@ namespace {
 // A bootstrap that found no live peer is retried after this long.
 constexpr double kBootstrapRetryS = 5.0;
 
-DhtOptions options_of(const DhtWorkloadSpec& s) {
+DhtOptions options_of(const DhtWorkloadOptions& s) {
   return DhtOptions()
       .k(s.k)
       .alpha(s.alpha)
@@ -25,11 +25,11 @@ DhtOptions options_of(const DhtWorkloadSpec& s) {
 
 class DhtWorkloadApp final : public PeerApp {
  public:
-  DhtWorkloadApp(Runtime& rt, const DhtWorkloadSpec& spec, const WorkloadContext& context)
+  DhtWorkloadApp(Runtime& rt, const DhtWorkloadOptions& spec, const WorkloadContext& context)
       : rt_(rt),
         spec_(spec),
         context_(context),
-        shared_(std::static_pointer_cast<DhtWorkloadShared>(context.shared)),
+        shared_(context.shared_as<DhtWorkloadShared>()),
         rpc_(rt),
         node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()), options_of(spec))),
         value_(spec.value_bytes, 'v'),
@@ -297,7 +297,7 @@ class DhtWorkloadApp final : public PeerApp {
   }
 
   Runtime& rt_;
-  const DhtWorkloadSpec& spec_;
+  const DhtWorkloadOptions& spec_;
   WorkloadContext context_;
   std::shared_ptr<DhtWorkloadShared> shared_;
   RpcEndpoint rpc_;
@@ -311,7 +311,7 @@ class DhtWorkloadApp final : public PeerApp {
 
 }  // namespace
 
-std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadSpec& spec,
+std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
                                                const WorkloadContext& context) {
   return std::make_unique<DhtWorkloadApp>(rt, spec, context);
 }

@@ -19,12 +19,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/dht/dht_workload_options.h"
 #include "core/dht/node.h"
 #include "core/workload.h"
 
 namespace crowdtrain::dht {
 
-class DhtWorkloadShared {
+class DhtWorkloadShared final : public WorkloadShared {
  public:
   struct StoredKey {
     std::string key;
@@ -65,11 +66,11 @@ class DhtWorkloadShared {
   std::unordered_map<DhtId, std::vector<PeerId>, IdHash> holders_;  // lookups only
 };
 
-std::shared_ptr<void> make_dht_workload_shared(uint32_t peers);
+std::shared_ptr<WorkloadShared> make_dht_workload_shared(uint32_t peers);
 
 // The app of one peer incarnation; `context.shared`, when set, must come from
 // make_dht_workload_shared.
-std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadSpec& spec,
+std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
                                                const WorkloadContext& context);
 
 // summary.json's "dht" block: success rates and the counts they come from.

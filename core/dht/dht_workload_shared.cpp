@@ -102,7 +102,7 @@ bool DhtWorkloadShared::live_replica(const DhtId& key) const {
   return false;
 }
 
-std::shared_ptr<void> make_dht_workload_shared(uint32_t peers) {
+std::shared_ptr<WorkloadShared> make_dht_workload_shared(uint32_t peers) {
   return std::make_shared<DhtWorkloadShared>(peers);
 }
 

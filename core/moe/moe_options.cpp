@@ -57,11 +57,10 @@ void read_server(JsonReader& r, MoeServerOptions& s) {
   r.read("backup_interval_s", s.backup_interval_s, NumberRange::non_negative());
   r.read("takeover_after_s", s.takeover_after_s, NumberRange::non_negative());
   r.read("failure_prob", s.failure_prob, NumberRange::half_open(0, 1));
-  std::string stale = stale_updates_name(s.stale_updates);
-  r.read_choice("stale_updates", stale, {"apply", "scale", "skip"});
-  s.stale_updates = stale == "scale"  ? StaleUpdates::kScale
-                    : stale == "skip" ? StaleUpdates::kSkip
-                                      : StaleUpdates::kApply;
+  r.read_enum("stale_updates", s.stale_updates,
+              {{"apply", StaleUpdates::kApply},
+               {"scale", StaleUpdates::kScale},
+               {"skip", StaleUpdates::kSkip}});
   r.read("max_staleness", s.max_staleness, NumberRange::closed(0, uint64_t{1} << 32));
   r.read("min_update_samples", s.min_update_samples, NumberRange::closed(0, uint64_t{1} << 32));
   if (r.ok() && s.declare_expiration_s <= s.declare_period_s) {

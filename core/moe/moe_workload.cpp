@@ -35,7 +35,7 @@ const MoeOptions& options_of(const Scenario& s) { return moe_options_of(s); }
 
 // The digits every trainer reads: the training part (sharded per trainer peer) and a fixed sample
 // of the test part. Shared by the simulated world's peers; each live peer loads its own.
-struct MoeData {
+struct MoeData final : WorkloadShared {
   train::Dataset train, test;
 };
 
@@ -266,10 +266,10 @@ class TrainerApp final : public MoePeer {
   std::vector<std::unique_ptr<train::DmoeTrainer>> trainers_;  // last: destroyed first
 };
 
-std::shared_ptr<void> make_shared_data(const Scenario& s) {
+std::shared_ptr<WorkloadShared> make_shared_data(const Scenario& s) {
   if (options_of(s).trainer.task != TrainerTask::kMnist) return nullptr;
   auto data = load_data(s);
-  return data.ok() ? std::static_pointer_cast<void>(data.value()) : nullptr;
+  return data.ok() ? std::static_pointer_cast<WorkloadShared>(data.value()) : nullptr;
 }
 
 Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
@@ -295,7 +295,7 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
   if (o.trainer.task == TrainerTask::kChain) return make_chain_app(s, rt, context);
   std::shared_ptr<MoeData> data;
   if (context.shared) {
-    data = std::static_pointer_cast<MoeData>(context.shared);
+    data = context.shared_as<MoeData>();
   } else {
     auto loaded = load_data(s);
     if (!loaded.ok()) return loaded.status();

@@ -76,11 +76,6 @@ struct MoshpitSgdOptions {
   uint32_t steps_per_round = 0;
 };
 
-// Makes the averaging app over the peer's source (an Averager or a GossipAverager), which tells
-// `observer` (the peer) when each of its rounds ends.
-using AveragingAppFactory = std::function<std::unique_ptr<PeerApp>(
-    std::shared_ptr<AveragingSource> source, std::shared_ptr<AveragingObserver> observer)>;
-
 class MoshpitSgdPeer final : public PeerApp {
  public:
   MoshpitSgdPeer(Runtime& rt, MoshpitSgdOptions options, std::unique_ptr<LocalTrainer> trainer,

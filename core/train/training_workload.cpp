@@ -7,11 +7,7 @@
 #include <cstdio>
 #include <set>
 
-#include "core/averaging/averager.h"
-#include "core/averaging/averaging_workload.h"
-#include "core/averaging/compression.h"
-#include "core/averaging/gossip.h"
-#include "core/averaging/key_manager.h"
+#include "core/averaging/averaging_protocol.h"
 #include "core/json_path.h"
 #include "core/train/collaborative.h"
 #include "core/train/mnist.h"
@@ -28,9 +24,9 @@ std::string eval_series(int64_t k, const char* what) {
   return name;
 }
 
-ModelOptions model_options(const TrainingWorkloadSpec& t) {
+ModelOptions model_options(const TrainingWorkloadOptions& t) {
   ModelOptions m;
-  m.kind(t.model == "cnn" ? ModelKind::kCnn : ModelKind::kMlp)
+  m.kind(t.model)
       .input_dim(kMnistPixels)
       .num_classes(kMnistClasses)
       .hidden(t.hidden)
@@ -38,9 +34,9 @@ ModelOptions model_options(const TrainingWorkloadSpec& t) {
   return m;
 }
 
-LocalTrainerOptions trainer_options(const TrainingWorkloadSpec& t, uint64_t seed) {
+LocalTrainerOptions trainer_options(const TrainingWorkloadOptions& t, uint64_t seed) {
   return LocalTrainerOptions()
-      .optimizer(t.optimizer == "adam" ? OptimizerKind::kAdam : OptimizerKind::kSgd)
+      .optimizer(t.optimizer)
       .lr(t.lr)
       .momentum(t.momentum)
       .batch_size(t.batch_size)
@@ -72,7 +68,7 @@ Result<std::shared_ptr<TrainingBoard>> TrainingBoard::make(const Scenario& scena
   }
   auto data = load_npm_digits(dir);
   if (!data.ok()) return Status::error("training: " + data.status().message());
-  const auto& t = scenario.workload.training;
+  const auto& t = training_options_of(scenario);
   auto [train, test] =
       split_train_validation(data.value(), t.test_fraction, derive_seed(scenario.seed, "split"));
   if (test.size() > static_cast<int64_t>(t.eval_samples)) {
@@ -85,7 +81,7 @@ Result<std::shared_ptr<TrainingBoard>> TrainingBoard::make(const Scenario& scena
 }
 
 TrainingBoard::TrainingBoard(const Scenario& scenario, Dataset train, Dataset test)
-    : spec_(scenario.workload.training),
+    : spec_(training_options_of(scenario)),
       seed_(scenario.seed),
       train_(std::move(train)),
       test_(std::move(test)) {
@@ -135,140 +131,125 @@ void TrainingBoard::evaluate(Runtime& rt) {
                                     {"live_peers", static_cast<uint64_t>(live_.size())}});
 }
 
-std::shared_ptr<void> make_training_shared(const Scenario& scenario) {
+std::shared_ptr<WorkloadShared> make_training_shared(const Scenario& scenario) {
   auto board = TrainingBoard::make(scenario);
-  return board.ok() ? std::static_pointer_cast<void>(board.value()) : nullptr;
+  return board.ok() ? std::static_pointer_cast<WorkloadShared>(board.value()) : nullptr;
 }
 
-Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Runtime& rt,
-                                                   const WorkloadContext& context) {
-  const TrainingWorkloadSpec& t = scenario.workload.training;
+namespace {
+
+// What every training peer draws and decides before its protocol: the order of the draws from
+// rt.rng() is part of the run's determinism (the trainer's seed, the state peers, the bootstrap).
+struct TrainingPeerStart {
+  bool joiner = false;  // started after t = kJoinAfterS: downloads the state
+  Time start_delay{0};
+  std::vector<PeerId> state_peers;
+  std::vector<PeerId> bootstrap;
+  AdvertisedLink link;
+};
+
+TrainingPeerStart plan_start(const Scenario& scenario, Runtime& rt,
+                             const WorkloadContext& context) {
+  const TrainingWorkloadOptions& t = training_options_of(scenario);
   const uint32_t n = scenario.peers.count;
   const PeerId self = rt.self();
-  if (self >= n) return Status::error("training: peer id out of range");
-  std::shared_ptr<TrainingBoard> board;
-  if (context.shared) {
-    board = std::static_pointer_cast<TrainingBoard>(context.shared);
-  } else {
-    auto made = TrainingBoard::make(scenario);
-    if (!made.ok()) return made.status();
-    board = made.value();
-  }
-  const auto compression = compression_from_name(t.compression);
-  if (!compression.ok()) return Status::error("training: " + compression.status().message());
   std::vector<PeerId> everyone;
   if (context.peers) {
     everyone = *context.peers;
   } else {
     for (PeerId p = 0; p < n; ++p) everyone.push_back(p);
   }
-  const bool joiner = to_seconds(rt.now()) > kJoinAfterS;
+  TrainingPeerStart out;
+  out.joiner = to_seconds(rt.now()) > kJoinAfterS;
+  out.start_delay = out.joiner ? Time(0) : from_seconds(t.group.bootstrap_spread_s * self / n);
+  out.state_peers = pick_peers(everyone, self, t.state_attempts, rt.rng());
+  // A peer that joins later picks among everyone; the first ones in id order.
+  const bool pick_anyone = out.joiner && !(context.bootstrap && !context.bootstrap->empty());
+  out.bootstrap = pick_anyone ? pick_peers(everyone, self, t.group.bootstrap_peers, rt.rng())
+                              : first_contacts(context, self, t.group.bootstrap_peers, rt.rng());
+  out.link = advertised_link(t.group.balance, context);
+  return out;
+}
 
+std::unique_ptr<PeerApp> make_collaborative_peer(const Scenario& scenario, Runtime& rt,
+                                                 const TrainingPeerStart& start,
+                                                 std::unique_ptr<LocalTrainer> trainer,
+                                                 std::shared_ptr<TrainingBoard> board) {
+  const TrainingWorkloadOptions& t = training_options_of(scenario);
+  const GroupAveragingOptions& g = t.group;
+  const uint32_t n = scenario.peers.count;
+  CollaborativeOptions c;
+  c.target_batch_size = t.target_batch_size;
+  c.report_interval = from_seconds(t.report_interval_s);
+  c.progress_ttl = from_seconds(3 * t.report_interval_s);
+  c.bootstrap = start.bootstrap;
+  c.start_delay = start.start_delay;
+  c.join_by_download = start.joiner && t.download_state;
+  c.state_timeout = from_seconds(t.state_timeout_s);
+  c.bandwidth_mbps = start.link.bandwidth_mbps;
+  c.mode = start.link.mode;
+  const uint32_t target = std::min<uint32_t>(g.target_group_size == 0 ? n : g.target_group_size,
+                                             static_cast<uint32_t>(kMaxGroupSize));
+  c.matchmaking.target_group_size(target)
+      .min_group_size(2)
+      .declare_time(from_seconds(g.declare_s))
+      .timeout(from_seconds(g.matchmaking_timeout_s))
+      .begin_grace(std::chrono::milliseconds(500));
+  c.allreduce.timeout(from_seconds(g.allreduce_timeout_s)).compression(t.compression);
+  c.dht.rpc_timeout(std::chrono::seconds(1));
+  return std::make_unique<CollaborativePeer>(rt, std::move(c), std::move(trainer), board);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Runtime& rt,
+                                                   const WorkloadContext& context) {
+  const TrainingWorkloadOptions& t = training_options_of(scenario);
+  const uint32_t n = scenario.peers.count;
+  const PeerId self = rt.self();
+  if (self >= n) return Status::error("training: peer id out of range");
+  std::shared_ptr<TrainingBoard> board;
+  if (context.shared) {
+    board = context.shared_as<TrainingBoard>();
+  } else {
+    auto made = TrainingBoard::make(scenario);
+    if (!made.ok()) return made.status();
+    board = made.value();
+  }
   Dataset shard = shard_iid(board->train(), n, self, derive_seed(scenario.seed, "shard"));
   auto trainer = std::make_unique<LocalTrainer>(
       make_model(model_options(t), derive_seed(scenario.seed, "init")), std::move(shard),
       trainer_options(t, rt.rng().next_u64()));
-
+  const TrainingPeerStart start = plan_start(scenario, rt, context);
+  if (t.mode == TrainingMode::kCollaborative) {
+    return make_collaborative_peer(scenario, rt, start, std::move(trainer), board);
+  }
+  AveragingPeerPlan plan;
+  plan.workload = "training";
+  plan.peers = n;
+  plan.seed = scenario.seed;
+  plan.key_prefix = "train";
+  const double cells = std::pow(static_cast<double>(t.group.grid_size), t.group.grid_dims);
+  plan.cell = self % static_cast<uint64_t>(cells);
+  plan.start_delay = start.start_delay;
+  plan.bootstrap = [&start] { return start.bootstrap; };
+  plan.rounds = 1000000;
+  plan.compression = t.compression;
+  plan.link = start.link;
+  auto protocol = averaging_protocol(rt, t.group, plan);
+  if (!protocol.ok()) return protocol.status();
   MoshpitSgdOptions o;
   o.average_optimizer_state = t.average_optimizer_state;
-  o.download_state = joiner && t.download_state && t.state_attempts > 0;
-  o.state_peers = pick_peers(everyone, self, t.state_attempts, rt.rng());
+  o.download_state = start.joiner && t.download_state && t.state_attempts > 0;
+  o.state_peers = start.state_peers;
   o.state_timeout = from_seconds(t.state_timeout_s);
   o.steps_per_round = t.local_steps_per_round;
-  const Time spread = from_seconds(t.bootstrap_spread_s * self / n);
-  // A peer that joins later picks among everyone; the first ones in id order.
-  const bool pick_anyone = joiner && !(context.bootstrap && !context.bootstrap->empty());
-  std::vector<PeerId> bootstrap = pick_anyone
-                                      ? pick_peers(everyone, self, t.bootstrap_peers, rt.rng())
-                                      : first_contacts(context, self, t.bootstrap_peers, rt.rng());
-  const AdvertisedLink link = advertised_link(t.balance, context);
-  if (t.mode == "collaborative") {
-    CollaborativeOptions c;
-    c.target_batch_size = t.target_batch_size;
-    c.report_interval = from_seconds(t.report_interval_s);
-    c.progress_ttl = from_seconds(3 * t.report_interval_s);
-    c.bootstrap = bootstrap;
-    c.start_delay = joiner ? Time(0) : spread;
-    c.join_by_download = joiner && t.download_state;
-    c.state_timeout = from_seconds(t.state_timeout_s);
-    c.bandwidth_mbps = link.bandwidth_mbps;
-    c.mode = link.mode;
-    const uint32_t target = std::min<uint32_t>(t.target_group_size == 0 ? n : t.target_group_size,
-                                               static_cast<uint32_t>(kMaxGroupSize));
-    c.matchmaking.target_group_size(target)
-        .min_group_size(2)
-        .declare_time(from_seconds(t.declare_s))
-        .timeout(from_seconds(t.matchmaking_timeout_s))
-        .begin_grace(std::chrono::milliseconds(500));
-    c.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
-    c.dht.rpc_timeout(std::chrono::seconds(1));
-    return std::unique_ptr<PeerApp>(
-        std::make_unique<CollaborativePeer>(rt, std::move(c), std::move(trainer), board));
-  }
-  const uint32_t rounds = 1000000;
-  AveragingAppFactory factory;
-  if (t.method == "gossip" || t.method == "pushsum") {
-    GossipOptions g;
-    g.method = t.method == "gossip" ? GossipMethod::kRing : GossipMethod::kPushSum;
-    g.peers = n;
-    g.start_delay = joiner ? Time(0) : spread;
-    g.first_round = from_seconds(t.first_round_s);
-    g.round_interval = from_seconds(t.round_interval_s);
-    g.exchange_window = from_seconds(t.gossip_window_s);
-    g.rounds = rounds;
-    g.compression = compression.value();
-    factory = [&rt, g](std::shared_ptr<AveragingSource> source,
-                       std::shared_ptr<AveragingObserver> observer) {
-      return std::unique_ptr<PeerApp>(
-          std::make_unique<GossipAverager>(rt, g, std::move(source), std::move(observer)));
-    };
-  } else {
-    AveragerOptions a;
-    a.grid.group_size(t.grid_size).dims(t.grid_dims);
-    a.peers = n;
-    a.random_groups_seed = scenario.seed;
-    a.key_mode = t.method == "allreduce"       ? GroupKeyMode::kEveryone
-                 : t.method == "random_groups" ? GroupKeyMode::kRandomGroups
-                                               : GroupKeyMode::kGrid;
-    a.key_prefix = "train";
-    const double cells = std::pow(static_cast<double>(t.grid_size), t.grid_dims);
-    a.initial_bits = initial_bits_for_cell(self % static_cast<uint64_t>(cells), a.grid);
-    a.start_delay = joiner ? Time(0) : spread;
-    a.bootstrap = bootstrap;
-    a.first_round = from_seconds(t.first_round_s);
-    a.round_interval = from_seconds(t.round_interval_s);
-    a.rounds = rounds;
-    a.bandwidth_mbps = link.bandwidth_mbps;
-    a.mode = link.mode;
-    uint32_t target = t.target_group_size == 0 ? t.grid_size : t.target_group_size;
-    uint32_t min_size = t.min_group_size;
-    if (a.key_mode == GroupKeyMode::kEveryone) {
-      if (n > kMaxGroupSize) {
-        return Status::error("training: method allreduce supports at most " +
-                             std::to_string(kMaxGroupSize) + " peers");
-      }
-      target = n;
-      min_size = t.min_group_size == 0 ? n : std::min(t.min_group_size, n);
-    }
-    a.matchmaking.target_group_size(target)
-        .min_group_size(min_size)
-        .declare_time(from_seconds(t.declare_s))
-        .timeout(from_seconds(t.matchmaking_timeout_s))
-        .begin_grace(std::chrono::milliseconds(500));
-    a.allreduce.timeout(from_seconds(t.allreduce_timeout_s)).compression(compression.value());
-    a.dht.rpc_timeout(std::chrono::seconds(1));
-    factory = [&rt, a](std::shared_ptr<AveragingSource> source,
-                       std::shared_ptr<AveragingObserver> observer) {
-      return std::unique_ptr<PeerApp>(
-          std::make_unique<Averager>(rt, a, std::move(source), std::move(observer)));
-    };
-  }
-  return std::unique_ptr<PeerApp>(
-      std::make_unique<MoshpitSgdPeer>(rt, std::move(o), std::move(trainer), factory, board));
+  return std::unique_ptr<PeerApp>(std::make_unique<MoshpitSgdPeer>(
+      rt, std::move(o), std::move(trainer), protocol.value(), board));
 }
 
 nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sink) {
-  const auto& t = scenario.workload.training;
+  const auto& t = training_options_of(scenario);
   std::map<std::string, nlohmann::json> points;  // by index text, ordered
   for (const std::string& name : sink.sample_names()) {
     if (name.rfind(kEvalPrefix, 0) != 0) continue;
@@ -294,8 +275,8 @@ nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sin
     }
   }
   nlohmann::json out = {
-      {"method", t.method},
-      {"mode", t.mode},
+      {"method", averaging_method_name(t.group.method)},
+      {"mode", training_mode_name(t.mode)},
       {"curve", curve},
       {"time_to_accuracy_s", to},
       {"final_accuracy", curve.empty() ? nlohmann::json(nullptr) : curve.back()["accuracy"]}};

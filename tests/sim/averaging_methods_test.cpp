@@ -70,13 +70,15 @@ TEST(AveragingMethods, PayloadScalingChargesTheVirtualBytes) {
   Scenario plain = method_run("moshpit", 16, 0.0, 1, 7);
   plain.network.upload_mbps = DistSpec::constant(100);
   plain.network.download_mbps = DistSpec::constant(100);
-  plain.workload.averaging.grid_size = 16;
-  plain.workload.averaging.grid_dims = 1;  // one group of all 16: exact after one round
-  plain.workload.averaging.vector_size = 64;
+  auto& p = plain.workload.edit<AveragingWorkloadOptions>("averaging");
+  p.group.grid_size = 16;
+  p.group.grid_dims = 1;  // one group of all 16: exact after one round
+  p.vector_size = 64;
   Scenario scaled = plain;
-  scaled.workload.averaging.wire_params = 4e6;  // 16 MB per peer
-  scaled.workload.averaging.allreduce_timeout_s = 30;
-  scaled.workload.averaging.round_interval_s = 40;
+  auto& q = scaled.workload.edit<AveragingWorkloadOptions>("averaging");
+  q.wire_params = 4e6;  // 16 MB per peer
+  q.group.allreduce_timeout_s = 30;
+  q.group.round_interval_s = 40;
   scaled.duration_s = 50;
   const auto a = testing::run_quiet(plain);
   const auto b = testing::run_quiet(scaled);
@@ -102,17 +104,18 @@ TEST(AveragingMethods, BandwidthSizedPartsBeatEqualParts) {
     c.has_bandwidth = true;
     c.upload_mbps = c.download_mbps = DistSpec::constant(i == 0 ? 100 : 10);
   }
-  auto& a = equal.workload.averaging;
-  a.grid_size = 16;
-  a.grid_dims = 1;
+  auto& a = equal.workload.edit<AveragingWorkloadOptions>("averaging");
+  a.group.grid_size = 16;
+  a.group.grid_dims = 1;
   a.vector_size = 64;
   a.wire_params = 4e6;
-  a.allreduce_timeout_s = 100;
-  a.round_interval_s = 110;
+  a.group.allreduce_timeout_s = 100;
+  a.group.round_interval_s = 110;
   equal.duration_s = 120;
-  a.balance.load_balance = "equal";
+  a.group.balance.load_balance = LoadBalance::kEqual;
   Scenario balanced = equal;
-  balanced.workload.averaging.balance.load_balance = "bandwidth";
+  balanced.workload.edit<AveragingWorkloadOptions>("averaging").group.balance.load_balance =
+      LoadBalance::kBandwidth;
   const auto e = testing::run_quiet(equal);
   const auto b = testing::run_quiet(balanced);
   EXPECT_LT(curve(e)[1], 1e-20);  // both average exactly
@@ -130,7 +133,7 @@ TEST(AveragingMethods, BandwidthSizedPartsBeatEqualParts) {
   EXPECT_LT(b99, 1.4 * bound);
   // The slow half as clients (client_below_mbps): the same split, so the same bound and time.
   Scenario clients = balanced;
-  clients.workload.averaging.balance.client_below_mbps = 50;
+  clients.workload.edit<AveragingWorkloadOptions>("averaging").group.balance.client_below_mbps = 50;
   const auto c = testing::run_quiet(clients);
   EXPECT_LT(curve(c)[1], 1e-20);
   EXPECT_NEAR(c["samples"]["allreduce_bound_ms"]["p50"].get<double>(), bound, 1.0);

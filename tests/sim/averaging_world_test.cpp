@@ -52,8 +52,9 @@ TEST(AveragingWorld, ErrorStillFallsWithFailures) {
 TEST(AveragingWorld, PeerWithoutGroupKeepsItsValue) {
   // Two peers on a 4x4 grid, groups of at least 3: nobody finds a group.
   Scenario s = averaging(2, 4, 2, 0.0, 2, 4);
-  s.workload.averaging.min_group_size = 3;
-  s.workload.averaging.target_group_size = 3;
+  auto& group = s.workload.edit<AveragingWorkloadOptions>("averaging").group;
+  group.min_group_size = 3;
+  group.target_group_size = 3;
   const auto sum = run(s);
   const auto mse = curve(sum);
   ASSERT_EQ(mse.size(), 3u) << sum["averaging"].dump();

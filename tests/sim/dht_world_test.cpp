@@ -3,6 +3,7 @@
 // the same event log, another seed another; and it runs at packet level too.
 #include <gtest/gtest.h>
 
+#include "core/dht/dht_workload_options.h"
 #include "sim/sim_world.h"
 #include "tests/sim/sim_test_util.h"
 
@@ -19,7 +20,7 @@ Scenario dht_scenario(uint32_t peers, double duration_s, uint64_t seed) {
   s.peers.count = peers;
   s.network.access_latency_ms = DistSpec::constant(10);
   s.workload.kind = "dht";
-  DhtWorkloadSpec& d = s.workload.dht;
+  auto& d = s.workload.edit<dht::DhtWorkloadOptions>("dht");
   d.store_rate_hz = 0.1;
   d.get_rate_hz = 0.1;
   d.warmup_s = 20;

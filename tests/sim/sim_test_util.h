@@ -11,9 +11,19 @@
 #include <string>
 #include <vector>
 
+#include "core/averaging/averaging_options.h"
 #include "sim/sim_world.h"
 
 namespace crowdtrain::sim::testing {
+
+// The averaging method of that name (a test's typo fails the test).
+inline AveragingMethod method_named(const std::string& name) {
+  for (const auto& [text, method] : averaging_method_names()) {
+    if (text == name) return method;
+  }
+  ADD_FAILURE() << "no averaging method " << name;
+  return AveragingMethod::kMoshpit;
+}
 
 inline nlohmann::json run_quiet(const Scenario& s) {
   SimOptions o;
@@ -34,15 +44,15 @@ inline Scenario averaging_scenario(const std::string& method, uint32_t peers, ui
   s.peers.count = peers;
   s.network.access_latency_ms = DistSpec::constant(10);
   s.workload.kind = "averaging";
-  auto& a = s.workload.averaging;
-  a.method = method;
-  a.grid_size = m;
-  a.grid_dims = d;
+  auto& a = s.workload.edit<AveragingWorkloadOptions>("averaging");
+  a.group.method = method_named(method);
+  a.group.grid_size = m;
+  a.group.grid_dims = d;
   a.failure_prob = p;
   a.rounds = rounds;
-  a.first_round_s = 5;
-  a.round_interval_s = 10;
-  s.duration_s = a.first_round_s + a.round_interval_s * rounds + 1;
+  a.group.first_round_s = 5;
+  a.group.round_interval_s = 10;
+  s.duration_s = a.group.first_round_s + a.group.round_interval_s * rounds + 1;
   s.output.progress = false;
   return s;
 }

@@ -38,12 +38,12 @@ void expect_deterministic(const std::string& fidelity) {
   const auto b = run(small(fidelity, 7));
   const auto c = run(small(fidelity, 8));
   ASSERT_FALSE(a.is_null());
-  EXPECT_GT(a["probes_ok"].get<int64_t>(), 500);
+  EXPECT_GT(a["probe"]["probes_ok"].get<int64_t>(), 500);
   EXPECT_GT(a["counters"]["leaves"].get<int64_t>(), 0);
   EXPECT_GT(a["counters"]["joins"].get<int64_t>(), 40 * 0.8);
   EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
   EXPECT_EQ(a["events_processed"], b["events_processed"]);
-  EXPECT_EQ(a["probes_ok"], b["probes_ok"]);
+  EXPECT_EQ(a["probe"]["probes_ok"], b["probe"]["probes_ok"]);
   EXPECT_NE(a["event_log_sha256"], c["event_log_sha256"]);
   EXPECT_EQ(a["event_log_sha256"].get<std::string>().size(), 64u);
 }
@@ -58,8 +58,8 @@ TEST(World, ProbeRoundTripsMatchTheNetwork) {
   s.workload.probe.response_bytes = 100;
   const auto r = run(s);
   // Round trip = 2 x (10 + 10 ms) of latency plus tiny serialisation at 100 Mbit/s.
-  EXPECT_NEAR(r["rtt_ms_p50"].get<double>(), 40.0, 0.5);
-  EXPECT_EQ(r["probes_failed"].get<int64_t>(), 0);
+  EXPECT_NEAR(r["probe"]["rtt_ms_p50"].get<double>(), 40.0, 0.5);
+  EXPECT_EQ(r["probe"]["probes_failed"].get<int64_t>(), 0);
   EXPECT_EQ(r["alive_peers_at_end"].get<int64_t>(), 40);
 }
 
@@ -75,7 +75,7 @@ TEST(World, KillFaultAndRestart) {
   const auto r = run(s);
   EXPECT_EQ(r["alive_peers_at_end"].get<int64_t>(), 20);
   EXPECT_EQ(r["counters"]["leaves"].get<int64_t>(), 20);
-  EXPECT_GT(r["probes_failed"].get<int64_t>(), 0);  // probes to the dead time out
+  EXPECT_GT(r["probe"]["probes_failed"].get<int64_t>(), 0);  // probes to the dead time out
 
   s.faults[0].restart_after_s = 2;
   const auto r2 = run(s);
@@ -98,9 +98,9 @@ TEST(World, PartitionBlocksCrossRegionProbes) {
   part.regions = {"a"};
   s.faults.push_back(part);
   const auto cut = run(s);
-  EXPECT_EQ(base["probes_failed"].get<int64_t>(), 0);
+  EXPECT_EQ(base["probe"]["probes_failed"].get<int64_t>(), 0);
   // About half the probes cross the cut and fail.
-  const double fail = cut["probes_failed"].get<double>() / cut["probes_sent"].get<double>();
+  const double fail = cut["probe"]["probes_failed"].get<double>() / cut["probe"]["probes_sent"].get<double>();
   EXPECT_GT(fail, 0.35);
   EXPECT_LT(fail, 0.65);
   EXPECT_GT(cut["messages_dropped_partition"].get<int64_t>(), 0);

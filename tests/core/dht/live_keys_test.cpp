@@ -10,8 +10,8 @@
 namespace crowdtrain::dht {
 namespace {
 
-DhtWorkloadSpec spec() {
-  DhtWorkloadSpec s;
+DhtWorkloadOptions spec() {
+  DhtWorkloadOptions s;
   s.store_rate_hz = 2;
   s.batch = 3;
   s.warmup_s = 1;
@@ -22,7 +22,7 @@ DhtWorkloadSpec spec() {
 }
 
 TEST(LiveKeySchedule, OpsDueAgreesWithStoreTimes) {
-  const DhtWorkloadSpec s = spec();
+  const DhtWorkloadOptions s = spec();
   LiveKeySchedule sched(s);
   for (PeerId p : {0u, 1u, 7u, 1000u}) {
     EXPECT_EQ(sched.ops_due(p, Time(0)), 0u);
@@ -35,7 +35,7 @@ TEST(LiveKeySchedule, OpsDueAgreesWithStoreTimes) {
       EXPECT_EQ(sched.store_time(p, n + 1) - t, from_seconds(0.5));
     }
   }
-  DhtWorkloadSpec off = s;
+  DhtWorkloadOptions off = s;
   off.store_rate_hz = 0;
   LiveKeySchedule none(off);
   EXPECT_EQ(none.ops_due(3, from_seconds(1e6)), 0u);
@@ -43,7 +43,7 @@ TEST(LiveKeySchedule, OpsDueAgreesWithStoreTimes) {
 }
 
 TEST(LiveKeySchedule, ItemsAreDistinctAndAnswersAreCheckedStrictly) {
-  const DhtWorkloadSpec s = spec();
+  const DhtWorkloadOptions s = spec();
   LiveKeySchedule sched(s);
   std::set<std::pair<std::string, std::string>> names;
   int dict = 0;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/scenario.h"
+#include "core/train/training_options.h"
 
 namespace crowdtrain {
 namespace {
@@ -18,9 +19,11 @@ std::string error_of(const std::string& training) {
 TEST(TrainingScenario, DefaultsParse) {
   auto r = parse_scenario(nlohmann::json::parse(R"({"workload": {"kind": "training"}})"));
   ASSERT_TRUE(r.ok()) << r.error();
-  const TrainingWorkloadSpec& t = r->workload.training;
-  EXPECT_EQ(t.method, "moshpit");
-  EXPECT_EQ(t.mode, "local_sgd");
+  const train::TrainingWorkloadOptions& t = train::training_options_of(*r);
+  EXPECT_EQ(t.group.method, AveragingMethod::kMoshpit);
+  EXPECT_EQ(t.mode, train::TrainingMode::kLocalSgd);
+  EXPECT_EQ(t.model, train::ModelKind::kMlp);
+  EXPECT_EQ(t.compression, Compression::kNone);
   EXPECT_EQ(t.target_accuracies, (std::vector<double>{0.9, 0.93}));
   EXPECT_EQ(error_of(R"({"method": "gossip", "lr": 0.1, "target_accuracies": [0.5]})"), "");
 }
@@ -47,11 +50,23 @@ TEST(TrainingScenario, ErrorsNameTheJsonPath) {
     const std::string e = error_of(training);
     EXPECT_NE(e.find(want), std::string::npos) << training << " -> " << e;
   }
-  // allreduce may ask for every peer (min_group_size 0).
+  // allreduce_open may ask for every peer (min_group_size 0); allreduce's group is everybody.
+  EXPECT_EQ(error_of(R"({"method": "allreduce_open", "min_group_size": 0})"), "");
   EXPECT_EQ(error_of(R"({"method": "allreduce", "min_group_size": 0})"), "");
-  EXPECT_EQ(
-      error_of(R"({"mode": "collaborative", "method": "allreduce", "target_batch_size": 512})"),
-      "");
+  EXPECT_EQ(error_of(R"({"mode": "collaborative", "method": "allreduce_open",
+      "target_batch_size": 512})"),
+            "");
+  EXPECT_NE(error_of(R"({"mode": "collaborative", "method": "allreduce"})").find("got \"allreduce\""),
+            std::string::npos);
+  // Choices are enums from the reader on.
+  auto r = parse_scenario(nlohmann::json::parse(R"({"workload": {"kind": "training", "training":
+      {"model": "cnn", "optimizer": "adam", "compression": "fp16", "mode": "collaborative"}}})"));
+  ASSERT_TRUE(r.ok()) << r.error();
+  const train::TrainingWorkloadOptions& t = train::training_options_of(*r);
+  EXPECT_EQ(t.model, train::ModelKind::kCnn);
+  EXPECT_EQ(t.optimizer, train::OptimizerKind::kAdam);
+  EXPECT_EQ(t.compression, Compression::kFloat16);
+  EXPECT_EQ(t.mode, train::TrainingMode::kCollaborative);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "tests/mnist_required.h"
 
 #include "core/train/mnist.h"
+#include "core/train/training_options.h"
 #include "tests/sim/sim_test_util.h"
 
 namespace crowdtrain::sim {
@@ -21,20 +22,20 @@ Scenario tiny(const std::string& method) {
   s.peers.count = 8;
   s.peers.classes[0].flops_per_s = 2e7;
   s.workload.kind = "training";
-  auto& t = s.workload.training;
-  t.method = method;
+  auto& t = s.workload.edit<train::TrainingWorkloadOptions>("training");
+  t.group.method = testing::method_named(method);
   t.hidden = 16;
-  t.grid_size = 4;
-  t.grid_dims = 2;
+  t.group.grid_size = 4;
+  t.group.grid_dims = 2;
   t.eval_interval_s = 6;
   t.eval_peers = 4;
   t.eval_samples = 300;
-  t.round_interval_s = 6;
-  t.first_round_s = 3;
-  t.declare_s = 1;
-  t.matchmaking_timeout_s = 2;
-  t.allreduce_timeout_s = 2;
-  t.gossip_window_s = 2;
+  t.group.round_interval_s = 6;
+  t.group.first_round_s = 3;
+  t.group.declare_s = 1;
+  t.group.matchmaking_timeout_s = 2;
+  t.group.allreduce_timeout_s = 2;
+  t.group.gossip_window_s = 2;
   FaultSpec kill;
   kill.at_s = 8;
   kill.kind = "kill";
@@ -59,10 +60,11 @@ TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
 
 TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
   CT_REQUIRE_MNIST();
-  Scenario s = tiny("allreduce");
-  s.workload.training.mode = "collaborative";
-  s.workload.training.target_batch_size = 256;
-  s.workload.training.lr = 0.2;
+  Scenario s = tiny("allreduce_open");
+  auto& o = s.workload.edit<train::TrainingWorkloadOptions>("training");
+  o.mode = train::TrainingMode::kCollaborative;
+  o.target_batch_size = 256;
+  o.lr = 0.2;
   const auto sum = testing::run_quiet(s);
   const auto& t = sum["training"];
   EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
