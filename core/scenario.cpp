@@ -17,6 +17,38 @@
 
 namespace crowdtrain {
 
+const EnumNames<Fidelity>& fidelity_names() {
+  static const EnumNames<Fidelity> names = {{"message", Fidelity::kMessage},
+                                            {"packet", Fidelity::kPacket}};
+  return names;
+}
+
+const EnumNames<ChurnModel>& churn_model_names() {
+  static const EnumNames<ChurnModel> names = {{"none", ChurnModel::kNone},
+                                              {"sessions", ChurnModel::kSessions},
+                                              {"trace", ChurnModel::kTrace}};
+  return names;
+}
+
+const EnumNames<FaultKind>& fault_kind_names() {
+  static const EnumNames<FaultKind> names = {{"kill", FaultKind::kKill},
+                                             {"partition", FaultKind::kPartition}};
+  return names;
+}
+
+const EnumNames<ComputeMode>& compute_mode_names() {
+  static const EnumNames<ComputeMode> names = {{"model", ComputeMode::kModel},
+                                               {"measured", ComputeMode::kMeasured}};
+  return names;
+}
+
+const EnumNames<EventLevel>& event_level_names() {
+  static const EnumNames<EventLevel> names = {{"all", EventLevel::kAll},
+                                              {"lifecycle", EventLevel::kLifecycle},
+                                              {"auto", EventLevel::kAuto}};
+  return names;
+}
+
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -135,7 +167,7 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
       return json_error("network.regions.weights", "needs network.regions.rtt_csv (one region)");
     }
     for (size_t i = 0; i < s.faults.size(); ++i) {
-      if (s.faults[i].kind == "partition") {
+      if (s.faults[i].kind == FaultKind::kPartition) {
         return json_error(json_index_path("faults", i),
                           "a partition needs regions: set network.regions.rtt_csv");
       }
@@ -150,7 +182,7 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
       }
     }
   }
-  if (s.churn.model == "trace") {
+  if (s.churn.model == ChurnModel::kTrace) {
     auto file = resolve_data_file(s.churn.trace_csv, base_dir, "churn.trace_csv");
     if (!file.ok()) return file.status();
     s.churn.trace_csv = file.value();

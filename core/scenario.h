@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,29 @@
 #include "core/status.h"
 
 namespace crowdtrain {
+
+// The scenario's choices, as enums from the reader on; each has its names in scenario.cpp (the
+// reader's choices, error messages and summary.json use them).
+enum class Fidelity : uint8_t { kMessage = 0, kPacket = 1 };               // "message" | "packet"
+enum class ChurnModel : uint8_t { kNone = 0, kSessions = 1, kTrace = 2 };  // "none" | ...
+enum class FaultKind : uint8_t { kKill = 0, kPartition = 1 };              // "kill" | "partition"
+enum class ComputeMode : uint8_t { kModel = 0, kMeasured = 1 };            // "model" | "measured"
+enum class EventLevel : uint8_t { kAll = 0, kLifecycle = 1, kAuto = 2 };   // "all" | ...
+template <typename E>
+using EnumNames = std::vector<std::pair<std::string, E>>;
+const EnumNames<Fidelity>& fidelity_names();
+const EnumNames<ChurnModel>& churn_model_names();
+const EnumNames<FaultKind>& fault_kind_names();
+const EnumNames<ComputeMode>& compute_mode_names();
+const EnumNames<EventLevel>& event_level_names();
+// The name of `value` in `names` ("" when absent).
+template <typename E>
+std::string enum_name(const EnumNames<E>& names, E value) {
+  for (const auto& [text, v] : names) {
+    if (v == value) return text;
+  }
+  return "";
+}
 
 struct PeerClassSpec {
   std::string name = "default";
@@ -38,7 +62,7 @@ struct RegionsSpec {
 };
 
 struct NetworkSpec {
-  std::string fidelity = "message";                    // "message" | "packet"
+  Fidelity fidelity = Fidelity::kMessage;
   DistSpec access_latency_ms = DistSpec::constant(5);  // one way, peer <-> its region router
   DistSpec delay_ms = DistSpec::constant(0);  // message level: extra one-way delay, per message
   DistSpec upload_mbps = DistSpec::constant(100);
@@ -53,7 +77,7 @@ struct NetworkSpec {
 };
 
 struct ChurnSpec {
-  std::string model = "none";  // "none" | "sessions" | "trace"
+  ChurnModel model = ChurnModel::kNone;
   DistSpec session_s = DistSpec::constant(3600);
   DistSpec downtime_s = DistSpec::constant(600);
   double initial_online_fraction = 1.0;  // sessions model: share of peers online at t = 0
@@ -64,7 +88,7 @@ struct ChurnSpec {
 
 struct FaultSpec {
   double at_s = 0.0;
-  std::string kind;                  // "kill" | "partition"
+  FaultKind kind = FaultKind::kKill;
   double fraction = 0.0;             // kill: share of the live peers, chosen from the fault stream
   std::vector<uint32_t> peers;       // kill: exactly these peers (those alive), instead of fraction
   double restart_after_s = -1.0;     // kill: restart them after this long (< 0 = never)
@@ -73,7 +97,8 @@ struct FaultSpec {
 };
 
 struct ComputeSpec {
-  std::string mode = "model";  // "model" (flops / flops_per_s) | "measured" (wall time of the call)
+  ComputeMode mode =
+      ComputeMode::kModel;  // model: flops / flops_per_s; measured: the call's wall time
 };
 
 struct ProbeSpec {
@@ -131,10 +156,10 @@ struct WorkloadSpec {
 };
 
 struct OutputSpec {
-  std::string dir;                  // "" = runs/<name>/
-  double metrics_interval_s = 1.0;  // metrics.csv sampling period (simulated seconds)
-  std::string events = "auto";      // "all" | "lifecycle" | "auto" (all up to 10,000 peers)
-  bool progress = true;             // progress line on stderr
+  std::string dir;                        // "" = runs/<name>/
+  double metrics_interval_s = 1.0;        // metrics.csv sampling period (simulated seconds)
+  EventLevel events = EventLevel::kAuto;  // kAuto: all up to 10,000 peers, else lifecycle
+  bool progress = true;                   // progress line on stderr
 };
 
 struct Scenario {

@@ -74,7 +74,7 @@ void read_peers(JsonReader& r, PeersSpec& out, std::vector<bool>& class_sets_upl
 }
 
 void read_network(JsonReader& r, NetworkSpec& out) {
-  r.read_choice("fidelity", out.fidelity, {"message", "packet"});
+  r.read_enum("fidelity", out.fidelity, fidelity_names());
   read_dist(r, "access_latency_ms", out.access_latency_ms, /*positive=*/false);
   read_dist(r, "delay_ms", out.delay_ms, /*positive=*/false);
   read_dist(r, "upload_mbps", out.upload_mbps, /*positive=*/true);
@@ -100,21 +100,21 @@ void read_network(JsonReader& r, NetworkSpec& out) {
   r.read("max_message_bytes", out.max_message_bytes, NumberRange::closed(1, kMaxMessageBytes));
   r.read("serialize", out.serialize);
   r.read("tcp_effects", out.tcp_effects);
-  if (r.ok() && out.fidelity == "packet" &&
+  if (r.ok() && out.fidelity == Fidelity::kPacket &&
       (out.delay_ms.kind != DistSpec::Kind::kConstant || out.delay_ms.value > 0)) {
     r.fail(r.path_of("delay_ms"), "is modelled at message fidelity only (network.fidelity)");
   }
 }
 
 void read_churn(JsonReader& r, ChurnSpec& out) {
-  r.read_choice("model", out.model, {"none", "sessions", "trace"});
+  r.read_enum("model", out.model, churn_model_names());
   read_dist(r, "session_s", out.session_s, /*positive=*/true);
   read_dist(r, "downtime_s", out.downtime_s, /*positive=*/false);
   r.read("initial_online_fraction", out.initial_online_fraction, NumberRange::fraction());
   r.read("trace_csv", out.trace_csv);
   r.read("lifetime_s_max", out.lifetime_s_max, NumberRange::non_negative());
   r.read("preemption_notice_s", out.preemption_notice_s, NumberRange::non_negative());
-  if (r.ok() && out.model == "trace" && out.trace_csv.empty()) {
+  if (r.ok() && out.model == ChurnModel::kTrace && out.trace_csv.empty()) {
     r.fail(r.path_of("trace_csv"), "required when churn.model is \"trace\"");
   }
 }
@@ -124,9 +124,9 @@ void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
     FaultSpec spec;
     f.read("at_s", spec.at_s, NumberRange::non_negative());
     if (!f.require("kind", "(\"kill\" or \"partition\")")) return;
-    f.read_choice("kind", spec.kind, {"kill", "partition"});
+    f.read_enum("kind", spec.kind, fault_kind_names());
     if (!f.ok()) return;
-    if (spec.kind == "kill") {
+    if (spec.kind == FaultKind::kKill) {
       if (f.has("peers")) {
         read_uint_list(f, "peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
         if (f.has("fraction")) f.fail(f.path_of("fraction"), "give either fraction or peers");
@@ -155,7 +155,7 @@ void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
 }
 
 void read_compute(JsonReader& r, ComputeSpec& out) {
-  r.read_choice("mode", out.mode, {"model", "measured"});
+  r.read_enum("mode", out.mode, compute_mode_names());
 }
 
 void read_workload(JsonReader& r, WorkloadSpec& out) {
@@ -185,7 +185,7 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
 void read_output(JsonReader& r, OutputSpec& out) {
   r.read("dir", out.dir);
   r.read("metrics_interval_s", out.metrics_interval_s, NumberRange::positive());
-  r.read_choice("events", out.events, {"all", "lifecycle", "auto"});
+  r.read_enum("events", out.events, event_level_names());
   r.read("progress", out.progress);
 }
 

@@ -106,14 +106,14 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   const double duration_s = o.duration_s > 0 ? o.duration_s : s.duration_s;
   const std::string reproduce = reproduce_command(s, overrides, "live") + join_live_flags(o);
   std::fprintf(stderr, "[live %u] reproduce: %s\n", o.id, reproduce.c_str());
-  if (s.churn.model != "none" || !s.faults.empty()) {
+  if (s.churn.model != ChurnModel::kNone || !s.faults.empty()) {
     std::fprintf(stderr,
                  "[live %u] note: churn and faults are simulated-world only; ignored here\n", o.id);
   }
 
   MetricsSink sink;
-  sink.set_detail(s.output.events == "lifecycle" ? EventDetail::kLifecycle
-                                                 : EventDetail::kOperation);
+  sink.set_detail(s.output.events == EventLevel::kLifecycle ? EventDetail::kLifecycle
+                                                            : EventDetail::kOperation);
   std::optional<int64_t> epoch_ns;
   if (o.epoch_unix_s) epoch_ns = static_cast<int64_t>(std::llround(*o.epoch_unix_s * 1e9));
   auto created = ZmqRuntime::create(ZmqRuntimeOptions()

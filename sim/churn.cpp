@@ -60,9 +60,9 @@ Result<ChurnPlan> ChurnPlan::create(const Scenario& s) {
   ChurnPlan plan;
   plan.seed_ = s.seed;
   plan.spec_ = s.churn;
-  if (s.churn.model == "sessions") {
+  if (s.churn.model == ChurnModel::kSessions) {
     plan.model_ = Model::kSessions;
-  } else if (s.churn.model == "trace") {
+  } else if (s.churn.model == ChurnModel::kTrace) {
     plan.model_ = Model::kTrace;
     auto t = load_churn_trace(s.churn.trace_csv, s.peers.count);
     if (!t.ok()) return Status::error("churn.trace_csv: " + t.error());

@@ -64,7 +64,7 @@ class World final : public SimHost {
 
   void host_send(PeerId from, PeerId to, Message msg) override;
   double compute_seconds(PeerId p, const ComputeCost& cost, double measured_s) const override {
-    if (s_.compute.mode == "measured") return measured_s;
+    if (s_.compute.mode == ComputeMode::kMeasured) return measured_s;
     const double fps = s_.peers.classes[topology_.peer(p).peer_class].flops_per_s;
     return cost.flops / fps;
   }
@@ -83,6 +83,13 @@ class World final : public SimHost {
   void after_leave(PeerId p, double restart_after_s);
   void deliver(PeerId from, PeerId to, Message msg);
   void schedule_faults();
+  // The fault verbs (as FoundationDB's killProcess / clogPair): the scenario's faults[] call them
+  // at their times; each logs its world event. `fault` is the index in faults[].
+  void kill(const std::vector<PeerId>& victims, double restart_after_s, size_t fault);
+  void partition(const std::vector<std::string>& regions, double duration_s, size_t fault);
+  // A kill's victims: the named live peers, or a `fraction` of the live ones drawn from the
+  // faults stream.
+  std::vector<PeerId> fault_victims(const FaultSpec& f);
   void sample_metrics();
   void progress_tick();
   Time now() const { return Time(ns3::Simulator::Now().GetNanoSeconds()); }
@@ -217,38 +224,53 @@ void World::schedule_faults() {
   for (size_t i = 0; i < s_.faults.size(); ++i) {
     const FaultSpec& f = s_.faults[i];
     ns3::Simulator::Schedule(ns3::Seconds(f.at_s), [this, &f, i] {
-      if (f.kind == "kill") {
-        std::vector<PeerId> live;
-        for (PeerId p = 0; p < peers_.size(); ++p) {
-          const bool named = std::find(f.peers.begin(), f.peers.end(), p) != f.peers.end();
-          if (peers_[p].alive && (f.peers.empty() || named)) live.push_back(p);
-        }
-        size_t k = live.size();
-        if (f.peers.empty()) {
-          k = static_cast<size_t>(std::llround(f.fraction * live.size()));
-          for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
-            std::swap(live[j], live[j + fault_rng_.uniform_int(live.size() - j)]);
-          }
-        }
-        world_event("fault_kill", {{"fault", i}, {"peers", k}});
-        for (size_t j = 0; j < k; ++j) {
-          const bool churn_restarts = churn_.sessions();
-          leave(live[j], "fault_kill");
-          // A fault's own restart time wins over the churn model's downtime.
-          if (f.restart_after_s >= 0.0 && !churn_restarts) after_leave(live[j], f.restart_after_s);
-        }
-      } else if (f.kind == "partition") {
-        std::vector<bool> side(topology_.region_count(), false);
-        for (const auto& r : f.regions) side[topology_.region_index(r)] = true;
-        topology_.set_partition(side);
-        world_event("partition_start", {{"fault", i}, {"duration_s", f.duration_s}});
-        ns3::Simulator::Schedule(ns3::Seconds(f.duration_s), [this, i] {
-          topology_.clear_partition();
-          world_event("partition_end", {{"fault", i}});
-        });
+      switch (f.kind) {
+        case FaultKind::kKill:
+          kill(fault_victims(f), f.restart_after_s, i);
+          break;
+        case FaultKind::kPartition:
+          partition(f.regions, f.duration_s, i);
+          break;
       }
     });
   }
+}
+
+std::vector<PeerId> World::fault_victims(const FaultSpec& f) {
+  std::vector<PeerId> live;
+  for (PeerId p = 0; p < peers_.size(); ++p) {
+    const bool named = std::find(f.peers.begin(), f.peers.end(), p) != f.peers.end();
+    if (peers_[p].alive && (f.peers.empty() || named)) live.push_back(p);
+  }
+  if (f.peers.empty()) {
+    const size_t k = static_cast<size_t>(std::llround(f.fraction * live.size()));
+    for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
+      std::swap(live[j], live[j + fault_rng_.uniform_int(live.size() - j)]);
+    }
+    live.resize(k);
+  }
+  return live;
+}
+
+void World::kill(const std::vector<PeerId>& victims, double restart_after_s, size_t fault) {
+  world_event("fault_kill", {{"fault", fault}, {"peers", victims.size()}});
+  for (PeerId p : victims) {
+    const bool churn_restarts = churn_.sessions();
+    leave(p, "fault_kill");
+    // A fault's own restart time wins over the churn model's downtime.
+    if (restart_after_s >= 0.0 && !churn_restarts) after_leave(p, restart_after_s);
+  }
+}
+
+void World::partition(const std::vector<std::string>& regions, double duration_s, size_t fault) {
+  std::vector<bool> side(topology_.region_count(), false);
+  for (const auto& r : regions) side[topology_.region_index(r)] = true;
+  topology_.set_partition(side);
+  world_event("partition_start", {{"fault", fault}, {"duration_s", duration_s}});
+  ns3::Simulator::Schedule(ns3::Seconds(duration_s), [this, fault] {
+    topology_.clear_partition();
+    world_event("partition_end", {{"fault", fault}});
+  });
 }
 
 void World::sample_metrics() {
@@ -287,10 +309,11 @@ void World::progress_tick() {
 
 Result<nlohmann::json> World::run() {
   wall_start_ = last_progress_ = std::chrono::steady_clock::now();
-  const std::string events = s_.output.events;
-  sink_.set_detail((events == "all" || (events == "auto" && s_.peers.count <= 10000))
-                       ? EventDetail::kOperation
-                       : EventDetail::kLifecycle);
+  const EventLevel events = s_.output.events;
+  sink_.set_detail(
+      (events == EventLevel::kAll || (events == EventLevel::kAuto && s_.peers.count <= 10000))
+          ? EventDetail::kOperation
+          : EventDetail::kLifecycle);
   const std::string dir = o_.out_dir.empty() ? output_dir_for(s_) : o_.out_dir;
   if (o_.write_files) {
     auto out = RunOutput::open(dir, kCsvColumns, sink_);
@@ -314,7 +337,7 @@ Result<nlohmann::json> World::run() {
   fault_rng_ = Rng(derive_seed(s_.seed, "faults"));
   auto on_deliver = [this](PeerId f, PeerId t, Message m) { deliver(f, t, std::move(m)); };
   const uint64_t loss_seed = derive_seed(s_.seed, "loss");
-  network_ = s_.network.fidelity == "packet"
+  network_ = s_.network.fidelity == Fidelity::kPacket
                  ? make_packet_network(topology_, s_.network, loss_seed, on_deliver)
                  : make_message_network(topology_, s_.network, loss_seed, on_deliver);
 
@@ -366,7 +389,7 @@ Result<nlohmann::json> World::run() {
   facts.wall_time_s = wall_s;
   facts.reproduce = reproduce_command(s_, o_.overrides, "run");
   nlohmann::json sum = run_summary(s_, sink_, facts);
-  sum["fidelity"] = s_.network.fidelity;
+  sum["fidelity"] = enum_name(fidelity_names(), s_.network.fidelity);
   sum["events_processed"] = ns3::Simulator::GetEventCount();
   sum["messages_sent"] = n.messages_sent;
   sum["messages_delivered"] = n.messages_delivered;

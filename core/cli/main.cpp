@@ -91,8 +91,8 @@ int cmd_check(const std::vector<std::string>& args) {
   auto s = ct::load_scenario(a.scenario, a.overrides);
   if (!s.ok()) return scenario_error(a.scenario, s.error());
   std::printf("ok: %s (%u peers, %s fidelity, %g s, workload %s, seed %llu)\n", s->name.c_str(),
-              s->peers.count, s->network.fidelity.c_str(), s->duration_s, s->workload.kind.c_str(),
-              static_cast<unsigned long long>(s->seed));
+              s->peers.count, ct::enum_name(ct::fidelity_names(), s->network.fidelity).c_str(),
+              s->duration_s, s->workload.kind.c_str(), static_cast<unsigned long long>(s->seed));
   return 0;
 }
 

@@ -33,7 +33,7 @@ std::string write_matrix() {
 crowdtrain::Scenario home_scenario(uint32_t peers) {
   crowdtrain::Scenario s;
   s.peers.count = peers;
-  s.network.fidelity = "packet";
+  s.network.fidelity = crowdtrain::Fidelity::kPacket;
   s.network.access_latency_ms.kind = crowdtrain::DistSpec::Kind::kUniform;
   s.network.access_latency_ms.min = 5;
   s.network.access_latency_ms.max = 20;

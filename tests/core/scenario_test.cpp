@@ -62,19 +62,19 @@ TEST(ScenarioTest, EmptyObjectGivesDefaults) {
   ASSERT_EQ(s.peers.classes.size(), 1u);
   EXPECT_EQ(s.peers.classes[0].name, "default");
   EXPECT_FALSE(s.peers.classes[0].has_bandwidth);
-  EXPECT_EQ(s.network.fidelity, "message");
+  EXPECT_EQ(s.network.fidelity, Fidelity::kMessage);
   EXPECT_EQ(s.network.upload_mbps.kind, DistSpec::Kind::kConstant);
   EXPECT_EQ(s.network.upload_mbps.value, 100.0);
   EXPECT_EQ(s.network.access_latency_ms.value, 5.0);
   EXPECT_EQ(s.network.tcp_segment_bytes, 1448u);
   EXPECT_EQ(s.network.max_message_bytes, d.network.max_message_bytes);
   EXPECT_TRUE(s.network.regions.rtt_csv.empty());
-  EXPECT_EQ(s.churn.model, "none");
+  EXPECT_EQ(s.churn.model, ChurnModel::kNone);
   EXPECT_TRUE(s.faults.empty());
-  EXPECT_EQ(s.compute.mode, "model");
+  EXPECT_EQ(s.compute.mode, ComputeMode::kModel);
   EXPECT_EQ(s.workload.kind, "probe");
   EXPECT_EQ(s.workload.transfers.sizes_bytes, d.workload.transfers.sizes_bytes);
-  EXPECT_EQ(s.output.events, "auto");
+  EXPECT_EQ(s.output.events, EventLevel::kAuto);
   EXPECT_TRUE(s.output.progress);
   EXPECT_EQ(s.resolved, json::object());
   EXPECT_EQ(s.source_path, "");
@@ -123,7 +123,7 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.peers.classes[0].upload_mbps.value, 500.0);
   EXPECT_EQ(s.peers.classes[0].download_mbps.value, 80.0);  // network's, as the class sets none
   EXPECT_FALSE(s.peers.classes[1].has_bandwidth);
-  EXPECT_EQ(s.network.fidelity, "packet");
+  EXPECT_EQ(s.network.fidelity, Fidelity::kPacket);
   EXPECT_EQ(s.network.access_latency_ms.kind, DistSpec::Kind::kUniform);
   EXPECT_EQ(s.network.access_latency_ms.max, 9.0);
   EXPECT_EQ(s.network.upload_mbps.value, 20.0);
@@ -135,7 +135,7 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.network.core_bandwidth_gbps, 40.0);
   EXPECT_EQ(s.network.max_message_bytes, 1000000u);
   EXPECT_TRUE(s.network.serialize);
-  EXPECT_EQ(s.churn.model, "trace");
+  EXPECT_EQ(s.churn.model, ChurnModel::kTrace);
   EXPECT_EQ(s.churn.session_s.kind, DistSpec::Kind::kExponential);
   EXPECT_EQ(s.churn.session_s.mean, 600.0);
   EXPECT_EQ(s.churn.downtime_s.value, 60.0);
@@ -144,14 +144,14 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.churn.lifetime_s_max, 3600.0);
   EXPECT_EQ(s.churn.preemption_notice_s, 10.0);
   ASSERT_EQ(s.faults.size(), 2u);
-  EXPECT_EQ(s.faults[0].kind, "kill");
+  EXPECT_EQ(s.faults[0].kind, FaultKind::kKill);
   EXPECT_EQ(s.faults[0].at_s, 5.0);
   EXPECT_EQ(s.faults[0].fraction, 0.3);
   EXPECT_EQ(s.faults[0].restart_after_s, 20.0);
-  EXPECT_EQ(s.faults[1].kind, "partition");
+  EXPECT_EQ(s.faults[1].kind, FaultKind::kPartition);
   EXPECT_EQ(s.faults[1].regions, std::vector<std::string>{"a"});
   EXPECT_EQ(s.faults[1].duration_s, 4.0);
-  EXPECT_EQ(s.compute.mode, "measured");
+  EXPECT_EQ(s.compute.mode, ComputeMode::kMeasured);
   EXPECT_EQ(s.workload.kind, "transfers");
   EXPECT_EQ(s.workload.probe.rate_hz, 2.0);
   EXPECT_EQ(s.workload.probe.request_bytes, 10u);
@@ -163,7 +163,7 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.workload.transfers.pairs, 3u);
   EXPECT_EQ(s.output.dir, "out/x");
   EXPECT_EQ(s.output.metrics_interval_s, 0.5);
-  EXPECT_EQ(s.output.events, "lifecycle");
+  EXPECT_EQ(s.output.events, EventLevel::kLifecycle);
   EXPECT_FALSE(s.output.progress);
   EXPECT_EQ(s.resolved, doc);
 }

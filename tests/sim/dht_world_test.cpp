@@ -32,7 +32,7 @@ Scenario dht_scenario(uint32_t peers, double duration_s, uint64_t seed) {
 }
 
 Scenario with_churn(Scenario s) {
-  s.churn.model = "sessions";
+  s.churn.model = ChurnModel::kSessions;
   s.churn.session_s.kind = DistSpec::Kind::kExponential;
   s.churn.session_s.mean = 300;
   s.churn.downtime_s.kind = DistSpec::Kind::kExponential;
@@ -78,7 +78,7 @@ TEST(DhtWorld, ChurnGetsOfLiveKeysSucceedAndSameSeedSameLog) {
 
 TEST(DhtWorld, PacketLevelNoChurn) {
   Scenario s = dht_scenario(60, 60, 3);
-  s.network.fidelity = "packet";
+  s.network.fidelity = Fidelity::kPacket;
   const auto sum = run(s);
   ASSERT_FALSE(sum.is_null());
   EXPECT_GT(counter(sum, "dht_store_ok"), 50);

@@ -11,7 +11,7 @@
 namespace crowdtrain::sim {
 namespace {
 
-Scenario small(const std::string& fidelity, uint64_t seed) {
+Scenario small(Fidelity fidelity, uint64_t seed) {
   Scenario s;
   s.name = "world_test";
   s.seed = seed;
@@ -21,7 +21,7 @@ Scenario small(const std::string& fidelity, uint64_t seed) {
   s.network.access_latency_ms = DistSpec::constant(10);
   s.workload.probe.rate_hz = 2;
   s.workload.probe.timeout_s = 2;
-  s.churn.model = "sessions";
+  s.churn.model = ChurnModel::kSessions;
   s.churn.session_s.kind = DistSpec::Kind::kExponential;
   s.churn.session_s.mean = 30;
   s.churn.downtime_s.kind = DistSpec::Kind::kExponential;
@@ -33,7 +33,7 @@ Scenario small(const std::string& fidelity, uint64_t seed) {
 
 nlohmann::json run(const Scenario& s) { return testing::run_quiet(s); }
 
-void expect_deterministic(const std::string& fidelity) {
+void expect_deterministic(Fidelity fidelity) {
   const auto a = run(small(fidelity, 7));
   const auto b = run(small(fidelity, 7));
   const auto c = run(small(fidelity, 8));
@@ -48,12 +48,12 @@ void expect_deterministic(const std::string& fidelity) {
   EXPECT_EQ(a["event_log_sha256"].get<std::string>().size(), 64u);
 }
 
-TEST(World, SameSeedSameEventLogMessageLevel) { expect_deterministic("message"); }
-TEST(World, SameSeedSameEventLogPacketLevel) { expect_deterministic("packet"); }
+TEST(World, SameSeedSameEventLogMessageLevel) { expect_deterministic(Fidelity::kMessage); }
+TEST(World, SameSeedSameEventLogPacketLevel) { expect_deterministic(Fidelity::kPacket); }
 
 TEST(World, ProbeRoundTripsMatchTheNetwork) {
-  Scenario s = small("message", 3);
-  s.churn.model = "none";
+  Scenario s = small(Fidelity::kMessage, 3);
+  s.churn.model = ChurnModel::kNone;
   s.workload.probe.request_bytes = 100;
   s.workload.probe.response_bytes = 100;
   const auto r = run(s);
@@ -64,10 +64,10 @@ TEST(World, ProbeRoundTripsMatchTheNetwork) {
 }
 
 TEST(World, KillFaultAndRestart) {
-  Scenario s = small("message", 5);
-  s.churn.model = "none";
+  Scenario s = small(Fidelity::kMessage, 5);
+  s.churn.model = ChurnModel::kNone;
   FaultSpec kill;
-  kill.kind = "kill";
+  kill.kind = FaultKind::kKill;
   kill.at_s = 5;
   kill.fraction = 0.5;
   kill.restart_after_s = 100;  // after the run's end
@@ -87,12 +87,12 @@ TEST(World, PartitionBlocksCrossRegionProbes) {
   const std::string csv =
       ::testing::TempDir() + "/two_regions_" + std::to_string(::getpid()) + ".csv";
   std::ofstream(csv) << ",a,b\na,0,50\nb,50,0\n";
-  Scenario s = small("message", 11);
-  s.churn.model = "none";
+  Scenario s = small(Fidelity::kMessage, 11);
+  s.churn.model = ChurnModel::kNone;
   s.network.regions.rtt_csv = csv;
   const auto base = run(s);
   FaultSpec part;
-  part.kind = "partition";
+  part.kind = FaultKind::kPartition;
   part.at_s = 0;
   part.duration_s = 100;
   part.regions = {"a"};
@@ -100,15 +100,16 @@ TEST(World, PartitionBlocksCrossRegionProbes) {
   const auto cut = run(s);
   EXPECT_EQ(base["probe"]["probes_failed"].get<int64_t>(), 0);
   // About half the probes cross the cut and fail.
-  const double fail = cut["probe"]["probes_failed"].get<double>() / cut["probe"]["probes_sent"].get<double>();
+  const double fail =
+      cut["probe"]["probes_failed"].get<double>() / cut["probe"]["probes_sent"].get<double>();
   EXPECT_GT(fail, 0.35);
   EXPECT_LT(fail, 0.65);
   EXPECT_GT(cut["messages_dropped_partition"].get<int64_t>(), 0);
 }
 
 TEST(World, PreemptionKillsAfterLifetime) {
-  Scenario s = small("message", 13);
-  s.churn.model = "none";
+  Scenario s = small(Fidelity::kMessage, 13);
+  s.churn.model = ChurnModel::kNone;
   s.churn.lifetime_s_max = 10;
   s.churn.preemption_notice_s = 2;
   const auto r = run(s);

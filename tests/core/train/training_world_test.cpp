@@ -38,7 +38,7 @@ Scenario tiny(const std::string& method) {
   t.group.gossip_window_s = 2;
   FaultSpec kill;
   kill.at_s = 8;
-  kill.kind = "kill";
+  kill.kind = FaultKind::kKill;
   kill.fraction = 0.25;
   kill.restart_after_s = 2;
   s.faults.push_back(kill);
