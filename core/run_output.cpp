@@ -137,7 +137,9 @@ Status RunOutput::write_summary(const nlohmann::json& summary) {
 }
 
 nlohmann::json run_summary(const Scenario& s, const MetricsSink& sink, const RunFacts& facts) {
-  const auto num = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  const auto num = [](double v) {
+    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+  };
   nlohmann::json sum;
   sum["scenario"] = s.name;
   sum["seed"] = s.seed;

@@ -40,11 +40,11 @@ class RunOutput {
 // What a world knows of its run that the metrics do not hold; the rest of summary.json's common
 // part comes from the scenario and the sink.
 struct RunFacts {
-  std::string world;         // "sim" | "live"
-  uint64_t peers = 0;        // the scenario's peers (sim), the peers this process knows (live)
-  double sim_time_s = 0;     // the timeline's time at the end
-  double wall_time_s = 0;    // seconds of wall time the run took
-  std::string reproduce;     // the command line that reproduces the run
+  std::string world;       // "sim" | "live"
+  uint64_t peers = 0;      // the scenario's peers (sim), the peers this process knows (live)
+  double sim_time_s = 0;   // the timeline's time at the end
+  double wall_time_s = 0;  // seconds of wall time the run took
+  std::string reproduce;   // the command line that reproduces the run
 };
 
 // The part of summary.json every world writes: scenario, seed, peers, world, times, counters,

@@ -57,7 +57,7 @@ struct GroupAveragingOptions {
   double declare_s = 2;              // planned start = round start + this
   double matchmaking_timeout_s = 4;  // no group by round start + this: keep the local values
   double allreduce_timeout_s = 4;
-  double gossip_window_s = 2;  // gossip/pushsum: mix what arrived this long after round start
+  double gossip_window_s = 2;     // gossip/pushsum: mix what arrived this long after round start
   uint32_t bootstrap_peers = 3;   // DHT peers a newcomer pings first
   double bootstrap_spread_s = 2;  // peers present at t = 0 start spread over this long
   LoadBalanceOptions balance;
@@ -75,10 +75,10 @@ void read_group_averaging(JsonReader& r, GroupAveragingOptions& out);
 struct AveragingWorkloadOptions final : WorkloadOptions {
   GroupAveragingOptions group = GroupAveragingOptions::averaging_defaults();
   std::string key_prefix = "avg";
-  uint32_t rounds = 50;            // at most this many rounds
-  double stop_below_mse = 0;       // no new rounds once the MSE is below this (0: never)
-  double failure_prob = 0;         // per peer and round: the peer sits the round out
-  uint32_t vector_size = 1;        // values per peer, each drawn from N(0, 1)
+  uint32_t rounds = 50;       // at most this many rounds
+  double stop_below_mse = 0;  // no new rounds once the MSE is below this (0: never)
+  double failure_prob = 0;    // per peer and round: the peer sits the round out
+  uint32_t vector_size = 1;   // values per peer, each drawn from N(0, 1)
   // Payload scaling (moshpit, allreduce, random_groups): the network carries this many float32
   // parameters per peer (filler) while the real vector stays vector_size doubles; 0 = off.
   double wire_params = 0;

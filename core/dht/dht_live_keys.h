@@ -16,9 +16,9 @@
 #include <optional>
 #include <string>
 
+#include "core/dht/dht_workload_options.h"
 #include "core/dht/storage.h"
 #include "core/runtime.h"
-#include "core/dht/dht_workload_options.h"
 
 namespace crowdtrain::dht {
 

@@ -24,9 +24,9 @@ void read_compression(JsonReader& r, Compression& out) {
   if (!r.ok()) return;
   auto c = compression_from_name(name);
   if (!c.ok()) {
-    return r.fail(r.path_of("compression"),
-                  "unknown codec \"" + name +
-                      "\" (known: none, fp16, meanstd_fp16, uniform8, quantile8)");
+    return r.fail(
+        r.path_of("compression"),
+        "unknown codec \"" + name + "\" (known: none, fp16, meanstd_fp16, uniform8, quantile8)");
   }
   out = c.value();
 }
@@ -59,9 +59,9 @@ const char* training_mode_name(TrainingMode m) {
 
 std::shared_ptr<const WorkloadOptions> read_training_options(JsonReader& r) {
   auto o = std::make_shared<TrainingWorkloadOptions>();
-  r.read_enum("mode", o->mode,
-              {{"local_sgd", TrainingMode::kLocalSgd},
-               {"collaborative", TrainingMode::kCollaborative}});
+  r.read_enum(
+      "mode", o->mode,
+      {{"local_sgd", TrainingMode::kLocalSgd}, {"collaborative", TrainingMode::kCollaborative}});
   r.read("target_batch_size", o->target_batch_size, NumberRange::closed(1, 1u << 30));
   r.read("report_interval_s", o->report_interval_s, NumberRange::positive());
   read_model(r, *o);
@@ -78,7 +78,8 @@ std::shared_ptr<const WorkloadOptions> read_training_options(JsonReader& r) {
       m != AveragingMethod::kMoshpit) {
     r.fail(r.path_of("method"),
            "collaborative mode averages gradients by all-reduce (method \"allreduce_open\" or "
-           "\"moshpit\"), got \"" + averaging_method_name(m) + "\"");
+           "\"moshpit\"), got \"" +
+               averaging_method_name(m) + "\"");
   }
   return o;
 }

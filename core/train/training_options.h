@@ -26,11 +26,11 @@ const char* training_mode_name(TrainingMode m);
 struct TrainingWorkloadOptions final : WorkloadOptions {
   GroupAveragingOptions group = GroupAveragingOptions::training_defaults();
   TrainingMode mode = TrainingMode::kLocalSgd;
-  uint32_t target_batch_size = 2048;  // collaborative: samples over all peers per step
-  double report_interval_s = 1;       // collaborative: progress reports to the DHT
-  ModelKind model = ModelKind::kMlp;  // "mlp" | "cnn"
-  uint32_t hidden = 128;              // mlp: hidden width; cnn: classifier width
-  uint32_t depth = 1;                 // mlp: hidden layers
+  uint32_t target_batch_size = 2048;              // collaborative: samples over all peers per step
+  double report_interval_s = 1;                   // collaborative: progress reports to the DHT
+  ModelKind model = ModelKind::kMlp;              // "mlp" | "cnn"
+  uint32_t hidden = 128;                          // mlp: hidden width; cnn: classifier width
+  uint32_t depth = 1;                             // mlp: hidden layers
   OptimizerKind optimizer = OptimizerKind::kSgd;  // "sgd" (with momentum) | "adam"
   double lr = 0.05;
   double momentum = 0.9;

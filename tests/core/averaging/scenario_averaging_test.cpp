@@ -5,9 +5,9 @@
 
 #include "core/averaging/averaging_options.h"
 #include "core/averaging/averaging_protocol.h"
+#include "core/scenario.h"
 #include "core/train/training_options.h"
 #include "core/workload.h"
-#include "core/scenario.h"
 
 namespace crowdtrain {
 namespace {

@@ -56,8 +56,9 @@ TEST(TrainingScenario, ErrorsNameTheJsonPath) {
   EXPECT_EQ(error_of(R"({"mode": "collaborative", "method": "allreduce_open",
       "target_batch_size": 512})"),
             "");
-  EXPECT_NE(error_of(R"({"mode": "collaborative", "method": "allreduce"})").find("got \"allreduce\""),
-            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"mode": "collaborative", "method": "allreduce"})").find("got \"allreduce\""),
+      std::string::npos);
   // Choices are enums from the reader on.
   auto r = parse_scenario(nlohmann::json::parse(R"({"workload": {"kind": "training", "training":
       {"model": "cnn", "optimizer": "adam", "compression": "fp16", "mode": "collaborative"}}})"));
