@@ -164,7 +164,13 @@ std::optional<DhtValue> DhtNode::local_value(const DhtId& key) {
 void DhtNode::saw(const Contact& c, bool client) {
   if (client || c.id == id_) return;
   blacklist_.erase(c.peer);  // it is alive
+  const bool known = table_.contains(c.id);
   if (auto stale = table_.update(c, rt_.now())) ping_contact(*stale);
+  if (!options_.handoff() || known || !table_.contains(c.id) || storage_.size() == 0) return;
+  newcomers_.push_back(c);
+  if (handoff_pending_) return;
+  handoff_pending_ = true;
+  later(options_.handoff_delay(), [this] { hand_off(); });
 }
 
 void DhtNode::ping_contact(const Contact& c) {
@@ -267,6 +273,40 @@ void DhtNode::republish() {
   if (records.empty()) return;
   rt_.metrics().count("dht_republished", static_cast<int64_t>(records.size()));
   store_records(std::move(records), [](std::vector<size_t>) {});
+}
+
+// Every stored record goes to the newcomers among the `replicas` contacts nearest its key (a
+// newcomer evicted since, or a client, is not among them).
+void DhtNode::hand_off() {
+  handoff_pending_ = false;
+  std::vector<Contact> newcomers = std::move(newcomers_);
+  newcomers_.clear();
+  if (options_.client_mode()) return;
+  std::vector<StoreRecord> records;
+  std::vector<std::vector<Contact>> targets;
+  for (auto& [key, value] : storage_.items()) {
+    std::vector<Contact> to;
+    for (const Contact& n : table_.nearest(key, options_.replicas())) {
+      auto it = std::find_if(newcomers.begin(), newcomers.end(),
+                             [&](const Contact& c) { return c.id == n.id; });
+      if (it != newcomers.end()) to.push_back(n);
+    }
+    if (to.empty()) continue;
+    if (records.size() >= options_.max_republish_keys()) break;
+    if (value.is_dictionary) {
+      for (auto& [sub, e] : value.dictionary) {
+        records.push_back(StoreRecord{key, true, sub, std::move(e.value), e.expiration});
+        targets.push_back(to);
+      }
+    } else {
+      records.push_back(
+          StoreRecord{key, false, "", std::move(value.plain.value), value.plain.expiration});
+      targets.push_back(std::move(to));
+    }
+  }
+  if (records.empty()) return;
+  rt_.metrics().count("dht_handed_off", static_cast<int64_t>(records.size()));
+  send_stores(std::move(records), std::move(targets), false, [](std::vector<size_t>) {});
 }
 
 }  // namespace crowdtrain::dht

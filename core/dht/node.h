@@ -3,10 +3,12 @@
 // storage and a cache, and offers bootstrap, store (plain and dictionary subkeys, to the `replicas`
 // nearest peers), get (iterative FIND_VALUE, caching the value at the nearest peer that lacked it)
 // and find_nearest, each for many keys at once through one traversal (core/dht/traverse.h).
-// Periodic timers refresh idle buckets and republish stored records. A peer that does not answer a
-// call (a time-out) is dropped from the routing table and blacklisted for a while (doubling per
-// repeated failure); a peer that answers is alive and never blacklisted, even when it refuses.
-// Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
+// Periodic timers refresh idle buckets and republish stored records; with `handoff`, a peer newly
+// met gets the stored records for which it is among the `replicas` nearest (Kademlia's join rule,
+// so that values stored while the network was young reach the peers that joined later). A peer that
+// does not answer a call (a time-out) is dropped from the routing table and blacklisted for a while
+// (doubling per repeated failure); a peer that answers is alive and never blacklisted, even when it
+// refuses. Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
 // RpcEndpoint (both outlive it); callbacks that come after the node is destroyed are dropped.
 // Threading: single-threaded, on the runtime's loop.
 #pragma once
@@ -112,6 +114,7 @@ class DhtNode {
   void later(Time delay, std::function<void()> fn);
   void refresh();
   void republish();
+  void hand_off();  // the stored records newcomers_ should hold, sent to them
 
   // Lookups (node_ops.cpp).
   enum class Want { kNodes, kFirstValue, kAllValues };
@@ -138,6 +141,8 @@ class DhtNode {
   Storage storage_;
   Storage cache_;
   RecordValidator validator_;
+  std::vector<Contact> newcomers_;  // met since the last hand-off round
+  bool handoff_pending_ = false;
   struct Strike {
     Time until{0};
     int count = 0;

@@ -155,16 +155,23 @@ void ChainTrainer::block_done(size_t samples) {
   }
 }
 
-// The layer's server is suspected for `avoid_failed`; the layer's expert is looked up again and
-// the same step retried after `retry` (the pass goes on from there, keeping its batch).
+// The layer's server is suspected for `avoid_failed`; the expert of that layer (and of every
+// layer on that server) is looked up again and the same step retried after `retry` (the pass goes
+// on from there, keeping its batch).
 void ChainTrainer::fail(size_t layer, const Status& status, std::function<void()> again) {
   ++failures_;
   rt_.metrics().count("moe_chain_failures");
   rt_.metrics().event("moe_chain_failure", {{"layer", static_cast<int64_t>(layer)},
                                             {"uid", experts_[layer].uid},
                                             {"why", status.message()}});
-  if (experts_[layer].server != kNoPeer) {
-    suspects_[experts_[layer].server] = rt_.now() + o_.avoid_failed;
+  // A server that failed one call is presumed down for all of its blocks: every layer resolved to
+  // it is looked up again at its next call instead of waiting for its own time-out.
+  const PeerId server = experts_[layer].server;
+  if (server != kNoPeer) {
+    suspects_[server] = rt_.now() + o_.avoid_failed;
+    for (ExpertRef& e : experts_) {
+      if (e.server == server) e = ExpertRef{};
+    }
   }
   experts_[layer] = ExpertRef{};
   std::weak_ptr<bool> alive = alive_;

@@ -3,7 +3,8 @@
 // the servers and the network allow. Layer l's expert is found through its ExpertFinder (beam
 // search over the layer's grid with random scores and k = 1, so passes spread over a grid's
 // experts and replicas) once, and found again after a failed call, which is then retried with the
-// same batch (a replica on a server that failed within avoid_failed is drawn again, up to 4 times).
+// same batch (a replica on a server that failed within avoid_failed is drawn again, up to 4 times);
+// the other layers resolved to that server are found again at their next call.
 // Calls go through a MixtureCaller (RemoteMixture: time-outs, refusals), so every block is a real
 // request to an expert server over the network. In timing numerics the batches are shapes only (the
 // simulator charges the bytes and the server's compute time without allocating); in real numerics

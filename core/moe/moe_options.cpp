@@ -135,6 +135,7 @@ void read_dht(JsonReader& r, MoeDhtOptions& d) {
   r.read("bootstrap_peers", d.bootstrap_peers, NumberRange::closed(1, 64));
   r.read("bootstrap_spread_s", d.bootstrap_spread_s, NumberRange::non_negative());
   r.read("rpc_timeout_s", d.rpc_timeout_s, NumberRange{0.0, kMaxTimeoutS, true, false});
+  r.read("handoff", d.handoff);
 }
 
 }  // namespace

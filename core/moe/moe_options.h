@@ -85,6 +85,7 @@ struct MoeDhtOptions {
   uint32_t bootstrap_peers = 3;
   double bootstrap_spread_s = 2;
   double rpc_timeout_s = 2;
+  bool handoff = true;  // Kademlia's hand-off of stored records to newly met peers (DhtOptions)
 };
 
 class MoeOptions final : public WorkloadOptions {

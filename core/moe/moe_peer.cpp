@@ -82,9 +82,10 @@ MoePeer::MoePeer(Runtime& rt, const Scenario& s, const WorkloadContext& context)
       context_(context),
       peers_(s.peers.count),
       rpc_(rt),
-      node_(std::make_unique<dht::DhtNode>(
-          rt, rpc_, dht::DhtId::random(rt.rng()),
-          dht::DhtOptions().rpc_timeout(from_seconds(o_.dht.rpc_timeout_s)))) {}
+      node_(std::make_unique<dht::DhtNode>(rt, rpc_, dht::DhtId::random(rt.rng()),
+                                           dht::DhtOptions()
+                                               .rpc_timeout(from_seconds(o_.dht.rpc_timeout_s))
+                                               .handoff(o_.dht.handoff))) {}
 
 void MoePeer::start() {
   node_->start();

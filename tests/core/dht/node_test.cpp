@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/dht/dht_app.h"
 #include "tests/fake_runtime.h"
 
@@ -244,6 +246,53 @@ TEST(DhtNode, GetCachesTheValueAtTheNearestPeerThatLackedIt) {
     if (s.node(i).cache().get(DhtId::from_key("popular"))) ++cached;
   }
   EXPECT_GE(cached, 1u);
+}
+
+// Kademlia's hand-off: keys stored by the first peer while it was alone reach the `replicas`
+// peers nearest them as the others join (republishing off, so nothing else could move them);
+// without the hand-off they stay at the first peer only.
+TEST(DhtNode, KeysStoredWhileAloneReachTheNearestPeersThatJoinLater) {
+  for (bool handoff : {true, false}) {
+    const auto options = DhtOptions().republish_period(Time(0)).handoff(handoff);
+    FakeWorld world(14);
+    Rng rng(15);
+    std::vector<std::unique_ptr<DhtApp>> apps;
+    for (size_t i = 0; i < 60; ++i) {
+      auto& rt = world.add_peer(static_cast<PeerId>(i));
+      std::vector<PeerId> initial;
+      if (i > 0) initial = {0, static_cast<PeerId>(rng.uniform_int(i))};
+      apps.push_back(std::make_unique<DhtApp>(rt, DhtId::random(rng), options, initial));
+      world.attach(static_cast<PeerId>(i), apps.back().get());
+      world.schedule_at(Time(20ms) * static_cast<int64_t>(i + 1),
+                        [app = apps.back().get()] { app->start(); });
+    }
+    world.schedule_at(Time(30ms), [&] {  // peer 0 alone
+      for (int k = 0; k < 30; ++k) {
+        apps[0]->node().store(key_of(k), value_of(k), world.now() + 3600s, [](size_t) {});
+      }
+    });
+    world.run_for(20s);
+    for (int k = 0; k < 30; ++k) {
+      const DhtId key = DhtId::from_key(key_of(k));
+      std::vector<size_t> order(apps.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return closer(apps[a]->node().id(), apps[b]->node().id(), key);
+      });
+      size_t nearest_holding = 0, holders = 0;
+      for (size_t r = 0; r < order.size(); ++r) {
+        const bool holds = apps[order[r]]->node().storage().get(key).has_value();
+        holders += holds;
+        if (r < 5) nearest_holding += holds;
+      }
+      if (handoff) {
+        EXPECT_GE(nearest_holding, 4u) << key_of(k);
+      } else {
+        EXPECT_EQ(holders, 1u) << key_of(k);
+      }
+    }
+    EXPECT_EQ(world.sink.counter("dht_handed_off") > 0, handoff);
+  }
 }
 
 TEST(DhtNode, TwoHundredNodesBatchedStoreManyAndGetMany) {

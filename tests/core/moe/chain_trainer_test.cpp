@@ -59,7 +59,8 @@ class ChainTrainerTest : public ::testing::Test {
  protected:
   // Layer 0: "c0.0" (w = 2) on server 10. Layer 1: "c1.0" (w = 3) on servers 11 and 12.
   void start(ChainOptions o, Numerics numerics = Numerics::kReal,
-             std::vector<ExpertRef> layer1 = {{"c1.0", 11}, {"c1.0", 12}}) {
+             std::vector<ExpertRef> layer1 = {{"c1.0", 11}, {"c1.0", 12}},
+             std::vector<ExpertRef> layer0 = {{"c0.0", 10}}) {
     o.numerics = numerics;
     o.sample_shape = {2};
     FakeRuntime& rt = world_.add_peer(kTrainer);
@@ -74,7 +75,7 @@ class ChainTrainerTest : public ::testing::Test {
     m.backward_timeout = 2s;
     m.timeout_after_k_min = 0s;
     mixture_ = std::make_unique<RemoteMixture>(rt, *rpc_, m, numerics);
-    finders_.push_back(std::make_unique<ListFinder>(rt, std::vector<ExpertRef>{{"c0.0", 10}}));
+    finders_.push_back(std::make_unique<ListFinder>(rt, layer0));
     finders_.push_back(std::make_unique<ListFinder>(rt, layer1));
     std::vector<ChainLayer> layers{{finders_[0].get(), {1}}, {finders_[1].get(), {1}}};
     trainer_ = std::make_unique<ChainTrainer>(rt, layers, *mixture_, o);
@@ -92,6 +93,12 @@ class ChainTrainerTest : public ::testing::Test {
     ASSERT_TRUE((numerics == Numerics::kReal ? s.server->add_expert(uid, std::move(e))
                                              : s.server->add_expert(uid, e->info()))
                     .ok());
+    if (id == 11 && numerics == Numerics::kReal) {  // a replica of layer 0's expert too
+      ASSERT_TRUE(
+          s.server
+              ->add_expert("c0.0", std::make_unique<ScaleExpert>("c0.0", 2, 2, 0.0f, log_, 1000))
+              .ok());
+    }
   }
   int64_t counter(const char* name) const { return world_.sink.counter(name); }
 
@@ -176,6 +183,26 @@ TEST_F(ChainTrainerTest, AReplicaOnASuspectedServerIsDrawnAgain) {
   world_.run_for(5s);
   EXPECT_EQ(finders_[1]->finds, 3);
   EXPECT_EQ(trainer_->failures(), 1u);
+}
+
+// Both layers run on server 11 until it dies: the first time-out makes the trainer drop 11 for
+// the other layer as well, so only one call ever waits for a time-out.
+TEST_F(ChainTrainerTest, AFailedServerIsDroppedForEveryLayerItServes) {
+  ChainOptions o;
+  o.batch = 2;
+  o.retry = 100ms;
+  o.avoid_failed = 60s;
+  start(o, Numerics::kReal, {{"c1.0", 11}, {"c1.0", 11}, {"c1.0", 12}},
+        {{"c0.0", 11}, {"c0.0", 10}});
+  world_.run_for(1s);
+  ASSERT_GT(trainer_->passes(), 3u);
+  ASSERT_EQ(trainer_->failures(), 0u);
+  world_.detach(11);
+  world_.run_for(10s);
+  EXPECT_EQ(trainer_->failures(), 1u);
+  EXPECT_GT(trainer_->passes(), 10u);
+  EXPECT_EQ(finders_[0]->finds, 2);  // 11, then 10
+  EXPECT_EQ(finders_[1]->finds, 3);  // 11; after the failure 11 (suspected: drawn again), 12
 }
 
 TEST_F(ChainTrainerTest, WarmUpCallsAreNotCounted) {
