@@ -33,17 +33,18 @@ class DhtWorkloadApp final : public PeerApp {
         rpc_(rt),
         node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()), options_of(spec))),
         value_(spec.value_bytes, 'v'),
-        live_keys_(spec) {
-    limits_.max_keys_per_request = node_->options().max_keys_per_request();
-    limits_.max_contacts_per_key = std::max<size_t>(spec.k, 64);
-  }
+        live_keys_(spec) {}
 
   ~DhtWorkloadApp() override {
     if (shared_) shared_->detach(rt_.self(), node_.get());
   }
 
   void start() override {
-    if (shared_) shared_->attach(rt_.self(), node_.get());
+    if (shared_) {
+      // The oracle learns who accepted which key into primary storage.
+      shared_->attach(rt_.self(), node_.get());
+      node_->set_store_observer([this](const DhtId& key) { shared_->add_holder(key, rt_.self()); });
+    }
     node_->start();
     // Peers present from the start spread their bootstraps, as a network that grows would.
     double delay = 0.0;
@@ -54,16 +55,7 @@ class DhtWorkloadApp final : public PeerApp {
   }
 
   void on_message(PeerId from, Message msg) override {
-    if (!shared_ || msg.type != MsgType::kDhtStoreRequest) {
-      if (!rpc_.handle(from, std::move(msg))) rt_.metrics().count("dht_unexpected_messages");
-      return;
-    }
-    // The oracle learns who accepted which key: the records of a store into primary storage
-    // that this node holds after serving it.
-    auto req = decode_store_request(msg, limits_);
     if (!rpc_.handle(from, std::move(msg))) rt_.metrics().count("dht_unexpected_messages");
-    if (!req.ok() || req->in_cache) return;
-    for (const StoreRecord& r : req->records) note_holder(r.key);
   }
 
  private:
@@ -302,7 +294,6 @@ class DhtWorkloadApp final : public PeerApp {
   std::shared_ptr<DhtWorkloadShared> shared_;
   RpcEndpoint rpc_;
   std::unique_ptr<DhtNode> node_;  // after rpc_: destroyed first
-  ProtocolLimits limits_;
   std::string value_;
   uint64_t next_key_ = 0;
   LiveKeySchedule live_keys_;  // live world only

@@ -107,6 +107,10 @@ void DhtNode::serve_store(PeerId from, Message req, RpcEndpoint::Responder respo
         s.ok() ? std::string() : "dht store of key " + rec.key.short_hex() + ": " + s.message());
   }
   respond(encode_store_response(resp));
+  if (!store_observer_ || r->in_cache) return;
+  for (const StoreRecord& rec : r->records) {
+    if (storage_.get(rec.key).has_value()) store_observer_(rec.key);
+  }
 }
 
 void DhtNode::serve_find(PeerId from, Message req, RpcEndpoint::Responder respond) {

@@ -34,6 +34,9 @@ namespace crowdtrain::dht {
 // Checks a record before it is stored (incoming or local) or accepted from a find response; an
 // error refuses it with that reason. Size limits are checked before; signatures can go here later.
 using RecordValidator = std::function<Status(const StoreRecord& record)>;
+// Told, after a store request from a peer is served, each of its keys that the node now holds in
+// primary storage (an observer outside the protocol, as the simulated world's DHT oracle).
+using StoreObserver = std::function<void(const DhtId& key)>;
 
 struct StoreItem {
   std::string key;
@@ -76,6 +79,7 @@ class DhtNode {
   void find_nearest(const DhtId& target, size_t count, ContactsDone done);
 
   void set_validator(RecordValidator validator) { validator_ = std::move(validator); }
+  void set_store_observer(StoreObserver observer) { store_observer_ = std::move(observer); }
 
   const DhtId& id() const { return id_; }
   Contact contact() const { return Contact{id_, rt_.self()}; }
@@ -141,6 +145,7 @@ class DhtNode {
   Storage storage_;
   Storage cache_;
   RecordValidator validator_;
+  StoreObserver store_observer_;
   std::vector<Contact> newcomers_;  // met since the last hand-off round
   bool handoff_pending_ = false;
   struct Strike {
