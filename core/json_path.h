@@ -98,6 +98,20 @@ class JsonReader {
       if (text == name) out = value;
     }
   }
+  // A non-empty array of unsigned integers, each inside `range`; an absent key leaves `out`
+  // unchanged, an error leaves it unchanged too.
+  template <typename T>
+  void read_uint_list(const std::string& key, std::vector<T>& out, const NumberRange& range) {
+    if (!has(key)) return (void)take(key);
+    std::vector<T> values;
+    array(key, [&](const nlohmann::json& item, const std::string& path) {
+      auto v = json_to_uint(item, path, range);
+      v.ok() ? values.push_back(static_cast<T>(v.value())) : absorb(v.status());
+    });
+    if (!ok()) return;
+    if (values.empty()) return fail(path_of(key), "must not be empty");
+    out = std::move(values);
+  }
   // Fails with "path.key: required ..." when `key` is absent; returns whether it is present.
   bool require(const std::string& key, const std::string& why = "");
 

@@ -13,7 +13,8 @@ constexpr uint64_t kMaxProbeResponseBytes = 256ull << 20;
 
 class ProbeApp final : public PeerApp {
  public:
-  ProbeApp(Runtime& rt, const ProbeSpec& spec, std::shared_ptr<const std::vector<PeerId>> targets)
+  ProbeApp(Runtime& rt, const ProbeOptions& spec,
+           std::shared_ptr<const std::vector<PeerId>> targets)
       : rt_(rt), spec_(spec), targets_(std::move(targets)), rpc_(rt) {
     rpc_.serve(MsgType::kProbeRequest, [this](PeerId from, Message req, RpcEndpoint::Responder r) {
       serve(from, std::move(req), std::move(r));
@@ -86,14 +87,45 @@ class ProbeApp final : public PeerApp {
   }
 
   Runtime& rt_;
-  const ProbeSpec spec_;
+  const ProbeOptions spec_;
   std::shared_ptr<const std::vector<PeerId>> targets_;
   RpcEndpoint rpc_;
 };
 
+constexpr double kMaxRetries = 100;
+
 }  // namespace
 
-std::unique_ptr<PeerApp> make_probe_app(Runtime& rt, const ProbeSpec& spec,
+std::shared_ptr<const WorkloadOptions> read_probe_options(JsonReader& r) {
+  auto o = std::make_shared<ProbeOptions>();
+  r.read("rate_hz", o->rate_hz, NumberRange::non_negative());
+  r.read("request_bytes", o->request_bytes);
+  r.read("response_bytes", o->response_bytes);
+  r.read("timeout_s", o->timeout_s, NumberRange::positive());
+  r.read("retries", o->retries, NumberRange::closed(0, kMaxRetries));
+  return o;
+}
+
+Status check_probe_options(const Scenario& s) {
+  const uint64_t limit = s.network.max_message_bytes;
+  const ProbeOptions& o = probe_options_of(s);
+  for (const auto& [key, bytes] :
+       {std::pair<const char*, uint64_t>{"request_bytes", o.request_bytes},
+        {"response_bytes", o.response_bytes}}) {
+    if (bytes > limit) {
+      return json_error(std::string("workload.probe.") + key,
+                        "must be <= network.max_message_bytes (" + std::to_string(limit) +
+                            "), got " + std::to_string(bytes));
+    }
+  }
+  return Status();
+}
+
+const ProbeOptions& probe_options_of(const Scenario& s) {
+  return s.workload.options_of<ProbeOptions>("probe");
+}
+
+std::unique_ptr<PeerApp> make_probe_app(Runtime& rt, const ProbeOptions& spec,
                                         std::shared_ptr<const std::vector<PeerId>> targets) {
   return std::make_unique<ProbeApp>(rt, spec, std::move(targets));
 }

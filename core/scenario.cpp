@@ -187,31 +187,6 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
     if (!file.ok()) return file.status();
     s.churn.trace_csv = file.value();
   }
-  const auto limit = net.max_message_bytes;
-  const auto too_big = [&](const std::string& path, uint64_t bytes) {
-    return json_error(path, "must be <= network.max_message_bytes (" + std::to_string(limit) +
-                                "), got " + std::to_string(bytes));
-  };
-  if (s.workload.kind == "probe") {
-    if (s.workload.probe.request_bytes > limit) {
-      return too_big("workload.probe.request_bytes", s.workload.probe.request_bytes);
-    }
-    if (s.workload.probe.response_bytes > limit) {
-      return too_big("workload.probe.response_bytes", s.workload.probe.response_bytes);
-    }
-  } else if (s.workload.kind == "transfers") {
-    const auto& t = s.workload.transfers;
-    for (size_t i = 0; i < t.sizes_bytes.size(); ++i) {
-      if (t.sizes_bytes[i] > limit) {
-        return too_big(json_index_path("workload.transfers.sizes_bytes", i), t.sizes_bytes[i]);
-      }
-    }
-    if (2ull * t.pairs > s.peers.count) {
-      return json_error("workload.transfers.pairs",
-                        "needs 2 peers per pair, more than peers.count (" +
-                            std::to_string(s.peers.count) + "), got " + std::to_string(t.pairs));
-    }
-  }
   return check_workload(s);
 }
 

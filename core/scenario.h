@@ -101,20 +101,6 @@ struct ComputeSpec {
       ComputeMode::kModel;  // model: flops / flops_per_s; measured: the call's wall time
 };
 
-struct ProbeSpec {
-  double rate_hz = 1.0;  // requests per live peer per second (Poisson)
-  uint64_t request_bytes = 1024;
-  uint64_t response_bytes = 1024;
-  double timeout_s = 5.0;
-  int retries = 0;
-};
-
-struct TransfersSpec {  // calibration workload
-  std::vector<uint64_t> sizes_bytes{1000, 64000, 1000000, 16000000, 64000000};
-  std::vector<uint32_t> concurrency{1, 4};  // transfers in flight per sender at once
-  uint32_t pairs = 8;                       // sender/receiver pairs measured at a time
-};
-
 // The options of a workload kind that owns its reader (core/workload.h), read from
 // workload.<kind>; each kind subclasses it in its own folder (e.g. core/moe/moe_options.h).
 class WorkloadOptions {
@@ -126,16 +112,16 @@ struct WorkloadSpec {
   // A kind registered in core/workload.cpp: "probe" | "transfers" | "dht" | "averaging" |
   // "training" | "moe".
   std::string kind = "probe";
-  ProbeSpec probe;
-  TransfersSpec transfers;
-  // Options of the kinds that own their readers, by kind name (every such kind, read or default).
+  // Every kind's options, by kind name (the reader fills in every kind, read or default).
   std::map<std::string, std::shared_ptr<const WorkloadOptions>> options;
 
-  // The options of `kind` as its own type; an invariant failure when they are absent.
+  // The options of `kind` as its own type: T's defaults when a Scenario built in code has none;
+  // an invariant failure when they are of another type.
   template <typename T>
   const T& options_of(const std::string& kind) const {
+    static const T defaults;
     auto it = options.find(kind);
-    CT_CHECK(it != options.end() && it->second != nullptr);
+    if (it == options.end() || it->second == nullptr) return defaults;
     const T* typed = dynamic_cast<const T*>(it->second.get());
     CT_CHECK(typed != nullptr);
     return *typed;

@@ -1,6 +1,6 @@
 // The per-section readers of the scenario JSON: every key, its type and its range. Cross-section
-// checks (probe sizes against network.max_message_bytes, region names, CSV files) are in
-// scenario.cpp.
+// checks (fault peers against peers.count, region names, CSV files) are in scenario.cpp; each
+// workload kind reads and checks its own subtree (core/workload.h).
 
 #include <set>
 #include <string>
@@ -17,28 +17,11 @@ namespace {
 
 constexpr double kMaxPeers = 10'000'000;
 constexpr double kMaxMessageBytes = 4294967296.0;  // 4 GiB
-constexpr double kMaxConcurrency = 1024;
-constexpr double kMaxRetries = 100;
 
 // A non-empty string (names, region names).
 void read_name(JsonReader& r, const std::string& key, std::string& out) {
   r.read(key, out);
   if (r.ok() && r.has(key) && out.empty()) r.fail(r.path_of(key), "must not be empty");
-}
-
-// A non-empty array of unsigned integers inside `range`.
-template <typename T>
-void read_uint_list(JsonReader& r, const std::string& key, std::vector<T>& out,
-                    const NumberRange& range) {
-  if (!r.has(key)) return (void)r.take(key);
-  std::vector<T> values;
-  r.array(key, [&](const json& item, const std::string& path) {
-    auto v = json_to_uint(item, path, range);
-    v.ok() ? values.push_back(static_cast<T>(v.value())) : r.absorb(v.status());
-  });
-  if (!r.ok()) return;
-  if (values.empty()) return r.fail(r.path_of(key), "must not be empty");
-  out = std::move(values);
 }
 
 }  // namespace
@@ -128,7 +111,7 @@ void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
     if (!f.ok()) return;
     if (spec.kind == FaultKind::kKill) {
       if (f.has("peers")) {
-        read_uint_list(f, "peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
+        f.read_uint_list("peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
         if (f.has("fraction")) f.fail(f.path_of("fraction"), "give either fraction or peers");
       } else if (f.require("fraction", "(or peers) for a kill")) {
         f.read("fraction", spec.fraction, NumberRange::fraction());
@@ -162,19 +145,6 @@ void read_workload(JsonReader& r, WorkloadSpec& out) {
   std::vector<std::string> kinds;
   for (const auto& k : workload_kinds()) kinds.push_back(k.name);
   r.read_choice("kind", out.kind, kinds);
-  r.object("probe", [&](JsonReader& p) {
-    p.read("rate_hz", out.probe.rate_hz, NumberRange::non_negative());
-    p.read("request_bytes", out.probe.request_bytes);
-    p.read("response_bytes", out.probe.response_bytes);
-    p.read("timeout_s", out.probe.timeout_s, NumberRange::positive());
-    p.read("retries", out.probe.retries, NumberRange::closed(0, kMaxRetries));
-  });
-  r.object("transfers", [&](JsonReader& t) {
-    read_uint_list(t, "sizes_bytes", out.transfers.sizes_bytes, NumberRange::at_least(1));
-    read_uint_list(t, "concurrency", out.transfers.concurrency,
-                   NumberRange::closed(1, kMaxConcurrency));
-    t.read("pairs", out.transfers.pairs, NumberRange::at_least(1));
-  });
   // The kinds that own their readers (core/workload.h) read their own subtree.
   for (const auto& k : workload_kinds()) {
     if (!k.read) continue;

@@ -8,6 +8,7 @@
 #include "core/probe.h"
 #include "core/train/training_options.h"
 #include "core/train/training_workload.h"
+#include "core/transfers_options.h"
 
 namespace crowdtrain {
 
@@ -16,8 +17,10 @@ namespace {
 WorkloadKind probe_kind() {
   WorkloadKind k;
   k.name = "probe";
+  k.read = read_probe_options;
+  k.check = check_probe_options;
   k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
-    return make_probe_app(rt, s.workload.probe, c.peers);
+    return make_probe_app(rt, probe_options_of(s), c.peers);
   };
   k.summary = [](const Scenario&, const MetricsSink& m) { return probe_summary(m); };
   return k;
@@ -26,6 +29,8 @@ WorkloadKind probe_kind() {
 WorkloadKind transfers_kind() {  // a whole-world calibration run (sim/calibration.h), no PeerApp
   WorkloadKind k;
   k.name = "transfers";
+  k.read = read_transfers_options;
+  k.check = check_transfers_options;
   return k;
 }
 

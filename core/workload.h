@@ -54,10 +54,9 @@ struct WorkloadContext {
 std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, uint32_t count,
                                    Rng& rng);
 
-// One workload kind. `read` is null for the kinds whose options still live in WorkloadSpec
-// (probe, transfers); a kind with a reader keeps its options in its folder as a WorkloadOptions
-// subclass, read from workload.<name> and found with
-// WorkloadSpec::options_of<T>(name). `make_app` is null for whole-world runs (transfers).
+// One workload kind. `read` reads its options from workload.<name> into a WorkloadOptions subclass
+// kept in its folder, found with WorkloadSpec::options_of<T>(name). `make_app` is null for
+// whole-world runs (transfers).
 struct WorkloadKind {
   std::string name;
   std::function<std::shared_ptr<const WorkloadOptions>(JsonReader& r)> read;

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/random.h"
+#include "core/transfers_options.h"
 #include "sim/network.h"
 #include "sim/topology.h"
 
@@ -45,7 +46,7 @@ Pairs choose_pairs(const Scenario& s) {
   Rng rng(derive_seed(s.seed, "calibration"));
   for (size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng.uniform_int(i)]);
   Pairs pairs;
-  for (uint32_t i = 0; i < s.workload.transfers.pairs; ++i) {
+  for (uint32_t i = 0; i < transfers_options_of(s).pairs; ++i) {
     pairs.emplace_back(perm[(2 * i) % perm.size()], perm[(2 * i + 1) % perm.size()]);
   }
   return pairs;
@@ -125,7 +126,7 @@ Status run_calibration(const Scenario& scenario, const std::string& out_dir) {
   auto topo = Topology::build(scenario);
   if (!topo.ok()) return topo.status();
   const Topology& topology = topo.value();
-  const TransfersSpec& spec = scenario.workload.transfers;
+  const TransfersOptions& spec = transfers_options_of(scenario);
   if (scenario.peers.count < 2 * spec.pairs) {
     return Status::error("workload.transfers.pairs: 2 x pairs must be <= peers.count");
   }

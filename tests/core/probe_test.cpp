@@ -17,7 +17,7 @@ TEST(Probe, PeersProbeEachOther) {
   FakeWorld w;
   w.latency = 20ms;
   auto targets = std::make_shared<std::vector<PeerId>>(std::vector<PeerId>{0, 1, 2, 3});
-  ProbeSpec spec;
+  ProbeOptions spec;
   spec.rate_hz = 5;
   std::vector<std::unique_ptr<PeerApp>> apps;
   for (PeerId p = 0; p < 4; ++p) {
@@ -38,7 +38,7 @@ TEST(Probe, LostProbesFailAfterTimeout) {
   FakeWorld w;
   w.loss = 1.0;
   auto targets = std::make_shared<std::vector<PeerId>>(std::vector<PeerId>{0, 1});
-  ProbeSpec spec;
+  ProbeOptions spec;
   spec.rate_hz = 1;
   spec.timeout_s = 0.5;
   auto a = make_probe_app(w.add_peer(0), spec, targets);
@@ -56,7 +56,7 @@ TEST(Probe, LostProbesFailAfterTimeout) {
 TEST(Probe, OversizedResponseRequestIsRefused) {
   FakeWorld w;
   auto targets = std::make_shared<std::vector<PeerId>>(std::vector<PeerId>{1});
-  ProbeSpec spec;
+  ProbeOptions spec;
   spec.rate_hz = 0;  // serves only
   auto server = make_probe_app(w.add_peer(1), spec, targets);
   w.attach(1, server.get());

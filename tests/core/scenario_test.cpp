@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include "core/probe.h"
+#include "core/transfers_options.h"
+
 namespace crowdtrain {
 namespace {
 
@@ -73,7 +76,7 @@ TEST(ScenarioTest, EmptyObjectGivesDefaults) {
   EXPECT_TRUE(s.faults.empty());
   EXPECT_EQ(s.compute.mode, ComputeMode::kModel);
   EXPECT_EQ(s.workload.kind, "probe");
-  EXPECT_EQ(s.workload.transfers.sizes_bytes, d.workload.transfers.sizes_bytes);
+  EXPECT_EQ(transfers_options_of(s).sizes_bytes, TransfersOptions{}.sizes_bytes);
   EXPECT_EQ(s.output.events, EventLevel::kAuto);
   EXPECT_TRUE(s.output.progress);
   EXPECT_EQ(s.resolved, json::object());
@@ -153,14 +156,14 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.faults[1].duration_s, 4.0);
   EXPECT_EQ(s.compute.mode, ComputeMode::kMeasured);
   EXPECT_EQ(s.workload.kind, "transfers");
-  EXPECT_EQ(s.workload.probe.rate_hz, 2.0);
-  EXPECT_EQ(s.workload.probe.request_bytes, 10u);
-  EXPECT_EQ(s.workload.probe.response_bytes, 20u);
-  EXPECT_EQ(s.workload.probe.timeout_s, 3.0);
-  EXPECT_EQ(s.workload.probe.retries, 2);
-  EXPECT_EQ(s.workload.transfers.sizes_bytes, (std::vector<uint64_t>{100, 100000}));
-  EXPECT_EQ(s.workload.transfers.concurrency, std::vector<uint32_t>{2});
-  EXPECT_EQ(s.workload.transfers.pairs, 3u);
+  EXPECT_EQ(probe_options_of(s).rate_hz, 2.0);
+  EXPECT_EQ(probe_options_of(s).request_bytes, 10u);
+  EXPECT_EQ(probe_options_of(s).response_bytes, 20u);
+  EXPECT_EQ(probe_options_of(s).timeout_s, 3.0);
+  EXPECT_EQ(probe_options_of(s).retries, 2);
+  EXPECT_EQ(transfers_options_of(s).sizes_bytes, (std::vector<uint64_t>{100, 100000}));
+  EXPECT_EQ(transfers_options_of(s).concurrency, std::vector<uint32_t>{2});
+  EXPECT_EQ(transfers_options_of(s).pairs, 3u);
   EXPECT_EQ(s.output.dir, "out/x");
   EXPECT_EQ(s.output.metrics_interval_s, 0.5);
   EXPECT_EQ(s.output.events, EventLevel::kLifecycle);

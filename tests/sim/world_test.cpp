@@ -1,6 +1,8 @@
 // The simulated world end to end on small scenarios with fixed seeds: the probe workload runs,
 // churn and faults happen, and the same seed gives the same event log at both fidelity levels.
 #include "sim/sim_world.h"
+
+#include "core/probe.h"
 #include "tests/sim/sim_test_util.h"
 
 #include <gtest/gtest.h>
@@ -19,8 +21,8 @@ Scenario small(Fidelity fidelity, uint64_t seed) {
   s.peers.count = 40;
   s.network.fidelity = fidelity;
   s.network.access_latency_ms = DistSpec::constant(10);
-  s.workload.probe.rate_hz = 2;
-  s.workload.probe.timeout_s = 2;
+  s.workload.edit<ProbeOptions>("probe").rate_hz = 2;
+  s.workload.edit<ProbeOptions>("probe").timeout_s = 2;
   s.churn.model = ChurnModel::kSessions;
   s.churn.session_s.kind = DistSpec::Kind::kExponential;
   s.churn.session_s.mean = 30;
@@ -54,8 +56,8 @@ TEST(World, SameSeedSameEventLogPacketLevel) { expect_deterministic(Fidelity::kP
 TEST(World, ProbeRoundTripsMatchTheNetwork) {
   Scenario s = small(Fidelity::kMessage, 3);
   s.churn.model = ChurnModel::kNone;
-  s.workload.probe.request_bytes = 100;
-  s.workload.probe.response_bytes = 100;
+  s.workload.edit<ProbeOptions>("probe").request_bytes = 100;
+  s.workload.edit<ProbeOptions>("probe").response_bytes = 100;
   const auto r = run(s);
   // Round trip = 2 x (10 + 10 ms) of latency plus tiny serialisation at 100 Mbit/s.
   EXPECT_NEAR(r["probe"]["rtt_ms_p50"].get<double>(), 40.0, 0.5);
