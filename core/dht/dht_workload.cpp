@@ -90,7 +90,7 @@ class DhtWorkloadApp final : public PeerApp {
       if (shared_) shared_->set_ready(rt_.self());
       rt_.metrics().event("dht_ready", {{"routing_contacts", node_->routing_table().size()}},
                           EventDetail::kOperation);
-      if (!shared_) {  // the live world: the schedule every peer can compute
+      if (spec_.keys == DhtKeys::kSchedule) {  // the schedule every peer can compute
         live_store_due();
         schedule(spec_.get_rate_hz, [this] { do_live_get(); });
         return;
@@ -111,7 +111,7 @@ class DhtWorkloadApp final : public PeerApp {
     });
   }
 
-  // ---- the simulated world: keys and answers checked against the shared oracle.
+  // ---- keys "oracle": keys and answers checked against the simulated world's oracle.
 
   void do_store() {
     std::vector<StoreItem> items;
@@ -171,14 +171,11 @@ class DhtWorkloadApp final : public PeerApp {
       rt_.metrics().observe("dht_get_ms", ms);
       for (size_t i = 0; i < keys.size(); ++i) {
         const bool ok = values[i].ok();
-        int live = -1;  // unknown without an oracle
-        if (shared_) {
-          live = shared_->live_replica(DhtId::from_key(keys[i])) ? 1 : 0;
-          if (live) rt_.metrics().count("dht_get_live_replica");
-          if (!ok) {
-            rt_.metrics().count(live ? "dht_get_failed_with_live_replica"
-                                     : "dht_get_failed_no_live_replica");
-          }
+        const int live = shared_->live_replica(DhtId::from_key(keys[i])) ? 1 : 0;
+        if (live) rt_.metrics().count("dht_get_live_replica");
+        if (!ok) {
+          rt_.metrics().count(live ? "dht_get_failed_with_live_replica"
+                                   : "dht_get_failed_no_live_replica");
         }
         rt_.metrics().event("dht_get", {{"ok", ok ? 1 : 0}, {"live_replica", live}, {"ms", ms}},
                             EventDetail::kOperation);
@@ -186,7 +183,7 @@ class DhtWorkloadApp final : public PeerApp {
     });
   }
 
-  // ---- the live world (no oracle): stores on LiveKeySchedule, gets of what others stored.
+  // ---- keys "schedule": stores on LiveKeySchedule, gets of what others stored (any world).
 
   // Runs every store operation that is due (those a late bootstrap missed too), then waits for
   // the next.
@@ -273,9 +270,12 @@ class DhtWorkloadApp final : public PeerApp {
                 if (!ok) rt_.metrics().count("dht_get_wrong_value");
               }
               rt_.metrics().count(ok ? "dht_live_get_ok" : "dht_live_get_failed");
+              // Where the world attached an oracle, whether a live peer held the key.
+              const int live =
+                  shared_ ? (shared_->live_replica(DhtId::from_key(w.item.key)) ? 1 : 0) : -1;
               rt_.metrics().event("dht_get",
                                   {{"ok", ok ? 1 : 0},
-                                   {"live_replica", -1},
+                                   {"live_replica", live},
                                    {"ms", ms},
                                    {"storer", w.storer},
                                    {"op", w.op},
@@ -296,15 +296,20 @@ class DhtWorkloadApp final : public PeerApp {
   std::unique_ptr<DhtNode> node_;  // after rpc_: destroyed first
   std::string value_;
   uint64_t next_key_ = 0;
-  LiveKeySchedule live_keys_;  // live world only
-  uint64_t next_op_ = 0;       // live world only: this peer's next store operation
+  LiveKeySchedule live_keys_;  // keys "schedule" only
+  uint64_t next_op_ = 0;       // keys "schedule" only: this peer's next store operation
 };
 
 }  // namespace
 
-std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
-                                               const WorkloadContext& context) {
-  return std::make_unique<DhtWorkloadApp>(rt, spec, context);
+Result<std::unique_ptr<PeerApp>> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
+                                                       const WorkloadContext& context) {
+  if (spec.keys == DhtKeys::kOracle && !context.shared_as<DhtWorkloadShared>()) {
+    return json_error("workload.dht.keys",
+                      "\"oracle\" draws the keys to get from the simulated world's record of "
+                      "stores, which this world does not keep; use \"schedule\"");
+  }
+  return std::unique_ptr<PeerApp>(std::make_unique<DhtWorkloadApp>(rt, spec, context));
 }
 
 }  // namespace crowdtrain::dht

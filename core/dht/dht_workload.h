@@ -6,11 +6,13 @@
 // storage when the get ended) and dht_get_failed_with_live_replica / _no_live_replica.
 //
 // DhtWorkloadShared is that oracle: one per simulated run (WorkloadContext::shared), holding the
-// live nodes, the keys stored so far (what gets ask for) and, per key, the peers that accepted a
-// store of it. The live world has none: peers bootstrap from WorkloadContext::bootstrap/peers,
-// store on a schedule every peer can compute (core/dht/dht_live_keys.h) and get items other peers'
-// schedules say were stored a while ago, checking the answers (dht_live_get_ok/failed,
-// dht_get_wrong_value; each get event names the storer and when its store was due).
+// live nodes, the keys stored so far and, per key, the peers that accepted a store of it (told by
+// each DhtNode's store observer). Which keys the gets ask for is workload.dht.keys, the same code
+// in both worlds: "oracle" draws them from the oracle's stored keys (the simulated world only);
+// "schedule" stores on a schedule every peer can compute (core/dht/dht_live_keys.h) and gets items
+// other peers' schedules say were stored a while ago, checking the answers (dht_live_get_ok/failed,
+// dht_get_wrong_value; each get event names the storer and when its store was due). Without an
+// oracle (the live world), peers bootstrap from WorkloadContext::bootstrap/peers.
 // Single-threaded, on the world's loop.
 #pragma once
 
@@ -69,9 +71,9 @@ class DhtWorkloadShared final : public WorkloadShared {
 std::shared_ptr<WorkloadShared> make_dht_workload_shared(uint32_t peers);
 
 // The app of one peer incarnation; `context.shared`, when set, must come from
-// make_dht_workload_shared.
-std::unique_ptr<PeerApp> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
-                                               const WorkloadContext& context);
+// make_dht_workload_shared. An error when `spec.keys` is "oracle" and the world keeps no oracle.
+Result<std::unique_ptr<PeerApp>> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
+                                                       const WorkloadContext& context);
 
 // summary.json's "dht" block: success rates and the counts they come from.
 nlohmann::json dht_workload_summary(const MetricsSink& sink);

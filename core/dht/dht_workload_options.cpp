@@ -15,8 +15,15 @@ constexpr double kMaxRetries = 100;
 
 }  // namespace
 
+const std::vector<std::pair<std::string, DhtKeys>>& dht_keys_names() {
+  static const std::vector<std::pair<std::string, DhtKeys>> names = {
+      {"oracle", DhtKeys::kOracle}, {"schedule", DhtKeys::kSchedule}};
+  return names;
+}
+
 std::shared_ptr<const WorkloadOptions> read_dht_options(JsonReader& r) {
   auto o = std::make_shared<DhtWorkloadOptions>();
+  r.read_enum("keys", o->keys, dht_keys_names());
   r.read("store_rate_hz", o->store_rate_hz, NumberRange::closed(0, kMaxRateHz));
   r.read("get_rate_hz", o->get_rate_hz, NumberRange::closed(0, kMaxRateHz));
   r.read("batch", o->batch, NumberRange::closed(1, kMaxBatch));

@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/json_path.h"
 #include "core/scenario.h"
@@ -12,7 +15,16 @@
 
 namespace crowdtrain::dht {
 
+// Which keys the gets ask for. kOracle: keys drawn from the simulated world's record of successful
+// stores (DhtWorkloadShared), so every get is of a key that was stored. kSchedule: every peer
+// stores on a schedule all peers can compute (core/dht/dht_live_keys.h) and gets items other peers'
+// schedules say were stored a while ago, checking the values; it needs no oracle, so it is the
+// one a live run can use, and it runs in the simulator too.
+enum class DhtKeys : uint8_t { kOracle = 0, kSchedule = 1 };
+const std::vector<std::pair<std::string, DhtKeys>>& dht_keys_names();
+
 struct DhtWorkloadOptions final : WorkloadOptions {
+  DhtKeys keys = DhtKeys::kOracle;
   double store_rate_hz = 1.0 / 60;  // store operations per second (Poisson)
   double get_rate_hz = 1.0 / 60;    // get operations per second (Poisson), of keys stored before
   uint32_t batch = 1;               // keys per store / get call (store_many / get_many)

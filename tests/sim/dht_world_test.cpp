@@ -1,6 +1,7 @@
 // The DHT workload in the simulated world (core/dht/dht_workload.h): without churn every store and
 // get succeeds; under churn, gets of keys that a live peer still holds succeed; the same seed gives
-// the same event log, another seed another; and it runs at packet level too.
+// the same event log, another seed another; it runs at packet level too, and with the key schedule
+// of live runs (keys "schedule").
 #include <gtest/gtest.h>
 
 #include "core/dht/dht_workload_options.h"
@@ -74,6 +75,19 @@ TEST(DhtWorld, ChurnGetsOfLiveKeysSucceedAndSameSeedSameLog) {
   other.seed = 8;
   const auto c = run(other);
   EXPECT_NE(a["event_log_sha256"], c["event_log_sha256"]);
+}
+
+// The key schedule a live run uses runs in the simulator too, and every value it gets checks out.
+TEST(DhtWorld, ScheduledKeysNoChurnEveryGetFindsTheValue) {
+  Scenario s = dht_scenario(100, 90, 5);
+  s.workload.edit<dht::DhtWorkloadOptions>("dht").keys = dht::DhtKeys::kSchedule;
+  const auto sum = run(s);
+  ASSERT_FALSE(sum.is_null());
+  EXPECT_GT(counter(sum, "dht_live_get_ok"), 200);
+  EXPECT_EQ(counter(sum, "dht_live_get_failed"), 0);
+  EXPECT_EQ(counter(sum, "dht_get_wrong_value"), 0);
+  EXPECT_EQ(counter(sum, "dht_store_failed"), 0);
+  EXPECT_EQ(sum["dht"]["live_get_success"], 1.0);
 }
 
 TEST(DhtWorld, PacketLevelNoChurn) {

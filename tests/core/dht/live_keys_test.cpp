@@ -1,11 +1,15 @@
-// LiveKeySchedule: the live DHT workload's store schedule and item names, which every peer computes
-// for every other, agree with each other (ops_due vs store_time), name distinct items, and check
-// answers strictly.
+// LiveKeySchedule: the DHT workload's store schedule and item names (workload.dht.keys
+// "schedule"), which every peer computes for every other, agree with each other (ops_due vs
+// store_time), name distinct items, and check answers strictly; "oracle" keys are refused where the
+// world keeps no oracle.
 #include "core/dht/dht_live_keys.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
+
+#include "core/dht/dht_workload.h"
+#include "tests/fake_runtime.h"
 
 namespace crowdtrain::dht {
 namespace {
@@ -81,6 +85,21 @@ TEST(LiveKeySchedule, ItemsAreDistinctAndAnswersAreCheckedStrictly) {
   EXPECT_TRUE(LiveKeySchedule::matches(entry, d));
   EXPECT_FALSE(LiveKeySchedule::matches(plain, d));
   EXPECT_FALSE(LiveKeySchedule::matches(entry, v));
+}
+
+TEST(DhtWorkload, OracleKeysNeedAWorldThatKeepsTheOracle) {
+  testing::FakeWorld world;
+  DhtWorkloadOptions o = spec();
+  WorkloadContext alone;  // no shared state: the live world's context
+  auto refused = make_dht_workload_app(world.add_peer(0), o, alone);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("workload.dht.keys"), std::string::npos) << refused.error();
+  o.keys = DhtKeys::kSchedule;
+  EXPECT_TRUE(make_dht_workload_app(world.add_peer(1), o, alone).ok());
+  WorkloadContext with_oracle;
+  with_oracle.shared = make_dht_workload_shared(4);
+  o.keys = DhtKeys::kOracle;
+  EXPECT_TRUE(make_dht_workload_app(world.add_peer(2), o, with_oracle).ok());
 }
 
 }  // namespace
