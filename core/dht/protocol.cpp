@@ -1,128 +1,49 @@
 #include "core/dht/protocol.h"
 
+#include "core/field_reader.h"
+
 namespace crowdtrain::dht {
 namespace {
 
-// Reads a message's fields in order; every error names the message, the field index and the tag.
-class Reader {
+// The DHT's reader: the shared field reader plus node ids.
+class Reader : public FieldReader {
  public:
-  Reader(const Message& m, const char* what) : m_(m), what_(what) {}
+  using FieldReader::FieldReader;
 
-  bool at_end() const { return pos_ >= m_.fields.size(); }
-  bool next_is(uint16_t tag) const { return !at_end() && m_.fields[pos_].tag == tag; }
-
-  Result<std::string> bytes(uint16_t tag, size_t max_size, const char* name) {
-    const Field* f = take(tag, FieldKind::kBytes, name);
-    if (!f) return error_;
-    const auto& s = std::get<std::string>(f->value);
-    if (s.size() > max_size) {
-      return fail(name, std::to_string(s.size()) + " bytes, limit " + std::to_string(max_size));
-    }
-    return s;
-  }
-  Result<uint64_t> u64(uint16_t tag, const char* name) {
-    const Field* f = take(tag, FieldKind::kU64, name);
-    if (!f) return error_;
-    return std::get<uint64_t>(f->value);
-  }
-  Result<int64_t> i64(uint16_t tag, const char* name) {
-    const Field* f = take(tag, FieldKind::kI64, name);
-    if (!f) return error_;
-    return std::get<int64_t>(f->value);
-  }
-  Result<bool> flag(uint16_t tag, const char* name) {
-    auto v = u64(tag, name);
-    if (!v.ok()) return v.status();
-    if (v.value() > 1) return fail(name, "flag must be 0 or 1, got " + std::to_string(v.value()));
-    return v.value() == 1;
-  }
   Result<DhtId> id(uint16_t tag, const char* name) {
     auto raw = bytes(tag, kIdBytes, name);
     if (!raw.ok()) return raw.status();
     if (raw.value().size() != kIdBytes) {
-      --pos_;  // name the field just read
-      return fail(name, "an id has " + std::to_string(kIdBytes) + " bytes, got " +
-                            std::to_string(raw.value().size()));
+      return fail_last(name, "an id has " + std::to_string(kIdBytes) + " bytes, got " +
+                                 std::to_string(raw.value().size()));
     }
     return DhtId::from_bytes(raw.value(), name);
   }
-  Status finish() {
-    if (at_end()) return Status::ok_status();
-    return fail("end", "unexpected field with tag " + std::to_string(m_.fields[pos_].tag));
-  }
-  Status fail(const char* name, const std::string& why) {
-    error_ = Status::error(std::string(what_) + ": field " + std::to_string(pos_) + " (" + name +
-                           "): " + why);
-    return error_;
-  }
-
- private:
-  const Field* take(uint16_t tag, FieldKind kind, const char* name) {
-    if (at_end()) {
-      fail(name, "missing (message ends)");
-      return nullptr;
-    }
-    const Field& f = m_.fields[pos_];
-    if (f.tag != tag) {
-      fail(name, "expected tag " + std::to_string(tag) + ", got " + std::to_string(f.tag));
-      return nullptr;
-    }
-    if (f.kind() != kind) {
-      fail(name,
-           std::string("expected ") + field_kind_name(kind) + ", got " + field_kind_name(f.kind()));
-      return nullptr;
-    }
-    ++pos_;
-    return &f;
-  }
-
-  const Message& m_;
-  const char* what_;
-  size_t pos_ = 0;
-  Status error_;
 };
-
-#define DHT_TRY(var, expr)                              \
-  auto var##_result = (expr);                           \
-  if (!var##_result.ok()) return var##_result.status(); \
-  auto var = std::move(var##_result).value()
 
 // Every request opens with the same header: the sender's id and its client flag.
 template <typename Request>
 Status read_request_header(Reader& r, Request& out) {
-  DHT_TRY(sender, r.id(kTagNodeId, "sender id"));
-  DHT_TRY(client, r.flag(kTagClient, "client"));
+  CT_TRY(sender, r.id(kTagNodeId, "sender id"));
+  CT_TRY(client, r.flag(kTagClient, "client"));
   out.sender = sender;
   out.client = client;
   return Status::ok_status();
 }
 
-Status check_type(const Message& m, MsgType type, bool response, const char* what) {
-  if (m.type != type) {
-    return Status::error(std::string(what) + ": message type " +
-                         std::to_string(static_cast<int>(m.type)) + ", expected " +
-                         std::to_string(static_cast<int>(type)));
-  }
-  if (m.is_response() != response) {
-    return Status::error(std::string(what) +
-                         (response ? ": not flagged as a response" : ": flagged as a response"));
-  }
-  return Status::ok_status();
-}
-
 // A value entry: kind, [subkey], value, expiration.
 Status read_entry(Reader& r, const ProtocolLimits& limits, StoreRecord& out) {
-  DHT_TRY(kind, r.u64(kTagKind, "kind"));
+  CT_TRY(kind, r.u64(kTagKind, "kind"));
   if (kind > 1)
     return r.fail("kind", "must be 0 (plain) or 1 (subkey), got " + std::to_string(kind));
   out.has_subkey = kind == 1;
   if (out.has_subkey) {
-    DHT_TRY(subkey, r.bytes(kTagSubkey, limits.max_subkey_bytes, "subkey"));
+    CT_TRY(subkey, r.bytes(kTagSubkey, limits.max_subkey_bytes, "subkey"));
     out.subkey = std::move(subkey);
   }
-  DHT_TRY(value, r.bytes(kTagValue, limits.max_value_bytes, "value"));
+  CT_TRY(value, r.bytes(kTagValue, limits.max_value_bytes, "value"));
   out.value = std::move(value);
-  DHT_TRY(expiration, r.i64(kTagExpiration, "expiration"));
+  CT_TRY(expiration, r.i64(kTagExpiration, "expiration"));
   out.expiration = Time(expiration);
   return Status::ok_status();
 }
@@ -199,7 +120,7 @@ Message encode_find_response(const FindResponse& r, const std::vector<DhtId>& ke
 
 Result<PingRequest> decode_ping_request(const Message& m, const ProtocolLimits&) {
   const char* what = "dht ping request";
-  if (Status s = check_type(m, MsgType::kDhtPingRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtPingRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   PingRequest out;
   if (Status s = read_request_header(r, out); !s.ok()) return s;
@@ -209,27 +130,27 @@ Result<PingRequest> decode_ping_request(const Message& m, const ProtocolLimits&)
 
 Result<PingResponse> decode_ping_response(const Message& m, const ProtocolLimits&) {
   const char* what = "dht ping response";
-  if (Status s = check_type(m, MsgType::kDhtPingResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtPingResponse, true, what); !s.ok()) return s;
   Reader r(m, what);
-  DHT_TRY(responder, r.id(kTagNodeId, "responder id"));
+  CT_TRY(responder, r.id(kTagNodeId, "responder id"));
   if (Status s = r.finish(); !s.ok()) return s;
   return PingResponse{responder};
 }
 
 Result<StoreRequest> decode_store_request(const Message& m, const ProtocolLimits& limits) {
   const char* what = "dht store request";
-  if (Status s = check_type(m, MsgType::kDhtStoreRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtStoreRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   StoreRequest out;
   if (Status s = read_request_header(r, out); !s.ok()) return s;
-  DHT_TRY(in_cache, r.flag(kTagInCache, "in_cache"));
+  CT_TRY(in_cache, r.flag(kTagInCache, "in_cache"));
   out.in_cache = in_cache;
   while (r.next_is(kTagKey)) {
     if (out.records.size() >= limits.max_keys_per_request) {
       return r.fail("key", "more than " + std::to_string(limits.max_keys_per_request) + " records");
     }
     StoreRecord rec;
-    DHT_TRY(key, r.id(kTagKey, "key"));
+    CT_TRY(key, r.id(kTagKey, "key"));
     rec.key = key;
     if (Status s = read_entry(r, limits, rec); !s.ok()) return s;
     out.records.push_back(std::move(rec));
@@ -242,14 +163,14 @@ Result<StoreRequest> decode_store_request(const Message& m, const ProtocolLimits
 Result<StoreResponse> decode_store_response(const Message& m, size_t records,
                                             const ProtocolLimits& limits) {
   const char* what = "dht store response";
-  if (Status s = check_type(m, MsgType::kDhtStoreResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtStoreResponse, true, what); !s.ok()) return s;
   Reader r(m, what);
   StoreResponse out;
-  DHT_TRY(responder, r.id(kTagNodeId, "responder id"));
+  CT_TRY(responder, r.id(kTagNodeId, "responder id"));
   out.responder = responder;
   for (size_t i = 0; i < records; ++i) {
-    DHT_TRY(stored, r.flag(kTagStored, "stored"));
-    DHT_TRY(why, r.bytes(kTagReason, 1024, "reason"));
+    CT_TRY(stored, r.flag(kTagStored, "stored"));
+    CT_TRY(why, r.bytes(kTagReason, 1024, "reason"));
     if (stored != why.empty()) return r.fail("reason", "a refusal needs a reason, a store none");
     out.refusals.push_back(std::move(why));
   }
@@ -259,7 +180,7 @@ Result<StoreResponse> decode_store_response(const Message& m, size_t records,
 
 Result<FindRequest> decode_find_request(const Message& m, const ProtocolLimits& limits) {
   const char* what = "dht find request";
-  if (Status s = check_type(m, MsgType::kDhtFindRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtFindRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   FindRequest out;
   if (Status s = read_request_header(r, out); !s.ok()) return s;
@@ -267,7 +188,7 @@ Result<FindRequest> decode_find_request(const Message& m, const ProtocolLimits& 
     if (out.keys.size() >= limits.max_keys_per_request) {
       return r.fail("key", "more than " + std::to_string(limits.max_keys_per_request) + " keys");
     }
-    DHT_TRY(key, r.id(kTagKey, "key"));
+    CT_TRY(key, r.id(kTagKey, "key"));
     out.keys.push_back(key);
   }
   if (out.keys.empty()) return r.fail("key", "a find asks at least one key");
@@ -278,13 +199,13 @@ Result<FindRequest> decode_find_request(const Message& m, const ProtocolLimits& 
 Result<FindResponse> decode_find_response(const Message& m, const std::vector<DhtId>& keys,
                                           const ProtocolLimits& limits) {
   const char* what = "dht find response";
-  if (Status s = check_type(m, MsgType::kDhtFindResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kDhtFindResponse, true, what); !s.ok()) return s;
   Reader r(m, what);
   FindResponse out;
-  DHT_TRY(responder, r.id(kTagNodeId, "responder id"));
+  CT_TRY(responder, r.id(kTagNodeId, "responder id"));
   out.responder = responder;
   for (const DhtId& asked : keys) {
-    DHT_TRY(key, r.id(kTagKey, "key"));
+    CT_TRY(key, r.id(kTagKey, "key"));
     if (key != asked)
       return r.fail("key", "answers " + key.short_hex() + ", asked " + asked.short_hex());
     FindKeyResult kr;
@@ -315,8 +236,8 @@ Result<FindResponse> decode_find_response(const Message& m, const std::vector<Dh
         return r.fail("contact id",
                       "more than " + std::to_string(limits.max_contacts_per_key) + " contacts");
       }
-      DHT_TRY(id, r.id(kTagContactId, "contact id"));
-      DHT_TRY(peer, r.u64(kTagContactPeer, "contact peer"));
+      CT_TRY(id, r.id(kTagContactId, "contact id"));
+      CT_TRY(peer, r.u64(kTagContactPeer, "contact peer"));
       if (peer >= kNoPeer) return r.fail("contact peer", "not a peer id: " + std::to_string(peer));
       kr.nearest.push_back(Contact{id, static_cast<PeerId>(peer)});
     }

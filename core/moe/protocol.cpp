@@ -2,77 +2,14 @@
 
 #include <optional>
 
+#include "core/field_reader.h"
+
 namespace crowdtrain::moe {
 namespace {
 
 constexpr size_t kFloatBytes = 4;
 
-// Reads a message's fields in order; every error names the message, the field index and its name.
-class Reader {
- public:
-  Reader(const Message& m, const char* what) : m_(m), what_(what) {}
-
-  bool next_is(uint16_t tag) const { return pos_ < m_.fields.size() && m_.fields[pos_].tag == tag; }
-  const Field* take(uint16_t tag, FieldKind kind, const std::string& name) {
-    if (pos_ >= m_.fields.size()) {
-      fail(name, "missing (message ends)");
-      return nullptr;
-    }
-    const Field& f = m_.fields[pos_];
-    if (f.tag != tag) {
-      fail(name, "expected tag " + std::to_string(tag) + ", got " + std::to_string(f.tag));
-      return nullptr;
-    }
-    if (f.kind() != kind) {
-      fail(name,
-           std::string("expected ") + field_kind_name(kind) + ", got " + field_kind_name(f.kind()));
-      return nullptr;
-    }
-    ++pos_;
-    return &f;
-  }
-  // Names the field just taken.
-  Status fail_last(const std::string& name, const std::string& why) {
-    --pos_;
-    Status s = fail(name, why);
-    ++pos_;
-    return s;
-  }
-  Status fail(const std::string& name, const std::string& why) {
-    error_ = Status::error(std::string(what_) + ": field " + std::to_string(pos_) + " (" + name +
-                           "): " + why);
-    return error_;
-  }
-  const Status& error() const { return error_; }
-  Status finish() {
-    if (pos_ >= m_.fields.size()) return Status::ok_status();
-    return fail("end", "unexpected field with tag " + std::to_string(m_.fields[pos_].tag));
-  }
-
- private:
-  const Message& m_;
-  const char* what_;
-  size_t pos_ = 0;
-  Status error_;
-};
-
-#define MOE_TRY(var, expr)                              \
-  auto var##_result = (expr);                           \
-  if (!var##_result.ok()) return var##_result.status(); \
-  auto var = std::move(var##_result).value()
-
-Status check_type(const Message& m, MsgType type, bool response, const char* what) {
-  if (m.type != type) {
-    return Status::error(std::string(what) + ": message type " +
-                         std::to_string(static_cast<int>(m.type)) + ", expected " +
-                         std::to_string(static_cast<int>(type)));
-  }
-  if (m.is_response() != response) {
-    return Status::error(std::string(what) +
-                         (response ? ": not flagged as a response" : ": flagged as a response"));
-  }
-  return Status::ok_status();
-}
+using Reader = FieldReader;
 
 Result<std::string> read_uid(Reader& r, const ProtocolLimits& limits) {
   const Field* f = r.take(kTagUid, FieldKind::kBytes, "uid");
@@ -132,7 +69,7 @@ Result<TensorData> read_batch(Reader& r, Numerics mode, uint16_t tag, const std:
     if (elem == 0) {
       return r.fail_last(name, "unknown dtype " + std::to_string(static_cast<int>(t.dtype)));
     }
-    MOE_TRY(bytes, check_shape(r, t.shape, elem, name, limits, total_bytes));
+    CT_TRY(bytes, check_shape(r, t.shape, elem, name, limits, total_bytes));
     if (t.bytes.size != bytes || (bytes > 0 && t.bytes.data == nullptr)) {
       return r.fail_last(name, std::to_string(t.bytes.size) + " data bytes for shape " +
                                    shape_string(t.shape) + ", expected " + std::to_string(bytes));
@@ -158,7 +95,7 @@ Result<TensorData> read_batch(Reader& r, Numerics mode, uint16_t tag, const std:
   }
   const Field* filler = r.take(tag, FieldKind::kFiller, name);
   if (!filler) return r.error();
-  MOE_TRY(bytes, check_shape(r, shape, kFloatBytes, name, limits, total_bytes));
+  CT_TRY(bytes, check_shape(r, shape, kFloatBytes, name, limits, total_bytes));
   const uint64_t size = std::get<Filler>(filler->value).size;
   if (size != bytes) {
     return r.fail_last(name, "filler of " + std::to_string(size) + " bytes for shape " +
@@ -231,13 +168,13 @@ Message encode_backward_response(const BackwardResponse& r) {
 
 Result<ForwardRequest> decode_forward_request(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe forward request";
-  if (Status s = check_type(m, MsgType::kMoeForwardRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeForwardRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
   ForwardRequest out;
   uint64_t total = 0;
-  MOE_TRY(uid, read_uid(r, limits));
-  MOE_TRY(mode, read_mode(r));
-  MOE_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
+  CT_TRY(uid, read_uid(r, limits));
+  CT_TRY(mode, read_mode(r));
+  CT_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
   if (Status s = r.finish(); !s.ok()) return s;
   out.uid = std::move(uid);
   out.numerics = mode;
@@ -247,41 +184,43 @@ Result<ForwardRequest> decode_forward_request(const Message& m, const ProtocolLi
 
 Result<ForwardResponse> decode_forward_response(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe forward response";
-  if (Status s = check_type(m, MsgType::kMoeForwardResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeForwardResponse, true, what); !s.ok()) return s;
   Reader r(m, what);
   uint64_t total = 0;
-  MOE_TRY(mode, read_mode(r));
-  MOE_TRY(outputs, read_batch(r, mode, kTagOutputs, "outputs", limits, total));
-  MOE_TRY(version, read_version(r));
+  CT_TRY(mode, read_mode(r));
+  CT_TRY(outputs, read_batch(r, mode, kTagOutputs, "outputs", limits, total));
+  CT_TRY(version, read_version(r));
   if (Status s = r.finish(); !s.ok()) return s;
   return ForwardResponse{mode, std::move(outputs), version};
 }
 
 Result<BackwardRequest> decode_backward_request(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe backward request";
-  if (Status s = check_type(m, MsgType::kMoeBackwardRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeBackwardRequest, false, what); !s.ok())
+    return s;
   Reader r(m, what);
   uint64_t total = 0;
-  MOE_TRY(uid, read_uid(r, limits));
-  MOE_TRY(mode, read_mode(r));
-  MOE_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
-  MOE_TRY(grads, read_batch(r, mode, kTagGradOutputs, "grad_outputs", limits, total));
+  CT_TRY(uid, read_uid(r, limits));
+  CT_TRY(mode, read_mode(r));
+  CT_TRY(inputs, read_batch(r, mode, kTagInputs, "inputs", limits, total));
+  CT_TRY(grads, read_batch(r, mode, kTagGradOutputs, "grad_outputs", limits, total));
   if (grads.shape[0] != inputs.shape[0]) {
     return r.fail_last("grad_outputs", std::to_string(grads.shape[0]) + " rows for " +
                                            std::to_string(inputs.shape[0]) + " input rows");
   }
-  MOE_TRY(version, read_version(r));
+  CT_TRY(version, read_version(r));
   if (Status s = r.finish(); !s.ok()) return s;
   return BackwardRequest{std::move(uid), mode, std::move(inputs), std::move(grads), version};
 }
 
 Result<BackwardResponse> decode_backward_response(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe backward response";
-  if (Status s = check_type(m, MsgType::kMoeBackwardResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeBackwardResponse, true, what); !s.ok())
+    return s;
   Reader r(m, what);
   uint64_t total = 0;
-  MOE_TRY(mode, read_mode(r));
-  MOE_TRY(grads, read_batch(r, mode, kTagGradInputs, "grad_inputs", limits, total));
+  CT_TRY(mode, read_mode(r));
+  CT_TRY(grads, read_batch(r, mode, kTagGradInputs, "grad_inputs", limits, total));
   if (Status s = r.finish(); !s.ok()) return s;
   return BackwardResponse{mode, std::move(grads)};
 }
@@ -300,18 +239,18 @@ Message encode_state_response(const StateResponse& r) {
 
 Result<StateRequest> decode_state_request(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe state request";
-  if (Status s = check_type(m, MsgType::kMoeStateRequest, false, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeStateRequest, false, what); !s.ok()) return s;
   Reader r(m, what);
-  MOE_TRY(uid, read_uid(r, limits));
+  CT_TRY(uid, read_uid(r, limits));
   if (Status s = r.finish(); !s.ok()) return s;
   return StateRequest{std::move(uid)};
 }
 
 Result<StateResponse> decode_state_response(const Message& m, const ProtocolLimits& limits) {
   const char* what = "moe state response";
-  if (Status s = check_type(m, MsgType::kMoeStateResponse, true, what); !s.ok()) return s;
+  if (Status s = check_message_type(m, MsgType::kMoeStateResponse, true, what); !s.ok()) return s;
   Reader r(m, what);
-  MOE_TRY(uid, read_uid(r, limits));
+  CT_TRY(uid, read_uid(r, limits));
   const Field* state = r.take(kTagState, FieldKind::kBytes, "state");
   if (!state) return r.error();
   const auto& bytes = std::get<std::string>(state->value);
