@@ -19,8 +19,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,8 +92,8 @@ std::string join_live_flags(const LiveOptions& o) {
   return s;
 }
 
-int run_live_impl(const Scenario& s, const LiveOptions& o,
-                  const std::vector<std::string>& overrides) {
+// Exit code 2, after saying why, for a scenario or flags a live peer cannot run; 0 otherwise.
+int check_live_run(const Scenario& s, const LiveOptions& o) {
   if (!is_peer_workload(s.workload.kind)) {
     std::fprintf(stderr,
                  "crowdtrain live: workload.kind is \"%s\", which does not run as a live peer\n",
@@ -103,17 +105,17 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
                  kMaxLivePeers);
     return 2;
   }
-  const double duration_s = o.duration_s > 0 ? o.duration_s : s.duration_s;
-  const std::string reproduce = reproduce_command(s, overrides, "live") + join_live_flags(o);
-  std::fprintf(stderr, "[live %u] reproduce: %s\n", o.id, reproduce.c_str());
   if (s.churn.model != ChurnModel::kNone || !s.faults.empty()) {
     std::fprintf(stderr,
                  "[live %u] note: churn and faults are simulated-world only; ignored here\n", o.id);
   }
+  return 0;
+}
 
-  MetricsSink sink;
-  sink.set_detail(s.output.events == EventLevel::kLifecycle ? EventDetail::kLifecycle
-                                                            : EventDetail::kOperation);
+// The peer's runtime, knowing every peer of --peers (listed in `targets`); null after saying why,
+// with the exit code in `code`.
+std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o, MetricsSink& sink,
+                                         std::vector<PeerId>& targets, int& code) {
   std::optional<int64_t> epoch_ns;
   if (o.epoch_unix_s) epoch_ns = static_cast<int64_t>(std::llround(*o.epoch_unix_s * 1e9));
   auto created = ZmqRuntime::create(ZmqRuntimeOptions()
@@ -127,33 +129,40 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
                                     sink);
   if (!created.ok()) {
     std::fprintf(stderr, "crowdtrain live: %s\n", created.error().c_str());
-    return 1;
+    code = 1;
+    return nullptr;
   }
-  ZmqRuntime& rt = *created.value();
-  SignalScope signals(&rt);  // Ctrl-C ends the run early; the outputs are still written
-  auto targets = std::make_shared<std::vector<PeerId>>();
+  std::unique_ptr<ZmqRuntime> rt = std::move(created.value());
   for (const auto& [id, addr] : o.peers) {
-    Status st = rt.add_peer(id, addr);
+    Status st = rt->add_peer(id, addr);
     if (!st.ok()) {
       std::fprintf(stderr, "crowdtrain live: --peers: %s\n", st.message().c_str());
-      return 2;
+      code = 2;
+      return nullptr;
     }
-    targets->push_back(id);
+    targets.push_back(id);
   }
-  // The run covers [0, duration_s) of the shared timeline.
-  const Time end = from_seconds(duration_s);
+  return rt;
+}
+
+struct StartFacts {
+  size_t connected = 0;  // peers reachable when the workload started
+  double warmup_s = 0;   // wall seconds spent waiting for them
+};
+
+// Waits for the epoch, then (bounded) until the other peers are up, so that the first requests
+// are not lost to peers still starting; messages that arrive meanwhile wait in ZeroMQ's queue.
+// 0, or the exit code after saying why.
+int await_start(ZmqRuntime& rt, Time end, const LiveOptions& o, StartFacts& out) {
   if (rt.now() < -from_seconds(kMaxEpochWaitS)) {
     std::fprintf(stderr,
                  "crowdtrain live: --epoch is %.0f s ahead of this host's clock (limit %.0f s)\n",
                  -to_seconds(rt.now()), kMaxEpochWaitS);
     return 2;
   }
-  // Before the epoch: wait for it. Messages that arrive meanwhile wait in ZeroMQ's queue.
   while (!rt.stopped() && rt.now() < Time(0)) {
     std::this_thread::sleep_for(std::min<Time>(-rt.now(), std::chrono::milliseconds(100)));
   }
-  // Warm-up: wait (bounded) until the other peers are up, so that the first requests are not lost
-  // to peers that are still starting. Messages that arrive meanwhile wait in ZeroMQ's queue.
   const auto warmup_start = std::chrono::steady_clock::now();
   const double left_s = to_seconds(end - rt.now());
   auto connected = rt.await_connections(from_seconds(std::clamp(left_s / 4, 0.0, kMaxWarmupS)));
@@ -161,13 +170,93 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     std::fprintf(stderr, "crowdtrain live: --peers: %s\n", connected.error().c_str());
     return 2;
   }
-  const double warmup_s =
+  out.connected = connected.value();
+  out.warmup_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - warmup_start).count();
-  if (connected.value() < rt.known_peers()) {
+  if (out.connected < rt.known_peers()) {
     std::fprintf(stderr, "[live %u] %zu of %zu peers reachable after %.1f s; starting anyway\n",
-                 o.id, connected.value(), rt.known_peers(), warmup_s);
+                 o.id, out.connected, rt.known_peers(), out.warmup_s);
   }
+  return 0;
+}
 
+// Runs `app` from `t0` (now) until `end` (or a signal), calling `sample` at t0 and every
+// `interval`, and printing progress when asked; stops the app (the last row is the caller's).
+void drive(PeerApp& app, ZmqRuntime& rt, const MetricsSink& sink, Time t0, Time end, Time interval,
+           bool progress, uint32_t id, const std::function<void(double)>& sample) {
+  app.start();
+  sample(to_seconds(t0));
+  Time next_sample = t0 + interval;
+  while (!rt.stopped() && rt.now() < end) {
+    rt.run_until(std::min(next_sample, end));
+    if (rt.stopped() || rt.now() >= end) break;
+    if (rt.now() < next_sample) continue;
+    const double t = to_seconds(rt.now());
+    sample(t);
+    if (progress) {
+      std::fprintf(stderr, "\r[live %u] t=%.0f/%.0f s  sent=%lld  received=%lld   ", id, t,
+                   to_seconds(end), static_cast<long long>(sink.counter("messages_sent")),
+                   static_cast<long long>(sink.counter("messages_delivered")));
+      std::fflush(stderr);
+    }
+    while (next_sample <= rt.now()) next_sample += interval;
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  app.stop();
+}
+
+// summary.json of a live peer: the shared run summary plus this process's own facts.
+nlohmann::json live_summary(const Scenario& s, const MetricsSink& sink, const ZmqRuntime& rt,
+                            const LiveOptions& o, const StartFacts& start, RunFacts facts,
+                            Time t0) {
+  facts.world = "live";
+  facts.peers = rt.known_peers();
+  nlohmann::json sum = run_summary(s, sink, facts);
+  sum["peer_id"] = o.id;
+  sum["listen"] = rt.endpoint();
+  sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
+  sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s
+  sum["interrupted"] = rt.stopped();
+  sum["warmup_s"] = start.warmup_s;
+  sum["peers_connected_at_start"] = start.connected;
+  for (const char* c :
+       {"messages_sent", "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
+    sum[c] = sink.counter(c);
+  }
+  return sum;
+}
+
+void print_done(const Scenario& s, const MetricsSink& sink, uint32_t id, const std::string& dir) {
+  if (s.workload.kind == "probe") {
+    std::fprintf(stderr, "[live %u] done: %lld probes ok, %lld failed; outputs in %s\n", id,
+                 static_cast<long long>(sink.counter("probes_ok")),
+                 static_cast<long long>(sink.counter("probes_failed")), dir.c_str());
+    return;
+  }
+  std::fprintf(stderr,
+               "[live %u] done: %s workload, %lld messages sent, %lld received; outputs in %s\n",
+               id, s.workload.kind.c_str(), static_cast<long long>(sink.counter("messages_sent")),
+               static_cast<long long>(sink.counter("messages_delivered")), dir.c_str());
+}
+
+int run_live_impl(const Scenario& s, const LiveOptions& o,
+                  const std::vector<std::string>& overrides) {
+  if (int code = check_live_run(s, o); code != 0) return code;
+  const double duration_s = o.duration_s > 0 ? o.duration_s : s.duration_s;
+  const std::string reproduce = reproduce_command(s, overrides, "live") + join_live_flags(o);
+  std::fprintf(stderr, "[live %u] reproduce: %s\n", o.id, reproduce.c_str());
+  MetricsSink sink;
+  sink.set_detail(s.output.events == EventLevel::kLifecycle ? EventDetail::kLifecycle
+                                                            : EventDetail::kOperation);
+  auto targets = std::make_shared<std::vector<PeerId>>();
+  int code = 0;
+  std::unique_ptr<ZmqRuntime> runtime = open_runtime(s, o, sink, *targets, code);
+  if (!runtime) return code;
+  ZmqRuntime& rt = *runtime;
+  SignalScope signals(&rt);  // Ctrl-C ends the run early; the outputs are still written
+  const Time end = from_seconds(duration_s);  // the run covers [0, duration_s) of the timeline
+  StartFacts start;
+  if (int c = await_start(rt, end, o, start); c != 0) return c;
   const std::string dir =
       o.out_dir.empty() ? output_dir_for(s) + "/live-" + std::to_string(o.id) : o.out_dir;
   auto out = RunOutput::open(dir, kCsvColumns, sink);
@@ -181,8 +270,6 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
          double(sink.counter("probes_ok")), double(sink.counter("probes_failed")),
          double(sink.counter("net_send_dropped")), double(sink.counter("net_rejected_messages"))});
   };
-  const bool progress = s.output.progress;
-
   WorkloadContext context;
   context.peers = targets;
   context.state_dir = dir + "/state";
@@ -202,72 +289,27 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
                  duration_s, to_seconds(t0));
     return 2;
   }
-  const Time interval = from_seconds(std::max(s.output.metrics_interval_s, 0.01));
   rt.metrics().event("live_start", {{"peers", uint64_t{o.peers.size()}},
                                     {"epoch_unix_ns", rt.epoch_unix_ns()},
-                                    {"connected", uint64_t{connected.value()}},
+                                    {"connected", uint64_t{start.connected}},
                                     {"listen", std::string_view(rt.endpoint())}});
-  {
-    app->start();
-    sample(to_seconds(t0));
-    Time next_sample = t0 + interval;
-    while (!rt.stopped() && rt.now() < end) {
-      rt.run_until(std::min(next_sample, end));
-      if (rt.stopped() || rt.now() >= end) break;  // the last row is written after app->stop()
-      if (rt.now() < next_sample) continue;
-      const double t = to_seconds(rt.now());
-      sample(t);
-      if (progress) {
-        std::fprintf(stderr, "\r[live %u] t=%.0f/%.0f s  sent=%lld  received=%lld   ", o.id, t,
-                     duration_s, static_cast<long long>(sink.counter("messages_sent")),
-                     static_cast<long long>(sink.counter("messages_delivered")));
-        std::fflush(stderr);
-      }
-      while (next_sample <= rt.now()) next_sample += interval;
-    }
-    if (progress) std::fprintf(stderr, "\n");
-    app->stop();
-  }
-  const double end_s = to_seconds(rt.now());
-  sample(end_s);
-  rt.metrics().event("live_end", {{"interrupted", rt.stopped() ? 1 : 0}});
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-
+  const Time interval = from_seconds(std::max(s.output.metrics_interval_s, 0.01));
+  drive(*app, rt, sink, t0, end, interval, s.output.progress, o.id, sample);
   RunFacts facts;
-  facts.world = "live";
-  facts.peers = rt.known_peers();
-  facts.sim_time_s = end_s;  // the timeline's time at the end (about duration_s)
-  facts.wall_time_s = wall_s;
+  facts.sim_time_s = to_seconds(rt.now());  // the timeline's time at the end (about duration_s)
+  sample(facts.sim_time_s);
+  rt.metrics().event("live_end", {{"interrupted", rt.stopped() ? 1 : 0}});
+  facts.wall_time_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   facts.reproduce = reproduce;
-  nlohmann::json sum = run_summary(s, sink, facts);
-  sum["peer_id"] = o.id;
-  sum["listen"] = rt.endpoint();
-  sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
-  sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s
-  sum["interrupted"] = rt.stopped();
-  sum["warmup_s"] = warmup_s;
-  sum["peers_connected_at_start"] = connected.value();
-  for (const char* c :
-       {"messages_sent", "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
-    sum[c] = sink.counter(c);
-  }
+  const nlohmann::json sum = live_summary(s, sink, rt, o, start, facts, t0);
   app.reset();  // before the runtime it was built on
   sink.close_event_file();
   if (Status st = out.value()->write_summary(sum); !st.ok()) {
     std::fprintf(stderr, "crowdtrain live: %s\n", st.message().c_str());
     return 1;
   }
-  if (s.workload.kind == "probe") {
-    std::fprintf(stderr, "[live %u] done: %lld probes ok, %lld failed; outputs in %s\n", o.id,
-                 static_cast<long long>(sink.counter("probes_ok")),
-                 static_cast<long long>(sink.counter("probes_failed")), dir.c_str());
-  } else {
-    std::fprintf(
-        stderr, "[live %u] done: %s workload, %lld messages sent, %lld received; outputs in %s\n",
-        o.id, s.workload.kind.c_str(), static_cast<long long>(sink.counter("messages_sent")),
-        static_cast<long long>(sink.counter("messages_delivered")), dir.c_str());
-  }
+  print_done(s, sink, o.id, dir);
   return 0;
 }
 
