@@ -92,6 +92,10 @@ class World final : public SimHost {
   std::vector<PeerId> fault_victims(const FaultSpec& f);
   void sample_metrics();
   void progress_tick();
+  Status open_outputs();
+  void start_network();
+  void schedule_joins();
+  nlohmann::json summary();
   Time now() const { return Time(ns3::Simulator::Now().GetNanoSeconds()); }
   void world_event(std::string_view kind, std::initializer_list<EventField> f) {
     sink_.event(now(), kNoPeer, kind, EventDetail::kLifecycle, f);
@@ -307,25 +311,23 @@ void World::progress_tick() {
   ns3::Simulator::Schedule(ns3::Seconds(1), &World::progress_tick, this);
 }
 
-Result<nlohmann::json> World::run() {
-  wall_start_ = last_progress_ = std::chrono::steady_clock::now();
-  const EventLevel events = s_.output.events;
-  sink_.set_detail(
-      (events == EventLevel::kAll || (events == EventLevel::kAuto && s_.peers.count <= 10000))
-          ? EventDetail::kOperation
-          : EventDetail::kLifecycle);
+// The run folder (when the run writes files), its peers' disks emptied first.
+Status World::open_outputs() {
+  if (!o_.write_files) return Status();
   const std::string dir = o_.out_dir.empty() ? output_dir_for(s_) : o_.out_dir;
-  if (o_.write_files) {
-    auto out = RunOutput::open(dir, kCsvColumns, sink_);
-    if (!out.ok()) return out.status();
-    out_ = std::move(out.value());
-    // The peers' disks: nothing of an earlier run in this folder may leak into this one.
-    state_root_ = dir + "/state";
-    std::error_code ec;
-    std::filesystem::remove_all(state_root_, ec);
-  }
-  std::fprintf(stderr, "[sim] reproduce: %s\n", reproduce_command(s_, o_.overrides, "run").c_str());
+  auto out = RunOutput::open(dir, kCsvColumns, sink_);
+  if (!out.ok()) return out.status();
+  out_ = std::move(out.value());
+  // The peers' disks: nothing of an earlier run in this folder may leak into this one.
+  state_root_ = dir + "/state";
+  std::error_code ec;
+  std::filesystem::remove_all(state_root_, ec);
+  return Status();
+}
 
+// A fresh ns-3 simulator seeded from the scenario, the network model of network.fidelity, and
+// the context every app gets.
+void World::start_network() {
   ns3::Simulator::Destroy();
   if (s_.peers.count > 20000) {
     ns3::ObjectFactory f;
@@ -340,13 +342,14 @@ Result<nlohmann::json> World::run() {
   network_ = s_.network.fidelity == Fidelity::kPacket
                  ? make_packet_network(topology_, s_.network, loss_seed, on_deliver)
                  : make_message_network(topology_, s_.network, loss_seed, on_deliver);
-
   auto ids = std::make_shared<std::vector<PeerId>>(s_.peers.count);
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
   context_.peers = ids;
   context_.shared = make_workload_shared(s_);
+}
 
-  world_event("run_start", {{"peers", s_.peers.count}, {"seed", s_.seed}});
+// Every peer online at the start joins now; the others when churn or their trace says.
+void World::schedule_joins() {
   for (PeerId p = 0; p < s_.peers.count; ++p) {
     if (churn_.initially_online(p)) {
       join(p, "start");
@@ -356,39 +359,28 @@ Result<nlohmann::json> World::run() {
         if (!peers_[p].alive && peers_[p].incarnation == inc) join(p, "churn");
       });
     }
-    if (churn_.trace()) {
-      if (const auto* sessions = churn_.trace_sessions(p)) {
-        for (const auto& t : *sessions) {
-          if (t.join_s > 0.0) {
-            ns3::Simulator::Schedule(ns3::Seconds(t.join_s), [this, p] { join(p, "trace"); });
-          }
+    if (!churn_.trace()) continue;
+    if (const auto* sessions = churn_.trace_sessions(p)) {
+      for (const auto& t : *sessions) {
+        if (t.join_s > 0.0) {
+          ns3::Simulator::Schedule(ns3::Seconds(t.join_s), [this, p] { join(p, "trace"); });
         }
       }
     }
   }
-  schedule_faults();
-  ns3::Simulator::Schedule(ns3::Seconds(0), &World::sample_metrics, this);
-  if (o_.progress && s_.output.progress) {
-    ns3::Simulator::Schedule(ns3::Seconds(1), &World::progress_tick, this);
-  }
-  ns3::Simulator::Stop(ns3::Seconds(s_.duration_s));
-  ns3::Simulator::Run();
-  if (o_.progress && s_.output.progress) std::fprintf(stderr, "\n");
+}
 
-  for (PeerId p = 0; p < peers_.size(); ++p) {
-    if (peers_[p].alive) peers_[p].app->stop();
-  }
-  world_event("run_end", {{"alive_peers", alive_}});
-  const double wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
-  const NetworkStats& n = network_->stats();
+// summary.json: the shared run summary plus the simulated world's network figures.
+nlohmann::json World::summary() {
   RunFacts facts;
   facts.world = "sim";
   facts.peers = s_.peers.count;
   facts.sim_time_s = to_seconds(now());
-  facts.wall_time_s = wall_s;
+  facts.wall_time_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
   facts.reproduce = reproduce_command(s_, o_.overrides, "run");
   nlohmann::json sum = run_summary(s_, sink_, facts);
+  const NetworkStats& n = network_->stats();
   sum["fidelity"] = enum_name(fidelity_names(), s_.network.fidelity);
   sum["events_processed"] = ns3::Simulator::GetEventCount();
   sum["messages_sent"] = n.messages_sent;
@@ -401,6 +393,33 @@ Result<nlohmann::json> World::run() {
   sum["connections_opened"] = n.connections_opened;
   sum["alive_peers_at_end"] = alive_;
   sum["peak_rss_mib"] = peak_rss_mib();
+  return sum;
+}
+
+Result<nlohmann::json> World::run() {
+  wall_start_ = last_progress_ = std::chrono::steady_clock::now();
+  const EventLevel events = s_.output.events;
+  sink_.set_detail(
+      (events == EventLevel::kAll || (events == EventLevel::kAuto && s_.peers.count <= 10000))
+          ? EventDetail::kOperation
+          : EventDetail::kLifecycle);
+  if (Status st = open_outputs(); !st.ok()) return st;
+  std::fprintf(stderr, "[sim] reproduce: %s\n", reproduce_command(s_, o_.overrides, "run").c_str());
+  start_network();
+  world_event("run_start", {{"peers", s_.peers.count}, {"seed", s_.seed}});
+  schedule_joins();
+  schedule_faults();
+  ns3::Simulator::Schedule(ns3::Seconds(0), &World::sample_metrics, this);
+  const bool progress = o_.progress && s_.output.progress;
+  if (progress) ns3::Simulator::Schedule(ns3::Seconds(1), &World::progress_tick, this);
+  ns3::Simulator::Stop(ns3::Seconds(s_.duration_s));
+  ns3::Simulator::Run();
+  if (progress) std::fprintf(stderr, "\n");
+  for (PeerId p = 0; p < peers_.size(); ++p) {
+    if (peers_[p].alive) peers_[p].app->stop();
+  }
+  world_event("run_end", {{"alive_peers", alive_}});
+  nlohmann::json sum = summary();
   if (out_) {
     sink_.close_event_file();
     Status st = out_->write_summary(sum);
