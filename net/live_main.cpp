@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -102,17 +103,69 @@ std::string find_default_scenario() {
   return "";
 }
 
-}  // namespace
-
-int live_main(const std::vector<std::string>& args) {
+// What the command line says.
+struct LiveArgs {
   std::string scenario_path;
   std::vector<std::string> overrides;  // --set, in order (the reproduce line repeats them)
   std::string seed_text;
   bool quiet = false;
   bool have_id = false;
+  bool help = false;
   LiveOptions o;
-  o.duration_s = 0;  // 0: the scenario's duration_s
-  for (size_t i = 0; i < args.size(); ++i) {
+};
+
+// One option and its value (`take` fetches it: false when it is missing); "" or the usage error.
+std::string apply_flag(const std::string& flag, const std::function<bool()>& take,
+                       const std::string& value, LiveArgs& a) {
+  LiveOptions& o = a.o;
+  if (flag == "--help" || flag == "-h") {
+    a.help = true;
+  } else if (flag == "--quiet") {
+    a.quiet = true;
+  } else if (flag == "--id") {
+    uint64_t id = 0;
+    if (!take() || !parse_uint(value, kNoPeer - 1, id)) return "--id needs a peer id";
+    o.id = static_cast<PeerId>(id);
+    a.have_id = true;
+  } else if (flag == "--listen") {
+    if (!take() || value.find("://") == std::string::npos) {
+      return "--listen needs an address like tcp://127.0.0.1:5500";
+    }
+    o.listen = value;
+  } else if (flag == "--peers") {
+    if (!take()) return "--peers needs ID=ADDR,ID=ADDR,...";
+    return parse_peers(value, o.peers);
+  } else if (flag == "--duration") {
+    if (!take() || !parse_positive_double(value, o.duration_s)) {
+      return "--duration needs a number of seconds > 0";
+    }
+  } else if (flag == "--epoch") {
+    double epoch = 0;
+    if (!take() || !parse_positive_double(value, epoch)) {
+      return "--epoch needs a Unix time in seconds > 0 (e.g. $(date +%s))";
+    }
+    o.epoch_unix_s = epoch;
+  } else if (flag == "--out") {
+    if (!take() || value.empty()) return "--out needs a folder";
+    o.out_dir = value;
+  } else if (flag == "--seed") {
+    uint64_t seed = 0;
+    if (!take() || !parse_uint(value, UINT64_MAX, seed)) return "--seed needs a number";
+    a.seed_text = value;
+  } else if (flag == "--set") {
+    if (!take() || value.find('=') == std::string::npos) return "--set needs key=value";
+    a.overrides.push_back(value);
+  } else {
+    return "unknown option " + flag;
+  }
+  return "";
+}
+
+// The arguments into `a`, with the defaults filled in (--listen from --peers, the scenario found
+// upward); "" or the usage error. Stops early at --help.
+std::string parse_live_args(const std::vector<std::string>& args, LiveArgs& a) {
+  a.o.duration_s = 0;  // 0: the scenario's duration_s
+  for (size_t i = 0; i < args.size() && !a.help; ++i) {
     std::string flag = args[i];
     std::string value;
     bool inline_value = false;
@@ -127,82 +180,53 @@ int live_main(const std::vector<std::string>& args) {
       value = args[++i];
       return true;
     };
-    if (flag == "--help" || flag == "-h") {
-      std::printf("%s", kLiveUsage);
-      return 0;
-    } else if (flag == "--quiet") {
-      quiet = true;
-    } else if (flag == "--id") {
-      uint64_t id = 0;
-      if (!take() || !parse_uint(value, kNoPeer - 1, id))
-        return usage_error("--id needs a peer id");
-      o.id = static_cast<PeerId>(id);
-      have_id = true;
-    } else if (flag == "--listen") {
-      if (!take() || value.find("://") == std::string::npos) {
-        return usage_error("--listen needs an address like tcp://127.0.0.1:5500");
-      }
-      o.listen = value;
-    } else if (flag == "--peers") {
-      if (!take()) return usage_error("--peers needs ID=ADDR,ID=ADDR,...");
-      if (std::string e = parse_peers(value, o.peers); !e.empty()) return usage_error(e);
-    } else if (flag == "--duration") {
-      if (!take() || !parse_positive_double(value, o.duration_s)) {
-        return usage_error("--duration needs a number of seconds > 0");
-      }
-    } else if (flag == "--epoch") {
-      double epoch = 0;
-      if (!take() || !parse_positive_double(value, epoch)) {
-        return usage_error("--epoch needs a Unix time in seconds > 0 (e.g. $(date +%s))");
-      }
-      o.epoch_unix_s = epoch;
-    } else if (flag == "--out") {
-      if (!take() || value.empty()) return usage_error("--out needs a folder");
-      o.out_dir = value;
-    } else if (flag == "--seed") {
-      uint64_t seed = 0;
-      if (!take() || !parse_uint(value, UINT64_MAX, seed))
-        return usage_error("--seed needs a number");
-      seed_text = value;
-    } else if (flag == "--set") {
-      if (!take() || value.find('=') == std::string::npos)
-        return usage_error("--set needs key=value");
-      overrides.push_back(value);
-    } else if (!flag.empty() && flag[0] == '-') {
-      return usage_error("unknown option " + args[i]);
-    } else if (scenario_path.empty()) {
-      scenario_path = args[i];
+    if (!flag.empty() && flag[0] == '-') {
+      const std::string arg = args[i];
+      std::string e = apply_flag(flag, take, value, a);
+      if (e.rfind("unknown option", 0) == 0) return "unknown option " + arg;
+      if (!e.empty()) return e;
+    } else if (a.scenario_path.empty()) {
+      a.scenario_path = args[i];
     } else {
-      return usage_error("more than one scenario given (" + scenario_path + ", " + args[i] + ")");
+      return "more than one scenario given (" + a.scenario_path + ", " + args[i] + ")";
     }
   }
-  if (!have_id) return usage_error("--id is required");
-  if (o.listen.empty()) {
-    auto self = o.peers.find(o.id);
-    if (self == o.peers.end()) {
-      return usage_error("--listen is required when --peers has no entry for --id " +
-                         std::to_string(o.id));
+  if (a.help) return "";
+  if (!a.have_id) return "--id is required";
+  if (a.o.listen.empty()) {
+    auto self = a.o.peers.find(a.o.id);
+    if (self == a.o.peers.end()) {
+      return "--listen is required when --peers has no entry for --id " + std::to_string(a.o.id);
     }
-    o.listen = self->second;
+    a.o.listen = self->second;
   }
-  if (scenario_path.empty()) {
-    scenario_path = find_default_scenario();
-    if (scenario_path.empty()) {
-      return usage_error(
-          "no SCENARIO given and scenarios/probe_world.json is not in the current "
-          "folder or any parent");
-    }
+  if (a.scenario_path.empty()) a.scenario_path = find_default_scenario();
+  if (a.scenario_path.empty()) {
+    return "no SCENARIO given and scenarios/probe_world.json is not in the current folder or any "
+           "parent";
   }
-  std::vector<std::string> load_overrides = overrides;
-  if (!seed_text.empty()) load_overrides.push_back("seed=" + seed_text);
-  auto s = load_scenario(scenario_path, load_overrides);
+  return "";
+}
+
+}  // namespace
+
+int live_main(const std::vector<std::string>& args) {
+  LiveArgs a;
+  if (std::string e = parse_live_args(args, a); !e.empty()) return usage_error(e);
+  if (a.help) {
+    std::printf("%s", kLiveUsage);
+    return 0;
+  }
+  std::vector<std::string> load_overrides = a.overrides;
+  if (!a.seed_text.empty()) load_overrides.push_back("seed=" + a.seed_text);
+  auto s = load_scenario(a.scenario_path, load_overrides);
   if (!s.ok()) {
-    std::fprintf(stderr, "crowdtrain live: %s: %s\n", scenario_path.c_str(), s.error().c_str());
+    std::fprintf(stderr, "crowdtrain live: %s: %s\n", a.scenario_path.c_str(), s.error().c_str());
     return 2;
   }
-  if (quiet) s.value().output.progress = false;
+  if (a.quiet) s.value().output.progress = false;
   // The reproduce line carries the seed as --seed (reproduce_command adds it), the rest as --set.
-  return run_live(s.value(), o, overrides);
+  return run_live(s.value(), a.o, a.overrides);
 }
 
 }  // namespace crowdtrain::net
