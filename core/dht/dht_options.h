@@ -30,8 +30,8 @@ class DhtOptions {
   CT_DHT_OPTION(Time, republish_period, std::chrono::seconds(300))  // 0: no republishing
   CT_DHT_OPTION(size_t, max_republish_keys, 1024)                   // per republish round
   CT_DHT_OPTION(bool, cache_on_lookup, true)  // a get stores what it found at the nearest miss
-  // Kademlia's hand-off: a peer newly met that is among the `replicas` nearest known to a stored
-  // key gets that key's records (batched, at most one round per handoff_delay).
+  // Kademlia's hand-off: a node met for the first time that is among the `replicas` nearest
+  // known to a stored key gets that key's records (batched, at most one round per handoff_delay).
   CT_DHT_OPTION(bool, handoff, false)
   CT_DHT_OPTION(Time, handoff_delay, std::chrono::milliseconds(100))
   CT_DHT_OPTION(bool, client_mode, false)  // asks, never serves as a routing-table member

@@ -5,6 +5,9 @@
 namespace crowdtrain::dht {
 namespace {
 
+// Node ids remembered as already met by the hand-off; past this many the memory starts over.
+constexpr size_t kMaxMetIds = 1 << 16;
+
 ProtocolLimits limits_of(const DhtOptions& o) {
   ProtocolLimits l;
   l.max_keys_per_request = o.max_keys_per_request();
@@ -171,6 +174,8 @@ void DhtNode::saw(const Contact& c, bool client) {
   const bool known = table_.contains(c.id);
   if (auto stale = table_.update(c, rt_.now())) ping_contact(*stale);
   if (!options_.handoff() || known || !table_.contains(c.id) || storage_.size() == 0) return;
+  if (met_.size() >= kMaxMetIds) met_.clear();  // a churning swarm of many ids: start over
+  if (!met_.insert(c.id).second) return;        // met before: it had its hand-off then
   newcomers_.push_back(c);
   if (handoff_pending_) return;
   handoff_pending_ = true;

@@ -3,9 +3,11 @@
 // storage and a cache, and offers bootstrap, store (plain and dictionary subkeys, to the `replicas`
 // nearest peers), get (iterative FIND_VALUE, caching the value at the nearest peer that lacked it)
 // and find_nearest, each for many keys at once through one traversal (core/dht/traverse.h).
-// Periodic timers refresh idle buckets and republish stored records; with `handoff`, a peer newly
-// met gets the stored records for which it is among the `replicas` nearest (Kademlia's join rule,
-// so that values stored while the network was young reach the peers that joined later). A peer that
+// Periodic timers refresh idle buckets and republish stored records; with `handoff`, a node met
+// for the first time gets the stored records for which it is among the `replicas` nearest
+// (Kademlia's join rule, so that values stored while the network was young reach the peers that
+// joined later; a node met again after a time-out dropped it gets nothing: on congested links that
+// re-meeting is constant, and handing everything off each time floods the swarm). A peer that
 // does not answer a call (a time-out) is dropped from the routing table and blacklisted for a while
 // (doubling per repeated failure); a peer that answers is alive and never blacklisted, even when it
 // refuses. Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
@@ -17,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -147,6 +150,7 @@ class DhtNode {
   RecordValidator validator_;
   StoreObserver store_observer_;
   std::vector<Contact> newcomers_;  // met since the last hand-off round
+  std::set<DhtId> met_;             // every node id a hand-off considered (bounded, see saw())
   bool handoff_pending_ = false;
   struct Strike {
     Time until{0};

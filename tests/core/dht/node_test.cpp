@@ -295,6 +295,37 @@ TEST(DhtNode, KeysStoredWhileAloneReachTheNearestPeersThatJoinLater) {
   }
 }
 
+// A node dropped after a time-out and met again had its hand-off the first time: handing every
+// record off at each re-meeting floods a congested swarm (the home-links throughput runs).
+TEST(DhtNode, AHandOffGoesOnlyToNodesMetForTheFirstTime) {
+  const auto options = DhtOptions().republish_period(Time(0)).handoff(true).rpc_timeout(1s);
+  FakeWorld world(16);
+  Rng rng(17);
+  DhtApp a(world.add_peer(0), DhtId::random(rng), options, {});
+  DhtApp b(world.add_peer(1), DhtId::random(rng), options, {0});
+  world.attach(0, &a);
+  world.attach(1, &b);
+  a.start();
+  for (int k = 0; k < 10; ++k) a.node().store(key_of(k), value_of(k), 3600s, [](size_t) {});
+  world.run_for(1s);
+  b.start();
+  world.run_for(2s);
+  EXPECT_EQ(world.sink.counter("dht_handed_off"), 10);
+  ASSERT_TRUE(a.node().routing_table().contains(b.node().id()));
+  // B stops answering A: A's next lookup times out on B and drops it.
+  world.filter = [](PeerId from, PeerId, Message&) { return from != 1; };
+  a.node().get("absent", [](Result<DhtValue>) {});
+  world.run_for(5s);
+  ASSERT_FALSE(a.node().routing_table().contains(b.node().id()));
+  // B speaks again (it lost A too, its calls having gone unanswered, so it bootstraps anew): A
+  // meets it anew, and hands nothing off a second time.
+  world.filter = nullptr;
+  b.node().bootstrap({0}, [](Status) {});
+  world.run_for(5s);
+  EXPECT_TRUE(a.node().routing_table().contains(b.node().id()));
+  EXPECT_EQ(world.sink.counter("dht_handed_off"), 10);
+}
+
 TEST(DhtNode, TwoHundredNodesBatchedStoreManyAndGetMany) {
   Swarm s(200, 12);
   // hivemind's benchmark shape: records stored and fetched in batches of 64, one traversal each.
