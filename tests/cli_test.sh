@@ -37,6 +37,18 @@ expect_broken negative_bw '{"network": {"upload_mbps": -3}}' "network.upload_mbp
 expect_broken truncated '{"peers": {"count": 10' "malformed JSON"
 expect_broken bad_fidelity '{"network": {"fidelity": "quantum"}}' "network.fidelity"
 expect_broken bad_fault '{"faults": [{"at_s": 1, "kind": "meteor"}]}' "faults[0].kind"
+# The corpus of broken scenarios (tests/bad_scenarios/: wrong types, unknown keys and choices,
+# out-of-range numbers, missing data files, contradictory settings, every workload's subtree), each
+# with the JSON path its error must name.
+corpus=0
+while IFS=$'\t' read -r file path; do
+  case "$file" in '#'* | '') continue ;; esac
+  expect_broken "corpus_${file%.json}" "$(cat "$ROOT/tests/bad_scenarios/$file")" "$path: "
+  corpus=$((corpus + 1))
+done < "$ROOT/tests/bad_scenarios/expected.tsv"
+[ "$corpus" -ge 20 ] || fail "only $corpus broken scenarios in tests/bad_scenarios/expected.tsv"
+[ "$(ls "$ROOT"/tests/bad_scenarios/*.json | wc -l)" -eq "$corpus" ] ||
+  fail "tests/bad_scenarios/ has a .json file that expected.tsv does not list"
 
 # 3. a bad override exits 2 and names the key.
 "$BIN" check "$ROOT/scenarios/probe_world.json" --set peers.count=-5 > "$TMP/err" 2>&1
