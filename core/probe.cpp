@@ -107,18 +107,12 @@ std::shared_ptr<const WorkloadOptions> read_probe_options(JsonReader& r) {
 }
 
 Status check_probe_options(const Scenario& s) {
-  const uint64_t limit = s.network.max_message_bytes;
   const ProbeOptions& o = probe_options_of(s);
-  for (const auto& [key, bytes] :
-       {std::pair<const char*, uint64_t>{"request_bytes", o.request_bytes},
-        {"response_bytes", o.response_bytes}}) {
-    if (bytes > limit) {
-      return json_error(std::string("workload.probe.") + key,
-                        "must be <= network.max_message_bytes (" + std::to_string(limit) +
-                            "), got " + std::to_string(bytes));
-    }
+  if (Status st = check_fits_in_message(s, "workload.probe.request_bytes", o.request_bytes);
+      !st.ok()) {
+    return st;
   }
-  return Status();
+  return check_fits_in_message(s, "workload.probe.response_bytes", o.response_bytes);
 }
 
 const ProbeOptions& probe_options_of(const Scenario& s) {

@@ -287,6 +287,13 @@ Result<Scenario> parse_scenario(const json& doc, const std::string& base_dir) {
   return s;
 }
 
+Status check_fits_in_message(const Scenario& s, const std::string& path, uint64_t bytes) {
+  const uint64_t limit = s.network.max_message_bytes;
+  if (bytes <= limit) return Status();
+  return json_error(path, "must be <= network.max_message_bytes (" + std::to_string(limit) +
+                              "), got " + std::to_string(bytes));
+}
+
 Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::error(path + ": cannot open (" + std::strerror(errno) + ")");

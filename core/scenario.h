@@ -180,5 +180,7 @@ Result<Scenario> parse_scenario(const nlohmann::json& doc, const std::string& ba
 // weibull given by "median" gets scale = median / ln(2)^(1/shape).
 Result<DistSpec> parse_dist(const nlohmann::json& v, const std::string& path,
                             bool positive = false);
+// For a workload's checks: an error at `path` when `bytes` exceed network.max_message_bytes.
+Status check_fits_in_message(const Scenario& s, const std::string& path, uint64_t bytes);
 
 }  // namespace crowdtrain

@@ -21,14 +21,10 @@ std::shared_ptr<const WorkloadOptions> read_transfers_options(JsonReader& r) {
 }
 
 Status check_transfers_options(const Scenario& s) {
-  const uint64_t limit = s.network.max_message_bytes;
   const TransfersOptions& o = transfers_options_of(s);
   for (size_t i = 0; i < o.sizes_bytes.size(); ++i) {
-    if (o.sizes_bytes[i] > limit) {
-      return json_error(json_index_path("workload.transfers.sizes_bytes", i),
-                        "must be <= network.max_message_bytes (" + std::to_string(limit) +
-                            "), got " + std::to_string(o.sizes_bytes[i]));
-    }
+    const std::string path = json_index_path("workload.transfers.sizes_bytes", i);
+    if (Status st = check_fits_in_message(s, path, o.sizes_bytes[i]); !st.ok()) return st;
   }
   if (2ull * o.pairs > s.peers.count) {
     return json_error("workload.transfers.pairs",

@@ -114,9 +114,10 @@ struct LiveArgs {
   LiveOptions o;
 };
 
-// One option and its value (`take` fetches it: false when it is missing); "" or the usage error.
-std::string apply_flag(const std::string& flag, const std::function<bool()>& take,
-                       const std::string& value, LiveArgs& a) {
+// One option (`flag`, as given in `arg`) and its value (`take` fetches it: false when it is
+// missing); "" or the usage error.
+std::string apply_flag(const std::string& flag, const std::string& arg,
+                       const std::function<bool()>& take, const std::string& value, LiveArgs& a) {
   LiveOptions& o = a.o;
   if (flag == "--help" || flag == "-h") {
     a.help = true;
@@ -156,7 +157,7 @@ std::string apply_flag(const std::string& flag, const std::function<bool()>& tak
     if (!take() || value.find('=') == std::string::npos) return "--set needs key=value";
     a.overrides.push_back(value);
   } else {
-    return "unknown option " + flag;
+    return "unknown option " + arg;
   }
   return "";
 }
@@ -181,10 +182,7 @@ std::string parse_live_args(const std::vector<std::string>& args, LiveArgs& a) {
       return true;
     };
     if (!flag.empty() && flag[0] == '-') {
-      const std::string arg = args[i];
-      std::string e = apply_flag(flag, take, value, a);
-      if (e.rfind("unknown option", 0) == 0) return "unknown option " + arg;
-      if (!e.empty()) return e;
+      if (std::string e = apply_flag(flag, args[i], take, value, a); !e.empty()) return e;
     } else if (a.scenario_path.empty()) {
       a.scenario_path = args[i];
     } else {

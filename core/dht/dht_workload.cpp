@@ -59,6 +59,11 @@ class DhtWorkloadApp final : public PeerApp {
   }
 
  private:
+  // Whether a live peer holds `key` now: 1 or 0, -1 where the world attached no oracle.
+  int live_replica(const std::string& key) const {
+    return shared_ ? (shared_->live_replica(DhtId::from_key(key)) ? 1 : 0) : -1;
+  }
+
   void note_holder(const DhtId& key) {
     if (node_->storage().get(key).has_value()) shared_->add_holder(key, rt_.self());
   }
@@ -171,7 +176,7 @@ class DhtWorkloadApp final : public PeerApp {
       rt_.metrics().observe("dht_get_ms", ms);
       for (size_t i = 0; i < keys.size(); ++i) {
         const bool ok = values[i].ok();
-        const int live = shared_->live_replica(DhtId::from_key(keys[i])) ? 1 : 0;
+        const int live = live_replica(keys[i]);  // keys "oracle": an oracle is attached
         if (live) rt_.metrics().count("dht_get_live_replica");
         if (!ok) {
           rt_.metrics().count(live ? "dht_get_failed_with_live_replica"
@@ -270,9 +275,7 @@ class DhtWorkloadApp final : public PeerApp {
                 if (!ok) rt_.metrics().count("dht_get_wrong_value");
               }
               rt_.metrics().count(ok ? "dht_live_get_ok" : "dht_live_get_failed");
-              // Where the world attached an oracle, whether a live peer held the key.
-              const int live =
-                  shared_ ? (shared_->live_replica(DhtId::from_key(w.item.key)) ? 1 : 0) : -1;
+              const int live = live_replica(w.item.key);
               rt_.metrics().event("dht_get",
                                   {{"ok", ok ? 1 : 0},
                                    {"live_replica", live},

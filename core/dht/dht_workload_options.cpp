@@ -47,12 +47,7 @@ std::shared_ptr<const WorkloadOptions> read_dht_options(JsonReader& r) {
 }
 
 Status check_dht_options(const Scenario& s) {
-  const uint64_t limit = s.network.max_message_bytes;
-  const uint64_t bytes = dht_options_of(s).value_bytes;
-  if (bytes <= limit) return Status();
-  return json_error("workload.dht.value_bytes", "must be <= network.max_message_bytes (" +
-                                                    std::to_string(limit) + "), got " +
-                                                    std::to_string(bytes));
+  return check_fits_in_message(s, "workload.dht.value_bytes", dht_options_of(s).value_bytes);
 }
 
 const DhtWorkloadOptions& dht_options_of(const Scenario& s) {
