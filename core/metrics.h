@@ -55,6 +55,13 @@ class MetricsSink {
 
   void count(std::string_view name, int64_t delta = 1);
   void observe(std::string_view name, double value);
+
+  // The liveness phase (core/invariants.h): from `t` on, every count made through a Metrics handle
+  // is also counted under kLivenessPrefix + name.
+  static constexpr std::string_view kLivenessPrefix = "liveness.";
+  void set_liveness_from(Time t) { liveness_from_ = t; }
+  bool in_liveness(Time t) const { return t >= liveness_from_; }
+  bool has_liveness() const { return liveness_from_ != Time::max(); }
   void event(Time t, uint32_t peer, std::string_view kind, EventDetail detail,
              std::initializer_list<EventField> fields);
 
@@ -72,6 +79,7 @@ class MetricsSink {
 
  private:
   EventDetail detail_ = EventDetail::kOperation;
+  Time liveness_from_ = Time::max();
   std::map<std::string, int64_t, std::less<>> counters_;
   mutable std::map<std::string, std::vector<double>, std::less<>> samples_;
   Sha256 hash_;
@@ -85,7 +93,12 @@ class Metrics {
  public:
   Metrics(MetricsSink* sink, uint32_t peer, std::function<Time()> clock)
       : sink_(sink), peer_(peer), clock_(std::move(clock)) {}
-  void count(std::string_view name, int64_t delta = 1) { sink_->count(name, delta); }
+  void count(std::string_view name, int64_t delta = 1) {
+    sink_->count(name, delta);
+    if (sink_->has_liveness() && sink_->in_liveness(clock_())) {
+      sink_->count(std::string(MetricsSink::kLivenessPrefix) + std::string(name), delta);
+    }
+  }
   void observe(std::string_view name, double value) { sink_->observe(name, value); }
   bool logs(EventDetail d) const { return sink_->logs(d); }
   void event(std::string_view kind, std::initializer_list<EventField> fields = {},

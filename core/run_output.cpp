@@ -1,5 +1,7 @@
 #include "core/run_output.h"
 
+#include "core/invariants.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -42,6 +44,8 @@ bool shell_safe(const std::string& s) {
   return true;
 }
 
+}  // namespace
+
 std::string shell_quote(const std::string& s) {
   if (shell_safe(s)) return s;
   std::string out = "'";
@@ -55,8 +59,6 @@ std::string shell_quote(const std::string& s) {
   out += "'";
   return out;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<RunOutput>> RunOutput::open(const std::string& dir,
                                                    const std::vector<std::string>& columns,
@@ -157,6 +159,11 @@ nlohmann::json run_summary(const Scenario& s, const MetricsSink& sink, const Run
   }
   sum["samples"] = samples;
   add_workload_summary(s, sink, sum);
+  sum["invariants"] = invariants_summary(sink);
+  if (s.liveness.from_s >= 0.0) {
+    sum["liveness"] = workload_liveness(s, sink);
+    sum["liveness"]["from_s"] = s.liveness.from_s;
+  }
   sum["events_logged"] = sink.events_logged();
   sum["event_log_sha256"] = sink.event_log_sha256();
   sum["reproduce"] = facts.reproduce;

@@ -55,6 +55,8 @@ nlohmann::json run_summary(const Scenario& s, const MetricsSink& sink, const Run
 
 // The default output folder of a scenario: its output.dir, else runs/<name>/.
 std::string output_dir_for(const Scenario& s);
+// `s` as one POSIX shell word (quoted only when it needs to be).
+std::string shell_quote(const std::string& s);
 // The command line that reproduces a run.
 std::string reproduce_command(const Scenario& s, const std::vector<std::string>& overrides,
                               const std::string& verb);

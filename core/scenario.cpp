@@ -32,7 +32,9 @@ const EnumNames<ChurnModel>& churn_model_names() {
 
 const EnumNames<FaultKind>& fault_kind_names() {
   static const EnumNames<FaultKind> names = {{"kill", FaultKind::kKill},
-                                             {"partition", FaultKind::kPartition}};
+                                             {"partition", FaultKind::kPartition},
+                                             {"clog", FaultKind::kClog},
+                                             {"loss", FaultKind::kLoss}};
   return names;
 }
 
@@ -174,6 +176,13 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
     }
   }
   for (size_t i = 0; i < s.faults.size(); ++i) {
+    const FaultKind k = s.faults[i].kind;
+    if ((k == FaultKind::kClog || k == FaultKind::kLoss) && net.fidelity != Fidelity::kMessage) {
+      return json_error(json_index_path("faults", i) + ".kind",
+                        "a " + enum_name(fault_kind_names(), k) +
+                            " fault needs network.fidelity \"message\" (the packet-level "
+                            "world shapes links in ns-3, which has no such fault yet)");
+    }
     for (size_t j = 0; j < s.faults[i].peers.size(); ++j) {
       if (s.faults[i].peers[j] >= s.peers.count) {
         return json_error(json_index_path(json_index_path("faults", i) + ".peers", j),
@@ -250,6 +259,11 @@ Status apply_override(json& doc, const std::string& assignment) {
 
 Result<Scenario> parse_scenario(const json& doc) { return parse_scenario(doc, ""); }
 
+Result<std::vector<std::string>> scenario_region_names(const Scenario& s) {
+  if (s.network.regions.rtt_csv.empty()) return std::vector<std::string>{};
+  return region_names(s.network.regions.rtt_csv, "network.regions.rtt_csv");
+}
+
 Result<Scenario> parse_scenario(const json& doc, const std::string& base_dir) {
   using namespace scenario_detail;
   Scenario s;
@@ -269,6 +283,9 @@ Result<Scenario> parse_scenario(const json& doc, const std::string& base_dir) {
   r.object("network", [&](JsonReader& n) { read_network(n, s.network); });
   r.object("churn", [&](JsonReader& c) { read_churn(c, s.churn); });
   read_faults(r, s.faults);
+  r.object("liveness", [&](JsonReader& l) {
+    l.read("from_s", s.liveness.from_s, NumberRange::non_negative());
+  });
   r.object("compute", [&](JsonReader& c) { read_compute(c, s.compute); });
   r.object("workload", [&](JsonReader& w) { read_workload(w, s.workload); });
   r.object("output", [&](JsonReader& o) { read_output(o, s.output); });

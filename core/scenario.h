@@ -23,9 +23,9 @@ namespace crowdtrain {
 // reader's choices, error messages and summary.json use them).
 enum class Fidelity : uint8_t { kMessage = 0, kPacket = 1 };               // "message" | "packet"
 enum class ChurnModel : uint8_t { kNone = 0, kSessions = 1, kTrace = 2 };  // "none" | ...
-enum class FaultKind : uint8_t { kKill = 0, kPartition = 1 };              // "kill" | "partition"
-enum class ComputeMode : uint8_t { kModel = 0, kMeasured = 1 };            // "model" | "measured"
-enum class EventLevel : uint8_t { kAll = 0, kLifecycle = 1, kAuto = 2 };   // "all" | ...
+enum class FaultKind : uint8_t { kKill = 0, kPartition = 1, kClog = 2, kLoss = 3 };  // "kill" | ...
+enum class ComputeMode : uint8_t { kModel = 0, kMeasured = 1 };           // "model" | "measured"
+enum class EventLevel : uint8_t { kAll = 0, kLifecycle = 1, kAuto = 2 };  // "all" | ...
 template <typename E>
 using EnumNames = std::vector<std::pair<std::string, E>>;
 const EnumNames<Fidelity>& fidelity_names();
@@ -89,11 +89,23 @@ struct ChurnSpec {
 struct FaultSpec {
   double at_s = 0.0;
   FaultKind kind = FaultKind::kKill;
-  double fraction = 0.0;             // kill: share of the live peers, chosen from the fault stream
-  std::vector<uint32_t> peers;       // kill: exactly these peers (those alive), instead of fraction
+  // kill, clog, loss: the peers it hits, chosen at at_s among the live ones: a share drawn from the
+  // fault stream (fraction), or exactly these (peers). A loss with neither hits every peer.
+  double fraction = 0.0;
+  std::vector<uint32_t> peers;
   double restart_after_s = -1.0;     // kill: restart them after this long (< 0 = never)
+  double notice_s = 0.0;             // kill: a preemption notice this long before the kill
   std::vector<std::string> regions;  // partition: these regions vs the rest
-  double duration_s = 0.0;           // partition: how long
+  double duration_s = 0.0;           // partition, clog, loss: how long
+  double delay_ms = 0.0;             // clog: extra one-way delay of every message to or from them
+  double loss_rate = 0.0;            // loss: extra drop probability of those messages
+};
+
+// The liveness phase (core/invariants.h): from from_s on, every counter is also counted under
+// "liveness.<name>" and summary.json says whether the workload met its liveness goal. `crowdtrain
+// swarm` sets it where its fault plan ends; < 0: no liveness phase.
+struct LivenessSpec {
+  double from_s = -1.0;
 };
 
 struct ComputeSpec {
@@ -156,6 +168,7 @@ struct Scenario {
   NetworkSpec network;
   ChurnSpec churn;
   std::vector<FaultSpec> faults;
+  LivenessSpec liveness;
   ComputeSpec compute;
   WorkloadSpec workload;
   OutputSpec output;
@@ -171,6 +184,9 @@ Result<Scenario> parse_scenario(const nlohmann::json& doc);
 // Reads the file, applies overrides in order, parses. Relative paths inside the scenario (CSV
 // files) are resolved against the scenario file's folder, then against the current directory.
 Result<Scenario> load_scenario(const std::string& path, const std::vector<std::string>& overrides);
+
+// The region names of network.regions.rtt_csv's matrix (none without one), in file order.
+Result<std::vector<std::string>> scenario_region_names(const Scenario& s);
 
 // parse_scenario with relative CSV paths resolved against `base_dir` first ("" = current directory
 // only). load_scenario passes the scenario file's folder.

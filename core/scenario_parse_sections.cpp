@@ -102,37 +102,76 @@ void read_churn(JsonReader& r, ChurnSpec& out) {
   }
 }
 
+namespace {
+
+// kill, clog, loss: which peers, by share or by id. `required`: one of the two must be given.
+void read_fault_peers(JsonReader& f, FaultSpec& spec, bool required, const char* kind) {
+  if (f.has("peers")) {
+    f.read_uint_list("peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
+    if (f.has("fraction")) f.fail(f.path_of("fraction"), "give either fraction or peers");
+  } else if (!required || f.require("fraction", std::string("(or peers) for a ") + kind)) {
+    f.read("fraction", spec.fraction, NumberRange::fraction());
+  }
+}
+
+void read_fault_duration(JsonReader& f, FaultSpec& spec, const char* kind) {
+  if (f.require("duration_s", std::string("for a ") + kind)) {
+    f.read("duration_s", spec.duration_s, NumberRange::positive());
+  }
+}
+
+void read_partition(JsonReader& f, FaultSpec& spec) {
+  if (f.require("regions", "for a partition")) {
+    f.array("regions", [&](const json& item, const std::string& path) {
+      auto name = json_to_string(item, path);
+      if (!name.ok()) return f.absorb(name.status());
+      if (name.value().empty()) return f.fail(path, "must not be empty");
+      spec.regions.push_back(name.value());
+    });
+    if (f.ok() && spec.regions.empty()) {
+      f.fail(f.path_of("regions"), "must name at least one region");
+    }
+  }
+  read_fault_duration(f, spec, "partition");
+}
+
+void read_fault(JsonReader& f, FaultSpec& spec) {
+  switch (spec.kind) {
+    case FaultKind::kKill:
+      read_fault_peers(f, spec, /*required=*/true, "kill");
+      f.read("restart_after_s", spec.restart_after_s);
+      f.read("notice_s", spec.notice_s, NumberRange::non_negative());
+      break;
+    case FaultKind::kPartition:
+      read_partition(f, spec);
+      break;
+    case FaultKind::kClog:
+      read_fault_peers(f, spec, /*required=*/true, "clog");
+      read_fault_duration(f, spec, "clog");
+      if (f.require("delay_ms", "for a clog")) {
+        f.read("delay_ms", spec.delay_ms, NumberRange::positive());
+      }
+      break;
+    case FaultKind::kLoss:
+      read_fault_peers(f, spec, /*required=*/false, "loss");
+      read_fault_duration(f, spec, "loss");
+      if (f.require("loss_rate", "for a loss")) {
+        f.read("loss_rate", spec.loss_rate, NumberRange{0.0, 1.0, true, false});  // (0, 1]
+      }
+      break;
+  }
+}
+
+}  // namespace
+
 void read_faults(JsonReader& r, std::vector<FaultSpec>& out) {
   r.objects("faults", [&](JsonReader& f, size_t) {
     FaultSpec spec;
     f.read("at_s", spec.at_s, NumberRange::non_negative());
-    if (!f.require("kind", "(\"kill\" or \"partition\")")) return;
+    if (!f.require("kind", "(\"kill\", \"partition\", \"clog\" or \"loss\")")) return;
     f.read_enum("kind", spec.kind, fault_kind_names());
     if (!f.ok()) return;
-    if (spec.kind == FaultKind::kKill) {
-      if (f.has("peers")) {
-        f.read_uint_list("peers", spec.peers, NumberRange::closed(0, kMaxPeers - 1));
-        if (f.has("fraction")) f.fail(f.path_of("fraction"), "give either fraction or peers");
-      } else if (f.require("fraction", "(or peers) for a kill")) {
-        f.read("fraction", spec.fraction, NumberRange::fraction());
-      }
-      f.read("restart_after_s", spec.restart_after_s);
-    } else {
-      if (f.require("regions", "for a partition")) {
-        f.array("regions", [&](const json& item, const std::string& path) {
-          auto name = json_to_string(item, path);
-          if (!name.ok()) return f.absorb(name.status());
-          if (name.value().empty()) return f.fail(path, "must not be empty");
-          spec.regions.push_back(name.value());
-        });
-        if (f.ok() && spec.regions.empty()) {
-          f.fail(f.path_of("regions"), "must name at least one region");
-        }
-      }
-      if (f.require("duration_s", "for a partition")) {
-        f.read("duration_s", spec.duration_s, NumberRange::positive());
-      }
-    }
+    read_fault(f, spec);
     out.push_back(std::move(spec));
   });
 }

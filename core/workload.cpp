@@ -44,6 +44,7 @@ WorkloadKind dht_kind() {
     return dht::make_dht_workload_app(rt, dht::dht_options_of(s), c);
   };
   k.summary = [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); };
+  k.liveness = dht::dht_liveness;
   return k;
 }
 
@@ -54,6 +55,7 @@ WorkloadKind averaging_kind() {
   k.make_shared = make_averaging_shared;
   k.make_app = make_averaging_app;
   k.summary = [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); };
+  k.liveness = averaging_liveness;
   return k;
 }
 
@@ -116,6 +118,12 @@ void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
 std::string workload_progress(const Scenario& scenario, const MetricsSink& sink) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
   return k != nullptr && k->progress ? k->progress(scenario, sink) : std::string();
+}
+
+nlohmann::json workload_liveness(const Scenario& scenario, const MetricsSink& sink) {
+  const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  if (k != nullptr && k->liveness) return k->liveness(scenario, sink);
+  return {{"goal", nullptr}, {"met", nullptr}};
 }
 
 Status check_workload(const Scenario& scenario) {

@@ -68,6 +68,9 @@ struct WorkloadKind {
   // One short line on how the run is going ("accuracy 0.81 at t=60 s"), "" when nothing new; the
   // worlds print it when it changes. May be null.
   std::function<std::string(const Scenario&, const MetricsSink&)> progress;
+  // The liveness goal (core/invariants.h), judged after a run with a liveness phase from its
+  // "liveness.*" counters: {"goal": what must happen, "met": bool, figures...}. May be null.
+  std::function<nlohmann::json(const Scenario&, const MetricsSink&)> liveness;
 };
 
 // Every registered kind, in registration order; the one named `name`, or null.
@@ -81,6 +84,10 @@ std::shared_ptr<WorkloadShared> make_workload_shared(const Scenario& scenario);
 // Adds the workload's derived figures (e.g. success rates) to `summary` from the run's metrics.
 void add_workload_summary(const Scenario& scenario, const MetricsSink& sink,
                           nlohmann::json& summary);
+
+// The workload's liveness verdict (WorkloadKind::liveness); {"goal": null, "met": null} for a kind
+// with no goal.
+nlohmann::json workload_liveness(const Scenario& scenario, const MetricsSink& sink);
 
 // The cross-section checks of the scenario's workload kind (WorkloadKind::check).
 Status check_workload(const Scenario& scenario);

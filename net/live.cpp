@@ -248,6 +248,7 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   MetricsSink sink;
   sink.set_detail(s.output.events == EventLevel::kLifecycle ? EventDetail::kLifecycle
                                                             : EventDetail::kOperation);
+  if (s.liveness.from_s >= 0.0) sink.set_liveness_from(from_seconds(s.liveness.from_s));
   auto targets = std::make_shared<std::vector<PeerId>>();
   int code = 0;
   std::unique_ptr<ZmqRuntime> runtime = open_runtime(s, o, sink, *targets, code);

@@ -59,12 +59,18 @@ class MessageNetwork final : public NetworkModel {
     const int64_t up_done = start + transmit_ns(charged, topology_.peer(from).up_bps);
     src.up_busy_ns = up_done;
     // Loss is drawn at send time, in send order, so that it does not depend on event interleaving.
-    if (spec_.loss_rate > 0.0 && loss_rng_.bernoulli(spec_.loss_rate)) {
+    // A loss fault's extra rate combines with the network's (independent drops); without one the
+    // draws are those of the network's rate alone.
+    const double fault_loss = topology_.fault_loss(from, to);
+    const double loss =
+        fault_loss > 0.0 ? 1.0 - (1.0 - spec_.loss_rate) * (1.0 - fault_loss) : spec_.loss_rate;
+    if (loss > 0.0 && loss_rng_.bernoulli(loss)) {
       ++stats_.messages_dropped_loss;
       return;
     }
     const double one_way_s = topology_.one_way_latency_s(from, to);
     int64_t latency_ns = static_cast<int64_t>(std::llround(one_way_s * 1e9));
+    latency_ns += topology_.clog_ns(from, to);  // clog faults
     // The extra delay is drawn at send time, in send order, like loss.
     if (has_delay_) latency_ns += std::llround(spec_.delay_ms.sample(delay_rng_) * 1e6);
     if (tcp_) {

@@ -86,7 +86,14 @@ class World final : public SimHost {
   // The fault verbs (as FoundationDB's killProcess / clogPair): the scenario's faults[] call them
   // at their times; each logs its world event. `fault` is the index in faults[].
   void kill(const std::vector<PeerId>& victims, double restart_after_s, size_t fault);
+  // A kill with a notice: the victims get a preemption notice now and die notice_s later (those
+  // that have not left or restarted meanwhile).
+  void kill_after_notice(const std::vector<PeerId>& victims, const FaultSpec& f, size_t fault);
   void partition(const std::vector<std::string>& regions, double duration_s, size_t fault);
+  // Clog and loss: the peers' messages are slowed or dropped for duration_s (Topology::add_clog,
+  // add_loss), then the fault takes back what it added.
+  void clog(const std::vector<PeerId>& peers, const FaultSpec& f, size_t fault);
+  void loss(const std::vector<PeerId>& peers, const FaultSpec& f, size_t fault);
   // A kill's victims: the named live peers, or a `fraction` of the live ones drawn from the
   // faults stream.
   std::vector<PeerId> fault_victims(const FaultSpec& f);
@@ -230,10 +237,20 @@ void World::schedule_faults() {
     ns3::Simulator::Schedule(ns3::Seconds(f.at_s), [this, &f, i] {
       switch (f.kind) {
         case FaultKind::kKill:
-          kill(fault_victims(f), f.restart_after_s, i);
+          if (f.notice_s > 0.0) {
+            kill_after_notice(fault_victims(f), f, i);
+          } else {
+            kill(fault_victims(f), f.restart_after_s, i);
+          }
           break;
         case FaultKind::kPartition:
           partition(f.regions, f.duration_s, i);
+          break;
+        case FaultKind::kClog:
+          clog(fault_victims(f), f, i);
+          break;
+        case FaultKind::kLoss:
+          loss(fault_victims(f), f, i);
           break;
       }
     });
@@ -246,6 +263,8 @@ std::vector<PeerId> World::fault_victims(const FaultSpec& f) {
     const bool named = std::find(f.peers.begin(), f.peers.end(), p) != f.peers.end();
     if (peers_[p].alive && (f.peers.empty() || named)) live.push_back(p);
   }
+  // A loss fault that names no peers hits every one.
+  if (f.kind == FaultKind::kLoss && f.peers.empty() && f.fraction == 0.0) return live;
   if (f.peers.empty()) {
     const size_t k = static_cast<size_t>(std::llround(f.fraction * live.size()));
     for (size_t j = 0; j < k; ++j) {  // partial Fisher-Yates from the faults stream
@@ -264,6 +283,48 @@ void World::kill(const std::vector<PeerId>& victims, double restart_after_s, siz
     // A fault's own restart time wins over the churn model's downtime.
     if (restart_after_s >= 0.0 && !churn_restarts) after_leave(p, restart_after_s);
   }
+}
+
+void World::kill_after_notice(const std::vector<PeerId>& victims, const FaultSpec& f,
+                              size_t fault) {
+  world_event("fault_notice",
+              {{"fault", fault}, {"peers", victims.size()}, {"notice_s", f.notice_s}});
+  std::vector<std::pair<PeerId, uint32_t>> marked;
+  for (PeerId p : victims) {
+    Slot& sl = peers_[p];
+    marked.emplace_back(p, sl.incarnation);
+    sink_.event(now(), p, "preemption_notice", EventDetail::kLifecycle,
+                {{"remaining_s", f.notice_s}});
+    sl.app->on_preemption_notice(from_seconds(f.notice_s));
+  }
+  ns3::Simulator::Schedule(ns3::Seconds(f.notice_s), [this, marked, &f, fault] {
+    std::vector<PeerId> still;
+    for (const auto& [p, inc] : marked) {
+      if (peers_[p].alive && peers_[p].incarnation == inc) still.push_back(p);
+    }
+    kill(still, f.restart_after_s, fault);
+  });
+}
+
+void World::clog(const std::vector<PeerId>& peers, const FaultSpec& f, size_t fault) {
+  const int64_t extra_ns = std::llround(f.delay_ms * 1e6);
+  for (PeerId p : peers) topology_.add_clog(p, extra_ns);
+  world_event("clog_start", {{"fault", fault}, {"peers", peers.size()}, {"delay_ms", f.delay_ms}});
+  ns3::Simulator::Schedule(ns3::Seconds(f.duration_s), [this, peers, extra_ns, fault] {
+    for (PeerId p : peers) topology_.add_clog(p, -extra_ns);
+    world_event("clog_end", {{"fault", fault}});
+  });
+}
+
+void World::loss(const std::vector<PeerId>& peers, const FaultSpec& f, size_t fault) {
+  const int64_t ppm = std::llround(f.loss_rate * 1e6);
+  for (PeerId p : peers) topology_.add_loss(p, ppm);
+  world_event("loss_start",
+              {{"fault", fault}, {"peers", peers.size()}, {"loss_rate", f.loss_rate}});
+  ns3::Simulator::Schedule(ns3::Seconds(f.duration_s), [this, peers, ppm, fault] {
+    for (PeerId p : peers) topology_.add_loss(p, -ppm);
+    world_event("loss_end", {{"fault", fault}});
+  });
 }
 
 void World::partition(const std::vector<std::string>& regions, double duration_s, size_t fault) {
@@ -403,6 +464,7 @@ Result<nlohmann::json> World::run() {
       (events == EventLevel::kAll || (events == EventLevel::kAuto && s_.peers.count <= 10000))
           ? EventDetail::kOperation
           : EventDetail::kLifecycle);
+  if (s_.liveness.from_s >= 0.0) sink_.set_liveness_from(from_seconds(s_.liveness.from_s));
   if (Status st = open_outputs(); !st.ok()) return st;
   std::fprintf(stderr, "[sim] reproduce: %s\n", reproduce_command(s_, o_.overrides, "run").c_str());
   start_network();

@@ -141,6 +141,8 @@ Result<Topology> Topology::build(const Scenario& s) {
   shuffle(class_of);
 
   t.peers_.resize(n);
+  t.clog_ns_.assign(n, 0);
+  t.loss_ppm_.assign(n, 0);
   for (uint32_t p = 0; p < n; ++p) {
     PeerLink& l = t.peers_[p];
     l.region = static_cast<uint16_t>(region_of[p]);

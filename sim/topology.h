@@ -1,9 +1,10 @@
 // The simulated internet's shape, drawn once per run from the scenario and the "topology" seed
 // stream: every peer's region, peer class, access latency and access bandwidths, the
-// region-to-region RTT matrix, and the current partition (changed by faults). Both network models
-// read it. No ns-3 here.
+// region-to-region RTT matrix, and the current partition, clogged and lossy peers (changed by
+// faults). Both network models read it. No ns-3 here.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -54,11 +55,25 @@ class Topology {
            partition_side_[peers_[a].region] != partition_side_[peers_[b].region];
   }
 
+  // Clog and loss faults (message level): a clogged peer's messages, to or from it, take
+  // `extra_ns` longer (both ends clogged: both delays); a lossy peer's are dropped with
+  // probability `ppm` / 1e6 (both ends lossy: the larger). Overlapping faults on one peer add up;
+  // each fault takes back what it added when it ends.
+  void add_clog(PeerId p, int64_t extra_ns) { clog_ns_[p] += extra_ns; }
+  void add_loss(PeerId p, int64_t ppm) { loss_ppm_[p] += ppm; }
+  int64_t clog_ns(PeerId a, PeerId b) const { return clog_ns_[a] + clog_ns_[b]; }
+  // The extra drop probability of a message from a to b (0 when neither is lossy).
+  double fault_loss(PeerId a, PeerId b) const {
+    const int64_t ppm = std::max(loss_ppm_[a], loss_ppm_[b]);
+    return ppm <= 0 ? 0.0 : std::min(1.0, static_cast<double>(ppm) * 1e-6);
+  }
+
  private:
   std::vector<PeerLink> peers_;
   RegionMatrix regions_;
   bool partition_active_ = false;
   std::vector<bool> partition_side_;
+  std::vector<int64_t> clog_ns_, loss_ppm_;  // by peer, sized by build()
 };
 
 }  // namespace crowdtrain::sim

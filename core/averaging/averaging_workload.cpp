@@ -7,18 +7,23 @@
 #include <set>
 
 #include "core/averaging/averaging_protocol.h"
+#include "core/invariants.h"
 
 namespace crowdtrain {
 namespace {
 
 constexpr const char* kMsePrefix = "averaging_mse_r";
+constexpr const char* kSpreadPrefix = "averaging_spread_r";
+constexpr const char* kLivenessFirstSpread = "liveness.averaging_first_spread";
 
-std::string mse_series(uint64_t rounds_done) {
+std::string series(const char* prefix, uint64_t rounds_done) {
   char name[64];
-  std::snprintf(name, sizeof(name), "%s%04llu", kMsePrefix,
+  std::snprintf(name, sizeof(name), "%s%04llu", prefix,
                 static_cast<unsigned long long>(rounds_done));
   return name;
 }
+
+std::string mse_series(uint64_t rounds_done) { return series(kMsePrefix, rounds_done); }
 
 // Distinct random cells of the M^d grid for n peers (peer p at cell p when n >= M^d, cyclically).
 std::vector<uint64_t> place_peers(uint32_t n, const GroupAveragingOptions& a, uint64_t seed) {
@@ -66,6 +71,14 @@ AveragingBoard::AveragingBoard(const Scenario& s, bool local_view)
     }
     sources_.push_back(std::make_shared<VectorSource>(std::move(vals)));
   }
+  lo_.assign(v, INFINITY);
+  hi_.assign(v, -INFINITY);
+  for (const auto& source : sources_) {
+    for (uint32_t i = 0; i < v; ++i) {
+      lo_[i] = std::min(lo_[i], source->values()[i]);
+      hi_[i] = std::max(hi_[i], source->values()[i]);
+    }
+  }
   cells_ = place_peers(n_, averaging_options_of(s).group, s.seed);
   curve_.push_back(mse());  // before any round (reported with the first round's end)
   if (local_view_) {
@@ -82,6 +95,22 @@ double AveragingBoard::mse() const {
   return sum / (static_cast<double>(n_) * static_cast<double>(mean_.size()));
 }
 
+double AveragingBoard::spread_now() const {
+  const size_t v = mean_.size();
+  std::vector<double> now(v, 0.0);
+  for (const auto& source : sources_) {
+    for (size_t i = 0; i < v; ++i) now[i] += source->values()[i] / n_;
+  }
+  double sum = 0.0;
+  for (const auto& source : sources_) {
+    for (size_t i = 0; i < v; ++i) {
+      const double d = source->values()[i] - now[i];
+      sum += d * d;
+    }
+  }
+  return sum / (static_cast<double>(n_) * static_cast<double>(v));
+}
+
 double AveragingBoard::mse_of(PeerId p) const {
   const std::vector<double>& vals = sources_[p]->values();
   double sum = 0.0;
@@ -89,9 +118,32 @@ double AveragingBoard::mse_of(PeerId p) const {
   return sum / static_cast<double>(mean_.size());
 }
 
+void AveragingBoard::check_values(Runtime& rt, PeerId p) const {
+  const std::vector<double>& vals = sources_[p]->values();
+  size_t bad = vals.size();
+  bool finite = true;
+  for (size_t i = 0; i < vals.size() && bad == vals.size(); ++i) {
+    finite = std::isfinite(vals[i]);
+    // Float32 on the wire: a mean may land a rounding error outside the hull.
+    const double tol = 1e-5 * (hi_[i] - lo_[i]) + 1e-12;
+    if (!finite || vals[i] < lo_[i] - tol || vals[i] > hi_[i] + tol) bad = i;
+  }
+  if (!check_invariant(rt.metrics(), finite, "averaging_finite", [&] {
+        return "element " + std::to_string(bad) + " is " + std::to_string(vals[bad]);
+      })) {
+    return;
+  }
+  check_invariant(rt.metrics(), bad == vals.size(), "averaging_convex", [&] {
+    return "element " + std::to_string(bad) + " is " + std::to_string(vals[bad]) +
+           ", outside every starting vector's range [" + std::to_string(lo_[bad]) + ", " +
+           std::to_string(hi_[bad]) + "]";
+  });
+}
+
 void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {
   const PeerId p = rt.self();
   if (p >= n_) return;
+  check_values(rt, p);
   if (local_view_) {
     if (!initial_reported_) {
       initial_reported_ = true;
@@ -126,6 +178,16 @@ void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
   const double e = mse();
   curve_.push_back(e);
   rt.metrics().observe(mse_series(round + 1), e);
+  rt.metrics().count("averaging_rounds_closed");
+  // The spread among the peers (not from the true mean: faults may move the swarm's mean, which
+  // averaging never brings back), what the liveness goal watches.
+  const double spread = spread_now();
+  rt.metrics().observe(series(kSpreadPrefix, round + 1), spread);
+  MetricsSink& sink = rt.metrics().sink();
+  if (sink.has_liveness() && sink.in_liveness(rt.now()) && !liveness_seen_) {
+    liveness_seen_ = true;  // the spread when the liveness phase began (its first round's)
+    rt.metrics().observe(kLivenessFirstSpread, spread);
+  }
   rt.metrics().event("averaging_round", {{"round", round + 1}, {"mse", e}});
   if (stop_below_ > 0.0 && e < stop_below_ && !stopped_) {
     stopped_ = true;
@@ -175,6 +237,36 @@ nlohmann::json averaging_summary(const MetricsSink& sink) {
     if (to9.is_null() && e <= 1e-9) to9 = r;
   }
   return {{"mse_by_round", curve}, {"rounds_to_1e-9", to9}, {"rounds_to_1e-4", to4}};
+}
+
+nlohmann::json averaging_liveness(const Scenario& s, const MetricsSink& sink) {
+  // The last round's spread: the series of the highest round.
+  double last = NAN;
+  for (const std::string& name : sink.sample_names()) {
+    if (name.rfind(kSpreadPrefix, 0) == 0) last = sink.sample_mean(name);
+  }
+  const double first = sink.sample_mean(kLivenessFirstSpread);
+  const int64_t rounds = sink.counter(liveness_counter("averaging_rounds_closed"));
+  // Float32 on the wire leaves a spread near 1e-15; 1e-12 is well above that floor.
+  const bool fell = rounds > 0 && !std::isnan(first) && last <= std::max(0.1 * first, 1e-12);
+  const auto num = [](double v) {
+    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+  };
+  // A run that reached stop_below_mse starts no more rounds: that is the goal met early.
+  double last_mse = NAN;
+  for (const std::string& name : sink.sample_names()) {
+    if (name.rfind(kMsePrefix, 0) == 0) last_mse = sink.sample_mean(name);
+  }
+  const double stop_below = averaging_options_of(s).stop_below_mse;
+  const bool stopped = stop_below > 0.0 && last_mse < stop_below;
+  return {{"goal",
+           "the spread among the peers (mean squared distance from their own mean) falls 10x "
+           "over the liveness phase's rounds, or below 1e-12; or the run stopped at "
+           "stop_below_mse"},
+          {"met", fell || stopped},
+          {"rounds", rounds},
+          {"first_spread", num(first)},
+          {"last_spread", num(last)}};
 }
 
 }  // namespace crowdtrain

@@ -40,6 +40,7 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
   uint64_t cell(PeerId p) const { return cells_[p]; }
   double mse() const;             // of the values held now, over every peer
   double mse_of(PeerId p) const;  // of peer p's values held now
+  double spread_now() const;      // mean squared distance of the values from their own mean
   void on_round_end(Runtime& rt, uint64_t round) override;
   bool stop_requested() const override { return stopped_; }
   // MSE after each completed round, index 0 = before any round.
@@ -47,16 +48,21 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
 
  private:
   void close_round(Runtime& rt, uint64_t round);
+  // Safety (core/invariants.h): peer p's values are finite and inside the per-element range of
+  // the starting vectors (an average of averages never leaves it).
+  void check_values(Runtime& rt, PeerId p) const;
 
   uint32_t n_;
   double stop_below_;
   std::vector<std::shared_ptr<VectorSource>> sources_;
-  std::vector<double> mean_;  // the true mean, per element
+  std::vector<double> mean_;     // the true mean, per element
+  std::vector<double> lo_, hi_;  // per element: the smallest and largest starting value
   std::vector<uint64_t> cells_;
   std::map<uint64_t, uint32_t> reports_;  // round -> peers that reported it
   std::vector<double> curve_;
   bool stopped_ = false;
   bool initial_reported_ = false;
+  bool liveness_seen_ = false;  // a round closed in the liveness phase (core/invariants.h)
   bool local_view_ = false;
   std::vector<double> initial_mse_of_;  // local view: each peer's error before any round
 };
@@ -67,5 +73,10 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
 // {"mse_by_round": [...], "rounds_to_1e-9": r | null, "rounds_to_1e-4": r | null} from the
 // "averaging_mse_r*" sample series.
 nlohmann::json averaging_summary(const MetricsSink& sink);
+
+// The liveness goal (core/invariants.h): once the faults stop, the spread among the peers falls
+// (10x over the liveness phase's rounds, or below 1e-12). Not the error from the true mean: a
+// fault can move the swarm's mean for good (a group member that left mid-round takes its share).
+nlohmann::json averaging_liveness(const Scenario& scenario, const MetricsSink& sink);
 
 }  // namespace crowdtrain

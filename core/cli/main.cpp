@@ -1,5 +1,6 @@
-// The crowdtrain program: `run` (simulate a scenario), `check` (validate one), `live` (one live
-// peer), `calibrate` (time a MoE scenario's expert for the compute-time model). Exit codes: 0
+// The crowdtrain program: `run` (simulate a scenario), `check` (validate one), `swarm` (many seeds
+// under random fault plans, sim/swarm.h), `live` (one live peer), `calibrate` (time a MoE
+// scenario's expert for the compute-time model). Exit codes: 0
 // success, 1 a run failed, 2 bad arguments or a broken scenario.
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #if CROWDTRAIN_WITH_SIM
 #include "sim/calibration.h"
 #include "sim/sim_world.h"
+#include "sim/swarm.h"
 #endif
 #if CROWDTRAIN_WITH_NET
 #include "net/live.h"
@@ -25,6 +27,8 @@ namespace {
 const char* kUsage =
     "usage: crowdtrain run SCENARIO [--set key=value]... [--seed N] [--out DIR] [--quiet]\n"
     "       crowdtrain check SCENARIO [--set key=value]...\n"
+    "       crowdtrain swarm SCENARIO [--seeds N] [--jobs J] [--seed S] ... (crowdtrain swarm "
+    "--help)\n"
     "       crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,... [--duration S]\n"
     "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n"
     "       crowdtrain calibrate SCENARIO [--set key=value]... [--reps N] [--batch N]\n";
@@ -141,6 +145,13 @@ int main(int argc, char** argv) {
   if (cmd == "run") return cmd_run(args);
   if (cmd == "check") return cmd_check(args);
   if (cmd == "calibrate") return ct::moe::calibrate_main(args);
+  if (cmd == "swarm") {
+#if CROWDTRAIN_WITH_SIM
+    return ct::sim::swarm_main(args);
+#else
+    return usage_error("this build has no simulated world (CROWDTRAIN_WITH_SIM=OFF)");
+#endif
+  }
   if (cmd == "live") {
 #if CROWDTRAIN_WITH_NET
     return ct::net::live_main(args);

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/dht/dht_live_keys.h"
+#include "core/invariants.h"
 
 namespace crowdtrain::dht {
 namespace {
@@ -20,7 +21,8 @@ DhtOptions options_of(const DhtWorkloadOptions& s) {
       .rpc_retries(s.rpc_retries)
       .refresh_period(from_seconds(s.refresh_s))
       .republish_period(from_seconds(s.republish_s))
-      .cache_on_lookup(s.cache_on_lookup);
+      .cache_on_lookup(s.cache_on_lookup)
+      .handoff(s.handoff);
 }
 
 class DhtWorkloadApp final : public PeerApp {
@@ -62,6 +64,49 @@ class DhtWorkloadApp final : public PeerApp {
   // Whether a live peer holds `key` now: 1 or 0, -1 where the world attached no oracle.
   int live_replica(const std::string& key) const {
     return shared_ ? (shared_->live_replica(DhtId::from_key(key)) ? 1 : 0) : -1;
+  }
+
+  // Gets whose key a live peer held (the oracle's view; the liveness goal reads them).
+  void count_live_replica(bool ok, int live) {
+    if (live > 0) rt_.metrics().count("dht_get_live_replica");
+    if (!ok) {
+      rt_.metrics().count(live > 0 ? "dht_get_failed_with_live_replica"
+                                   : "dht_get_failed_no_live_replica");
+    }
+  }
+
+  // Safety (core/invariants.h): a get returns no entry that has expired, nor one whose expiry is
+  // later than any store could have set (stored at the latest now, for expiration_s).
+  bool check_not_expired(const std::string& key, const DhtValue& v) {
+    const Time now = rt_.now();
+    const Time latest = now + from_seconds(spec_.expiration_s);
+    bool fresh = true;
+    const auto check = [&](const ValueEntry& e) {
+      fresh = fresh && e.expiration > now && e.expiration <= latest;
+    };
+    if (v.is_dictionary) {
+      for (const auto& [sub, e] : v.dictionary) check(e);
+    } else {
+      check(v.plain);
+    }
+    return check_invariant(rt_.metrics(), fresh, "dht_get_not_expired", [&] {
+      return "key '" + key + "': an entry expiring at " +
+             std::to_string(to_seconds(v.expiration())) + " s returned at " +
+             std::to_string(to_seconds(now)) + " s";
+    });
+  }
+
+  // keys "oracle": every store writes value_, so a get returns value_ in every entry, unexpired.
+  void check_stored_value(const std::string& key, const DhtValue& v) {
+    bool same = true;
+    if (v.is_dictionary) {
+      for (const auto& [sub, e] : v.dictionary) same = same && e.value == value_;
+    } else {
+      same = v.plain.value == value_;
+    }
+    check_invariant(rt_.metrics(), same, "dht_get_value",
+                    [&] { return "key '" + key + "': a value no peer stored"; });
+    check_not_expired(key, v);
   }
 
   void note_holder(const DhtId& key) {
@@ -176,12 +221,9 @@ class DhtWorkloadApp final : public PeerApp {
       rt_.metrics().observe("dht_get_ms", ms);
       for (size_t i = 0; i < keys.size(); ++i) {
         const bool ok = values[i].ok();
+        if (ok) check_stored_value(keys[i], values[i].value());
         const int live = live_replica(keys[i]);  // keys "oracle": an oracle is attached
-        if (live) rt_.metrics().count("dht_get_live_replica");
-        if (!ok) {
-          rt_.metrics().count(live ? "dht_get_failed_with_live_replica"
-                                   : "dht_get_failed_no_live_replica");
-        }
+        count_live_replica(ok, live);
         rt_.metrics().event("dht_get", {{"ok", ok ? 1 : 0}, {"live_replica", live}, {"ms", ms}},
                             EventDetail::kOperation);
       }
@@ -271,11 +313,18 @@ class DhtWorkloadApp final : public PeerApp {
               const Want& w = asked[i];
               bool ok = values[i].ok();
               if (ok) {
-                ok = LiveKeySchedule::matches(w.item, values[i].value());
+                ok = check_invariant(rt_.metrics(),
+                                     LiveKeySchedule::matches(w.item, values[i].value()),
+                                     "dht_get_value", [&] {
+                                       return "key '" + w.item.key + "': not the value peer " +
+                                              std::to_string(w.storer) + "'s schedule stored";
+                                     });
                 if (!ok) rt_.metrics().count("dht_get_wrong_value");
+                if (ok) ok = check_not_expired(w.item.key, values[i].value());
               }
               rt_.metrics().count(ok ? "dht_live_get_ok" : "dht_live_get_failed");
               const int live = live_replica(w.item.key);
+              if (live >= 0) count_live_replica(ok, live);
               rt_.metrics().event("dht_get",
                                   {{"ok", ok ? 1 : 0},
                                    {"live_replica", live},

@@ -78,4 +78,8 @@ Result<std::unique_ptr<PeerApp>> make_dht_workload_app(Runtime& rt, const DhtWor
 // summary.json's "dht" block: success rates and the counts they come from.
 nlohmann::json dht_workload_summary(const MetricsSink& sink);
 
+// The liveness goal (core/invariants.h): once the faults stop, every get of a key that a live
+// peer holds in primary storage succeeds (the simulated world's oracle says which do).
+nlohmann::json dht_liveness(const Scenario& scenario, const MetricsSink& sink);
+
 }  // namespace crowdtrain::dht

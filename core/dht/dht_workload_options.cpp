@@ -43,6 +43,7 @@ std::shared_ptr<const WorkloadOptions> read_dht_options(JsonReader& r) {
   r.read("refresh_s", o->refresh_s, NumberRange::non_negative());
   r.read("republish_s", o->republish_s, NumberRange::non_negative());
   r.read("cache_on_lookup", o->cache_on_lookup);
+  r.read("handoff", o->handoff);
   return o;
 }
 

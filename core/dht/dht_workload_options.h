@@ -45,6 +45,9 @@ struct DhtWorkloadOptions final : WorkloadOptions {
   double refresh_s = 600;    // idle bucket refresh period (0 = none)
   double republish_s = 300;  // republish period (0 = none)
   bool cache_on_lookup = true;
+  // Kademlia's hand-off (DhtOptions::handoff): a node met for the first time that is among the
+  // `replicas` nearest known to a held key gets its records, repairing placement after joins.
+  bool handoff = false;
 };
 
 // The reader of workload.dht (WorkloadKind::read).

@@ -4,6 +4,8 @@
 
 #include "core/dht/dht_workload.h"
 
+#include "core/invariants.h"
+
 namespace crowdtrain::dht {
 
 namespace {
@@ -133,6 +135,17 @@ nlohmann::json dht_workload_summary(const MetricsSink& sink) {
     j["get_wrong_value"] = sink.counter("dht_get_wrong_value");
   }
   return j;
+}
+
+nlohmann::json dht_liveness(const Scenario&, const MetricsSink& sink) {
+  const int64_t live = sink.counter(liveness_counter("dht_get_live_replica"));
+  const int64_t failed = sink.counter(liveness_counter("dht_get_failed_with_live_replica"));
+  return {
+      {"goal", "every get of a key that a live peer holds succeeds (at least one get)"},
+      {"met", live > 0 && failed == 0},
+      {"gets_with_live_replica", live},
+      {"failed_with_live_replica", failed},
+      {"failed_no_live_replica", sink.counter(liveness_counter("dht_get_failed_no_live_replica"))}};
 }
 
 }  // namespace crowdtrain::dht

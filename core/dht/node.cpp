@@ -223,7 +223,7 @@ void DhtNode::call_failed(PeerId peer, const std::optional<DhtId>& id, const Res
     return;
   }
   rt_.metrics().count("dht_rpc_failed");
-  if (id) table_.remove(*id);
+  if (id && !table_.remove_if_replaceable(*id)) rt_.metrics().count("dht_failed_contact_kept");
   auto it = blacklist_.find(peer);
   if (it == blacklist_.end()) {
     if (blacklist_.size() >= options_.max_blacklist()) blacklist_.erase(blacklist_.begin());

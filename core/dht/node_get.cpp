@@ -5,6 +5,19 @@
 
 namespace crowdtrain::dht {
 
+namespace {
+
+// Removes the entries of `v` that expired at or before `now`; false when nothing is left.
+bool drop_expired_entries(DhtValue& v, Time now) {
+  if (!v.is_dictionary) return v.plain.expiration > now;
+  for (auto it = v.dictionary.begin(); it != v.dictionary.end();) {
+    it = it->second.expiration > now ? std::next(it) : v.dictionary.erase(it);
+  }
+  return !v.dictionary.empty();
+}
+
+}  // namespace
+
 void DhtNode::get(const std::string& key, GetDone done) {
   get_many({key},
            [done = std::move(done)](std::vector<Result<DhtValue>> r) { done(std::move(r[0])); });
@@ -41,6 +54,10 @@ void DhtNode::get_many(std::vector<std::string> keys,
          [this, out, ask, slots, finish = std::move(finish)](std::vector<TraverseResult> results,
                                                              std::vector<Found> found) mutable {
            for (size_t j = 0; j < ask.size(); ++j) {
+             // An answer may arrive after (part of) its value expired: drop what has.
+             if (found[j].value && !drop_expired_entries(*found[j].value, rt_.now())) {
+               found[j].value.reset();
+             }
              for (size_t i : slots.at(ask[j])) {
                if (found[j].value) {
                  (*out)[i] = *found[j].value;

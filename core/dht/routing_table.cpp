@@ -111,6 +111,14 @@ bool RoutingTable::remove(const DhtId& id) {
   return true;
 }
 
+bool RoutingTable::remove_if_replaceable(const DhtId& id) {
+  const Bucket& b = buckets_[bucket_index(id)];
+  const bool listed = std::any_of(b.contacts.begin(), b.contacts.end(),
+                                  [&](const Contact& x) { return x.id == id; });
+  if (listed && b.replacements.empty()) return false;
+  return remove(id);
+}
+
 std::vector<Contact> RoutingTable::nearest(const DhtId& target, size_t count,
                                            const DhtId* exclude) const {
   std::vector<std::pair<DhtId, Contact>> all;

@@ -42,6 +42,11 @@ class RoutingTable {
   // Removes the contact with `id` (it failed to answer) and promotes the most recent replacement.
   // Returns true when it was in the table (or in a replacement cache).
   bool remove(const DhtId& id);
+  // A contact that failed to answer a request: removed (as remove) when its bucket has a
+  // replacement to promote, else kept. Kademlia (section 4.1): a node whose own link failed for a
+  // while — a loss burst, a partition — must not flush its whole table, or it stays cut off after
+  // the link comes back. Returns whether it was removed.
+  bool remove_if_replaceable(const DhtId& id);
   // Marks a ping of the least-recently-seen contact of id's bucket as answered (the contact stays,
   // moved to most recently seen).
   void ping_answered(const Contact& c, Time now) { update(c, now); }

@@ -182,7 +182,8 @@ TEST(ScenarioTest, UnknownKeysNameTheirPath) {
   EXPECT_EQ(
       error_of(
           R"({"faults": [{"kind": "kill", "fraction": 1}, {"kind": "kill", "fraction": 0.5, "regions": ["a"]}]})")
-          .rfind("faults[1].regions: unknown key (known: at_s, kind, fraction, restart_after_s)",
+          .rfind("faults[1].regions: unknown key (known: at_s, kind, fraction, restart_after_s, "
+                 "notice_s)",
                  0),
       0u);
   EXPECT_EQ(error_of(R"({"network": {"regions": {"csv": "x"}}})")
@@ -235,7 +236,7 @@ TEST(ScenarioTest, OutOfRangeValues) {
   EXPECT_EQ(error_of(R"({"churn": {"model": "trace"}})"),
             "churn.trace_csv: required when churn.model is \"trace\"");
   EXPECT_EQ(error_of(R"({"faults": [{"at_s": 1}]})"),
-            "faults[0].kind: required (\"kill\" or \"partition\")");
+            "faults[0].kind: required (\"kill\", \"partition\", \"clog\" or \"loss\")");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "kill"}]})"),
             "faults[0].fraction: required (or peers) for a kill");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "kill", "fraction": 2}]})"),
@@ -244,8 +245,9 @@ TEST(ScenarioTest, OutOfRangeValues) {
             "faults[0].duration_s: required for a partition");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "partition", "regions": ["a"], "duration_s": 1}]})"),
             "faults[0]: a partition needs regions: set network.regions.rtt_csv");
-  EXPECT_EQ(error_of(R"({"faults": [{"kind": "crash"}]})"),
-            "faults[0].kind: must be one of \"kill\", \"partition\", got \"crash\"");
+  EXPECT_EQ(
+      error_of(R"({"faults": [{"kind": "crash"}]})"),
+      "faults[0].kind: must be one of \"kill\", \"partition\", \"clog\", \"loss\", got \"crash\"");
   EXPECT_EQ(error_of(R"({"workload": {"kind": "train"}})"),
             "workload.kind: must be one of \"probe\", \"transfers\", \"dht\", \"averaging\", "
             "\"training\", \"moe\", got \"train\"");

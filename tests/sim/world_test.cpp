@@ -109,6 +109,79 @@ TEST(World, PartitionBlocksCrossRegionProbes) {
   EXPECT_GT(cut["messages_dropped_partition"].get<int64_t>(), 0);
 }
 
+TEST(World, ClogSlowsOnlyTheCloggedPeersMessagesWhileItLasts) {
+  Scenario s = small(Fidelity::kMessage, 3);
+  s.churn.model = ChurnModel::kNone;
+  s.duration_s = 30;
+  s.workload.edit<ProbeOptions>("probe").timeout_s = 5;
+  FaultSpec clog;
+  clog.kind = FaultKind::kClog;
+  clog.at_s = 10;
+  clog.duration_s = 10;
+  clog.peers = {0, 1, 2, 3};
+  clog.delay_ms = 500;
+  s.faults.push_back(clog);
+  const auto r = run(s);
+  // 40 ms round trips, but probes that touch a clogged peer in 10..20 s take 1 s more (500 ms
+  // each way): about a fifth of the probes in a third of the run.
+  EXPECT_NEAR(r["probe"]["rtt_ms_p50"].get<double>(), 40.0, 0.5);
+  EXPECT_GT(r["probe"]["rtt_ms_p99"].get<double>(), 1000.0);
+  EXPECT_LT(r["probe"]["rtt_ms_p99"].get<double>(), 2100.0);
+  EXPECT_EQ(r["probe"]["probes_failed"].get<int64_t>(), 0);
+  s.faults.clear();
+  EXPECT_LT(run(s)["probe"]["rtt_ms_p99"].get<double>(), 41.0);
+}
+
+TEST(World, LossBurstDropsMessagesOnlyWhileItLasts) {
+  Scenario s = small(Fidelity::kMessage, 4);
+  s.churn.model = ChurnModel::kNone;
+  FaultSpec loss;
+  loss.kind = FaultKind::kLoss;
+  loss.at_s = 5;
+  loss.duration_s = 5;
+  loss.loss_rate = 0.5;  // every peer's messages (no peers, no fraction)
+  s.faults.push_back(loss);
+  const auto r = run(s);
+  const double failed = r["probe"]["probes_failed"].get<double>();
+  const double sent = r["probe"]["probes_sent"].get<double>();
+  // A probe survives a 50% burst only if its request and its answer both do: 3/4 of the probes
+  // sent in a quarter of the run fail, about 19% of all.
+  EXPECT_GT(failed / sent, 0.12);
+  EXPECT_LT(failed / sent, 0.26);
+  EXPECT_GT(r["messages_dropped_loss"].get<int64_t>(), 0);
+}
+
+TEST(World, KillWithNoticeWarnsTheVictimsThenKillsThem) {
+  Scenario s = small(Fidelity::kMessage, 6);
+  s.churn.model = ChurnModel::kNone;
+  FaultSpec kill;
+  kill.kind = FaultKind::kKill;
+  kill.at_s = 5;
+  kill.peers = {1, 2, 3};
+  kill.notice_s = 4;
+  kill.restart_after_s = 100;
+  s.faults.push_back(kill);
+  const std::string dir = ::testing::TempDir() + "/notice_" + std::to_string(::getpid());
+  SimOptions o;
+  o.out_dir = dir;
+  o.progress = false;
+  auto r = run_simulation(s, o);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r.value()["alive_peers_at_end"].get<int64_t>(), 37);
+  std::ifstream events(dir + "/events.jsonl");
+  std::string line;
+  std::vector<std::pair<double, std::string>> seen;  // (t, event) for peer 2
+  while (std::getline(events, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["peer"] == 2 && (j["ev"] == "preemption_notice" || j["ev"] == "leave")) {
+      seen.emplace_back(j["t_ns"].get<double>() / 1e9, j["ev"].get<std::string>());
+    }
+  }
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(5.0, std::string("preemption_notice")));
+  EXPECT_EQ(seen[1], std::make_pair(9.0, std::string("leave")));
+}
+
 TEST(World, PreemptionKillsAfterLifetime) {
   Scenario s = small(Fidelity::kMessage, 13);
   s.churn.model = ChurnModel::kNone;

@@ -91,7 +91,10 @@ TEST(DhtNodeFailures, RefusingPeersStayAndSilentPeersAreBlacklisted) {
   EXPECT_FALSE(asker.blacklisted(2));
   EXPECT_TRUE(asker.routing_table().contains(validator_id));
   EXPECT_TRUE(asker.blacklisted(3));
-  EXPECT_FALSE(asker.routing_table().contains(silent_id));
+  // Kept, as Kademlia keeps a silent contact whose bucket has no replacement waiting: a node whose
+  // own link failed must not flush its table (RoutingTable::remove_if_replaceable).
+  EXPECT_TRUE(asker.routing_table().contains(silent_id));
+  EXPECT_GE(world.sink.counter("dht_failed_contact_kept"), 1);
   EXPECT_GE(world.sink.counter("dht_rpc_failed"), 1);
 
   // The refusing peers still serve lookups: a get of a key stored by a well-behaved peer works

@@ -312,13 +312,14 @@ TEST(DhtNode, AHandOffGoesOnlyToNodesMetForTheFirstTime) {
   world.run_for(2s);
   EXPECT_EQ(world.sink.counter("dht_handed_off"), 10);
   ASSERT_TRUE(a.node().routing_table().contains(b.node().id()));
-  // B stops answering A: A's next lookup times out on B and drops it.
+  // B stops answering A: A's next lookup times out on B, which stays in A's table (its bucket has
+  // no replacement: RoutingTable::remove_if_replaceable) but is blacklisted for a while.
   world.filter = [](PeerId from, PeerId, Message&) { return from != 1; };
   a.node().get("absent", [](Result<DhtValue>) {});
   world.run_for(5s);
-  ASSERT_FALSE(a.node().routing_table().contains(b.node().id()));
-  // B speaks again (it lost A too, its calls having gone unanswered, so it bootstraps anew): A
-  // meets it anew, and hands nothing off a second time.
+  ASSERT_TRUE(a.node().blacklisted(1));
+  ASSERT_GE(world.sink.counter("dht_failed_contact_kept"), 1);
+  // B speaks again and bootstraps anew: A meets it again, and hands nothing off a second time.
   world.filter = nullptr;
   b.node().bootstrap({0}, [](Status) {});
   world.run_for(5s);

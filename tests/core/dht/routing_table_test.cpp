@@ -106,6 +106,24 @@ TEST(RoutingTable, PingsTheLeastRecentlySeenBeforeEvicting) {
   EXPECT_FALSE(t.remove(make_id(true, 99)));
 }
 
+// Found by `crowdtrain swarm` (scenarios/swarm_dht.json, seed 19): after a loss burst a node had
+// dropped every contact that timed out, was left with an empty table and never found anything
+// again. A contact that fails now leaves only when a replacement takes its place.
+TEST(RoutingTable, AFailedContactLeavesOnlyForAReplacement) {
+  const DhtId self = make_id(false, 0);
+  RoutingTable t(self, RoutingTableOptions{2, 2, 0});
+  EXPECT_FALSE(t.update(Contact{make_id(true, 1), 1}, Time(1)));
+  EXPECT_FALSE(t.update(Contact{make_id(true, 2), 2}, Time(2)));
+  EXPECT_FALSE(t.remove_if_replaceable(make_id(true, 1)));  // nobody waits: it stays
+  EXPECT_TRUE(t.contains(make_id(true, 1)));
+  ASSERT_TRUE(t.update(Contact{make_id(true, 3), 3}, Time(3)).has_value());  // 3 waits
+  EXPECT_TRUE(t.remove_if_replaceable(make_id(true, 1)));
+  EXPECT_FALSE(t.contains(make_id(true, 1)));
+  EXPECT_TRUE(t.contains(make_id(true, 3)));
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_FALSE(t.remove_if_replaceable(make_id(true, 99)));
+}
+
 TEST(RoutingTable, IgnoresSelfAndReplacesAPeersOldId) {
   const DhtId self = make_id(false, 0);
   RoutingTable t(self, RoutingTableOptions{20, 20, 5});
