@@ -1,7 +1,8 @@
 // DhtNode on the fake world: which failed calls count against a peer. A peer that refuses a store
 // (record by record through its validator, or the whole request with an error response) answered,
 // so it is alive: it is not blacklisted and stays in the routing table. A silent peer (time-outs)
-// is blacklisted and dropped.
+// is blacklisted, and stays in the table unless a replacement waits for its place; a node cut off
+// by a loss burst keeps its contacts and finds values again afterwards.
 #include <gtest/gtest.h>
 
 #include "core/dht/dht_app.h"
@@ -107,6 +108,58 @@ TEST(DhtNodeFailures, RefusingPeersStayAndSilentPeersAreBlacklisted) {
   EXPECT_TRUE(got);
   EXPECT_FALSE(asker.blacklisted(1));
   EXPECT_TRUE(asker.routing_table().contains(refuser_id));
+}
+
+}  // namespace
+}  // namespace crowdtrain::dht
+
+namespace crowdtrain::dht {
+namespace {
+
+// Found by `crowdtrain swarm scenarios/swarm_dht.json` (seed 19, with workload.dht.republish_s=20):
+// a loss burst made every call of a node time out, the node dropped every contact, and once the
+// network was whole again it could not look anything up: 112 of the 279 gets of keys that a live
+// peer held failed in the liveness phase, many at once ("0 ms": nobody left to ask). Contacts that
+// fail now stay unless a replacement waits (Kademlia, section 4.1).
+TEST(DhtNodeFailures, Seed19ANodeCutOffByALossBurstFindsValuesAfterwards) {
+  FakeWorld world(19);
+  Rng rng(derive_seed(19, "dht-cut-off-test"));
+  const DhtOptions options = DhtOptions()
+                                 .rpc_timeout(500ms)
+                                 .rpc_retries(1)
+                                 .blacklist_time(5s)
+                                 .blacklist_max_time(10s)
+                                 .republish_period(Time(0));
+  std::vector<std::unique_ptr<DhtApp>> apps(8);
+  for (PeerId p = 0; p < 8; ++p) {
+    apps[p] = std::make_unique<DhtApp>(world.add_peer(p), DhtId::random(rng), options,
+                                       p == 0 ? std::vector<PeerId>{} : std::vector<PeerId>{0});
+    world.attach(p, apps[p].get());
+  }
+  apps[0]->start();
+  world.run_for(100ms);
+  for (PeerId p = 1; p < 8; ++p) apps[p]->start();
+  world.run_for(5s);
+  size_t stored = 0;
+  apps[1]->node().store("key", "value", world.now() + 3600s, [&](size_t n) { stored = n; });
+  world.run_for(5s);
+  ASSERT_GE(stored, 1u);
+  DhtNode& cut = apps[7]->node();
+  ASSERT_GT(cut.routing_table().size(), 0u);
+  // The burst: nothing to or from peer 7 arrives, while it keeps asking.
+  world.filter = [](PeerId from, PeerId to, Message&) { return from != 7 && to != 7; };
+  for (int i = 0; i < 5; ++i) {
+    cut.get("other-" + std::to_string(i), [](Result<DhtValue>) {});
+    world.run_for(3s);
+  }
+  EXPECT_GT(cut.routing_table().size(), 0u);  // before the fix: 0
+  // The network is whole again; once the blacklist lapses the node finds the value.
+  world.filter = nullptr;
+  world.run_for(15s);
+  bool found = false;
+  cut.get("key", [&](Result<DhtValue> r) { found = r.ok(); });
+  world.run_for(5s);
+  EXPECT_TRUE(found);
 }
 
 }  // namespace
