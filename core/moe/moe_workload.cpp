@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/dht/node.h"
+#include "core/invariants.h"
 #include "core/moe/beam_search.h"
 #include "core/moe/client.h"
 #include "core/moe/declare.h"
@@ -153,6 +154,14 @@ class ServerApp final : public MoePeer {
   std::unique_ptr<ExpertGuardian> guardian_;  // after declarer_: destroyed first
 };
 
+// The longest a training step may take: each layer's beam search, forward call and backward call
+// end by their time-outs; the trainer's own compute gets a minute on top (core/invariants.h).
+Time step_deadline(const MoeOptions& o) {
+  const MoeClientOptions& c = o.client;
+  const double per_layer = c.search_timeout_s + c.forward_timeout_s + c.backward_timeout_s;
+  return from_seconds(o.trainer.layers * per_layer + 60.0);
+}
+
 train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, uint64_t seed) {
   const MoeOptions& o = options_of(s);
   std::vector<int64_t> sizes(o.grid_sizes.begin(), o.grid_sizes.end());
@@ -167,6 +176,7 @@ train::DmoeOptions dmoe_options(const Scenario& s, const train::Dataset& data, u
       .lr(o.trainer.lr)
       .amsgrad(o.trainer.amsgrad)
       .gate_norm(o.trainer.gate_norm)
+      .step_deadline(step_deadline(o))
       .seed(seed);
 }
 
@@ -302,6 +312,21 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
 
 }  // namespace
 
+// The liveness goal (core/invariants.h): once the faults stop, every trainer completes steps
+// again (the MNIST task; the throughput chain has no goal yet).
+nlohmann::json moe_liveness(const Scenario& s, const MetricsSink& sink) {
+  const MoeOptions& o = options_of(s);
+  if (o.trainer.task != TrainerTask::kMnist) return {{"goal", nullptr}, {"met", nullptr}};
+  const int64_t trainers =
+      static_cast<int64_t>(s.peers.count - o.servers) * o.trainer.trainers_per_peer;
+  const int64_t steps = sink.counter(liveness_counter("dmoe_steps"));
+  return {{"goal", "every trainer completes steps again: at least one successful step per trainer"},
+          {"met", steps >= trainers},
+          {"trainers", trainers},
+          {"steps", steps},
+          {"failed_steps", sink.counter(liveness_counter("dmoe_failed_steps"))}};
+}
+
 WorkloadKind moe_workload_kind() {
   WorkloadKind k;
   k.name = kKind;
@@ -311,6 +336,7 @@ WorkloadKind moe_workload_kind() {
   k.make_app = make_app;
   k.summary = moe_summary;
   k.progress = moe_progress;
+  k.liveness = moe_liveness;
   return k;
 }
 

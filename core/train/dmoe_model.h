@@ -48,6 +48,9 @@ class DmoeOptions {
   // batch order (derive_seed(seed, "dmoe_batches")).
   CT_DMOE_OPTION(uint64_t, seed, 0)
   CT_DMOE_OPTION(Time, retry_delay, Time(std::chrono::milliseconds(100)))  // after a failed step
+  // Safety (core/invariants.h): a step still running this long after it began breaks the
+  // invariant "dmoe_step_bounded" (its searches and calls all have time-outs). 0: not checked.
+  CT_DMOE_OPTION(Time, step_deadline, Time(0))
   CT_DMOE_OPTION(int, intra_op_threads, 1)  // LibTorch, process-wide; 0 leaves it alone
 #undef CT_DMOE_OPTION
 };

@@ -7,6 +7,8 @@
 // scattered into z_l's gradient before the previous segment runs.
 #include "core/train/dmoe_trainer.h"
 
+#include "core/invariants.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -95,7 +97,21 @@ void DmoeTrainer::step(std::function<void(const DmoeStepStats&)> done) {
   batches_->next(&pass->x, &pass->y);
   pass->params = model_->snapshot();
   pass->start_updates = model_->updates();
+  if (options_.step_deadline() > Time(0)) watch(pass->stats.attempt);
   start_pass(std::move(pass));
+}
+
+void DmoeTrainer::watch(int64_t attempt) {
+  std::weak_ptr<bool> alive = alive_;
+  rt_.schedule(options_.step_deadline(), [this, alive, attempt] {
+    if (alive.expired()) return;
+    const bool ended = !busy_ || attempts_ != attempt;
+    check_invariant(rt_.metrics(), ended, "dmoe_step_bounded", [&] {
+      return "step " + std::to_string(attempt) + " still running " +
+             std::to_string(to_seconds(options_.step_deadline())) +
+             " s after it began, past every time-out of its searches and calls";
+    });
+  });
 }
 
 void DmoeTrainer::start_pass(std::shared_ptr<Pass> pass) {

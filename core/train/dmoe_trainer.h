@@ -103,6 +103,9 @@ class DmoeTrainer {
   std::unique_ptr<BatchIterator> batches_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<at::Tensor> last_gradients_;
+  // Schedules the step_deadline check of step `attempt`.
+  void watch(int64_t attempt);
+
   bool busy_ = false;
   int64_t attempts_ = 0, steps_ok_ = 0, steps_failed_ = 0;
   // run(): steps left (-1 when not running) and the callbacks.

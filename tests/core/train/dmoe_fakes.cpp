@@ -63,6 +63,7 @@ void FakeCaller::forward(const TensorData& inputs,
                          const std::vector<std::vector<moe::ExpertRef>>& chosen, Done done) {
   ++forward_calls;
   last_inputs = inputs;
+  if (hang_forward) return;
   if (forward_error) {
     rt_.schedule(latency_, [done = std::move(done), e = *forward_error] { done(e); });
     return;

@@ -67,6 +67,7 @@ class FakeCaller final : public moe::MixtureCaller {
 
   std::set<std::string> drop_forward, drop_backward, nan_forward;  // by uid
   std::optional<Status> forward_error, backward_error;
+  bool hang_forward = false;  // forward never answers (a caller whose time-out is broken)
   uint32_t k_min = 1;
   // What the trainer sent: the latest gradient of each expert's output, its samples, and the
   // uids asked to run backward (cleared by the test).

@@ -414,6 +414,25 @@ TEST_F(DmoeTest, ErrorsFailTheStepAndKeepTheModel) {
   EXPECT_EQ(st.model->updates(), 1);
 }
 
+// Safety (core/invariants.h): a step that outlives step_deadline is reported, once; steps that
+// end in time are checked and pass.
+TEST_F(DmoeTest, AStepPastItsDeadlineBreaksTheInvariant) {
+  const DmoeOptions o = small_options().step_deadline(std::chrono::seconds(20));
+  Rig st(world, o, blobs(40, 6, 3, 1));
+  EXPECT_TRUE(st.run_step().ok);
+  world.run_for(std::chrono::seconds(30));
+  EXPECT_GE(st.counter("invariant_checks"), 1);
+  EXPECT_EQ(st.counter("invariant_violations"), 0);
+  st.callers[1]->hang_forward = true;
+  bool ended = false;
+  st.trainer->step([&](const DmoeStepStats&) { ended = true; });
+  world.run_for(std::chrono::seconds(19));
+  EXPECT_EQ(st.counter("invariant_violations"), 0);
+  world.run_for(std::chrono::seconds(60));
+  EXPECT_FALSE(ended);
+  EXPECT_EQ(st.counter("invariant_violations/dmoe_step_bounded"), 1);
+}
+
 // ---- (e) two trainers sharing one model ------------------------------------------------------
 
 // Trainers A and B (different latencies, so their steps overlap) share a model. Replay: starting
