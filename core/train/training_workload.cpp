@@ -1,6 +1,8 @@
 // The training experiment workload: see training_workload.h.
 #include "core/train/training_workload.h"
 
+#include "core/invariants.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -112,6 +114,9 @@ void TrainingBoard::evaluate(Runtime& rt) {
       ++sampled;
     }
     const torch::Tensor p = trainer->parameters();
+    check_invariant(
+        rt.metrics(), torch::isfinite(p).all().item<bool>(), "training_params_finite",
+        [&] { return "peer " + std::to_string(peer) + " holds non-finite parameters"; });
     sum = sum.defined() ? sum + p : p;
   }
   const double acc = acc_sum / sampled;
@@ -287,6 +292,29 @@ nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sin
     out[c] = sink.counter(c);
   }
   return out;
+}
+
+nlohmann::json training_liveness(const Scenario& scenario, const MetricsSink& sink) {
+  const double from = scenario.liveness.from_s;
+  double best_before = -1.0, last = -1.0;
+  int64_t after = 0;
+  const nlohmann::json summary = training_summary(scenario, sink);  // kept alive for the loop
+  for (const auto& p : summary["curve"]) {
+    const double acc = p.value("accuracy", 0.0);
+    if (p.value("time_s", 0.0) < from) {
+      best_before = std::max(best_before, acc);
+    } else {
+      last = acc;
+      ++after;
+    }
+  }
+  return {{"goal",
+           "accuracy recovers once the faults stop: the last evaluation is within 0.02 of the "
+           "best one before the liveness phase"},
+          {"met", after > 0 && last >= best_before - 0.02},
+          {"best_before", best_before},
+          {"last", last},
+          {"evaluations_after", after}};
 }
 
 }  // namespace crowdtrain::train

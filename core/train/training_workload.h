@@ -59,5 +59,9 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
 // {"curve": [{time_s, accuracy, average_model_accuracy, live_peers}], "time_to_accuracy_s":
 // {"0.9": t | null, ...}, "final_accuracy", "steps", "state_downloads", ...}.
 nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sink);
+// The liveness goal (core/invariants.h): once the faults stop, accuracy recovers (the last
+// evaluation within 0.02 of the best before the liveness phase). Safety, checked at every
+// evaluation: every live peer's parameters are finite (training_params_finite).
+nlohmann::json training_liveness(const Scenario& scenario, const MetricsSink& sink);
 
 }  // namespace crowdtrain::train
