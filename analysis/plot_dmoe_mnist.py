@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LABELS = {
+    "moe64_d1000_f10_idx": ("64 experts, 1 s, 10% failures, standard MNIST split", "tab:cyan"),
     "moe64_d1000_f10": ("64 experts, 1 s, 10% failures", "tab:blue"),
     "moe64_d1000_f10_elr1e3": ("64 experts, 1 s, 10% failures, expert lr 1e-3", "tab:red"),
     "moe64_d100_f10": ("64 experts, 100 ms, 10% failures", "tab:orange"),

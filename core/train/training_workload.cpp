@@ -114,9 +114,9 @@ void TrainingBoard::evaluate(Runtime& rt) {
       ++sampled;
     }
     const torch::Tensor p = trainer->parameters();
-    check_invariant(
-        rt.metrics(), torch::isfinite(p).all().item<bool>(), "training_params_finite",
-        [&] { return "peer " + std::to_string(peer) + " holds non-finite parameters"; });
+    const PeerId who = peer;  // (C++17 lambdas cannot capture a structured binding)
+    check_invariant(rt.metrics(), torch::isfinite(p).all().item<bool>(), "training_params_finite",
+                    [&] { return "peer " + std::to_string(who) + " holds non-finite parameters"; });
     sum = sum.defined() ? sum + p : p;
   }
   const double acc = acc_sum / sampled;
