@@ -11,9 +11,9 @@ set -uo pipefail
 BIN="$1"
 ROOT="$2"
 DHT_SEEDS="${3:-40}"
-AVG_SEEDS="${4:-16}"
-MOE_SEEDS="${5:-3}"
-TRAIN_SEEDS="${6:-2}"
+AVG_SEEDS="${4:-20}"
+MOE_SEEDS="${5:-20}"
+TRAIN_SEEDS="${6:-20}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
