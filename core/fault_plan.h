@@ -22,8 +22,9 @@ struct FaultPlanOptions {
   double max_fault_s = 60;         // longest partition, clog, loss burst or downtime
 };
 
-// Checks the options against the scenario: warmup_s < safety_s <= duration is not required (the
-// swarm sets the duration), 1 <= min_faults <= max_faults, fractions in (0, 1].
+// Checks the options: warmup_s >= 0 and safety_s at least 10 s later (the swarm sets the run's
+// duration from them), 1 <= min_faults <= max_faults, max_kill_fraction in (0, 1],
+// max_fault_s >= 1.
 Status check_fault_plan_options(const FaultPlanOptions& o);
 
 // The plan of `seed`: between min_faults and max_faults faults, each a kill (some with a

@@ -385,16 +385,16 @@ bool swarm_option(const std::string& flag, const std::string& v, SwarmOptions& o
     o.out_dir = v;
     return true;
   }
-  const bool count =
-      flag == "--seeds" || flag == "--first-seed" || flag == "--seed" || flag == "--jobs";
-  if (!count) {
+  // Whole numbers: the smallest each takes.
+  const std::map<std::string, double> wholes = {
+      {"--seeds", 1}, {"--jobs", 1}, {"--first-seed", 0}, {"--seed", 0}};
+  const auto whole = wholes.find(flag);
+  if (whole == wholes.end()) {
     error = "unknown option " + flag;
     return false;
   }
-  if (!number_arg(flag, v, x, error) || x != std::floor(x) ||
-      (flag != "--first-seed" && flag != "--seed" && x < 1)) {
-    error = flag + " needs a whole number" +
-            (flag == "--jobs" || flag == "--seeds" ? " >= 1" : "") + ", got \"" + v + "\"";
+  if (!number_arg(flag, v, x, error) || x != std::floor(x) || x < whole->second) {
+    error = flag + " needs a whole number >= " + fmt(whole->second) + ", got \"" + v + "\"";
     return false;
   }
   if (flag == "--seeds") o.seeds = static_cast<uint64_t>(x);

@@ -240,10 +240,12 @@ nlohmann::json averaging_summary(const MetricsSink& sink) {
 }
 
 nlohmann::json averaging_liveness(const Scenario& s, const MetricsSink& sink) {
-  // The last round's spread: the series of the highest round.
-  double last = NAN;
+  // The last round's spread and error from the true mean: the series of the highest round
+  // (sample_names() is sorted, the rounds zero-padded).
+  double last = NAN, last_mse = NAN;
   for (const std::string& name : sink.sample_names()) {
     if (name.rfind(kSpreadPrefix, 0) == 0) last = sink.sample_mean(name);
+    if (name.rfind(kMsePrefix, 0) == 0) last_mse = sink.sample_mean(name);
   }
   const double first = sink.sample_mean(kLivenessFirstSpread);
   const int64_t rounds = sink.counter(liveness_counter("averaging_rounds_closed"));
@@ -253,10 +255,6 @@ nlohmann::json averaging_liveness(const Scenario& s, const MetricsSink& sink) {
     return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
   };
   // A run that reached stop_below_mse starts no more rounds: that is the goal met early.
-  double last_mse = NAN;
-  for (const std::string& name : sink.sample_names()) {
-    if (name.rfind(kMsePrefix, 0) == 0) last_mse = sink.sample_mean(name);
-  }
   const double stop_below = averaging_options_of(s).stop_below_mse;
   const bool stopped = stop_below > 0.0 && last_mse < stop_below;
   return {{"goal",

@@ -10,10 +10,10 @@
 // re-meeting is constant, and handing everything off each time floods the swarm). A peer that
 // does not answer a call (a time-out) is blacklisted for a while (doubling per repeated failure)
 // and dropped from the routing table when a replacement waits for its place (else kept, so that a
-// node whose own link failed does not flush its table: Kademlia, section 4.1); a peer that answers is alive and never blacklisted, even when it
-// refuses. Counters and samples go to rt.metrics(). Ownership: the node borrows the Runtime and the
-// RpcEndpoint (both outlive it); callbacks that come after the node is destroyed are dropped.
-// Threading: single-threaded, on the runtime's loop.
+// node whose own link failed does not flush its table: Kademlia, section 4.1); a peer that answers
+// is alive and never blacklisted, even when it refuses. Counters and samples go to rt.metrics().
+// Ownership: the node borrows the Runtime and the RpcEndpoint (both outlive it); callbacks that
+// come after the node is destroyed are dropped. Threading: single-threaded, on the runtime's loop.
 #pragma once
 
 #include <functional>
