@@ -41,6 +41,9 @@ class ExpertConfig {
   CT_EXPERT_OPTION(double, lr, 1e-3)
   CT_EXPERT_OPTION(double, momentum, 0.0)       // sgd
   CT_EXPERT_OPTION(double, max_grad_norm, 0.0)  // clip before the step; 0 = no clipping
+  // adam, amsgrad: the step in one pass over memory (core/train/fused_adam.h; the same update to
+  // float rounding); false: torch::optim::Adam's own step (to compare).
+  CT_EXPERT_OPTION(bool, fused_step, true)
   CT_EXPERT_OPTION(std::string, device, "cpu")  // "cpu" | "cuda" (when LibTorch has CUDA)
   CT_EXPERT_OPTION(uint64_t, seed, 0)           // parameter initialisation
 #undef CT_EXPERT_OPTION

@@ -32,6 +32,7 @@ void read_expert(JsonReader& r, ExpertConfig& e) {
   std::string device = e.device();
   uint64_t hidden = e.hidden(), ffn_dim = e.ffn_dim(), heads = e.heads(), seq_len = e.seq_len();
   double lr = e.lr(), momentum = e.momentum(), clip = e.max_grad_norm();
+  bool fused = e.fused_step();
   r.read("kind", kind);
   r.read("hidden", hidden, NumberRange::closed(1, 1 << 20));
   r.read("ffn_dim", ffn_dim, NumberRange::closed(0, 1 << 22));
@@ -43,9 +44,11 @@ void read_expert(JsonReader& r, ExpertConfig& e) {
   r.read("momentum", momentum, NumberRange::half_open(0, 1));
   r.read("max_grad_norm", clip, NumberRange::non_negative());
   r.read_choice("device", device, {"cpu", "cuda"});
+  r.read("fused_step", fused);
   e.kind(kind).hidden(static_cast<int64_t>(hidden)).ffn_dim(static_cast<int64_t>(ffn_dim));
   e.heads(static_cast<int64_t>(heads)).seq_len(static_cast<int64_t>(seq_len)).script_path(script);
   e.optimizer(optimizer).lr(lr).momentum(momentum).max_grad_norm(clip).device(device);
+  e.fused_step(fused);
 }
 
 void read_server(JsonReader& r, MoeServerOptions& s) {

@@ -12,6 +12,7 @@
 
 #include "core/moe/expert_blocks.h"
 #include "core/tensor_codec.h"
+#include "core/train/fused_adam.h"
 
 namespace crowdtrain::moe {
 namespace {
@@ -234,13 +235,17 @@ Result<TensorData> TorchExpert::backward_step(const at::Tensor& x, const at::Ten
   return to_tensor_data(grad_in);
 }
 
+// Adam and AMSGrad take the fused loop (the same update in one pass over memory: on a CPU the
+// step was most of a small batch's backward call); SGD takes torch's step.
 void TorchExpert::step(double lr_scale) {
+  auto* adam = config_.fused_step() ? dynamic_cast<torch::optim::Adam*>(optimizer_.get()) : nullptr;
+  auto run = [&] { adam != nullptr ? train::fused_adam_step(*adam) : (void)optimizer_->step(); };
   if (lr_scale == 1) {
-    optimizer_->step();
+    run();
     return;
   }
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(config_.lr() * lr_scale);
-  optimizer_->step();
+  run();
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(config_.lr());
 }
 
