@@ -11,6 +11,7 @@
 #include <sstream>
 #include <utility>
 
+#include "core/churn_trace.h"
 #include "core/json_path.h"
 #include "core/scenario_parse.h"
 #include "core/workload.h"
@@ -192,9 +193,14 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
     }
   }
   if (s.churn.model == ChurnModel::kTrace) {
-    auto file = resolve_data_file(s.churn.trace_csv, base_dir, "churn.trace_csv");
+    auto file = resolve_data_file(s.churn.trace.path, base_dir, s.churn.trace.key);
     if (!file.ok()) return file.status();
-    s.churn.trace_csv = file.value();
+    s.churn.trace.path = file.value();
+    // The trace is read now too, so that a malformed one is a scenario error naming the key.
+    auto trace = read_trace(s.churn.trace);
+    if (!trace.ok()) return json_error(s.churn.trace.key, trace.error());
+    auto mapped = map_trace(trace.value(), s.churn.trace, s.peers.count, s.seed);
+    if (!mapped.ok()) return json_error(s.churn.trace.key, mapped.error());
   }
   return check_workload(s);
 }

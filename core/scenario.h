@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/churn_trace_options.h"
 #include "core/distribution.h"
 #include "core/status.h"
 
@@ -81,7 +82,7 @@ struct ChurnSpec {
   DistSpec session_s = DistSpec::constant(3600);
   DistSpec downtime_s = DistSpec::constant(600);
   double initial_online_fraction = 1.0;  // sessions model: share of peers online at t = 0
-  std::string trace_csv;                 // trace model: rows "peer,join_s,leave_s"
+  TraceSpec trace;                       // trace model: the trace and its mapping
   double lifetime_s_max = 0.0;           // preemption: a peer is killed after this long (0 = never)
   double preemption_notice_s = 30.0;     // ... and told this long before
 };

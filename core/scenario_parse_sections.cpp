@@ -94,11 +94,13 @@ void read_churn(JsonReader& r, ChurnSpec& out) {
   read_dist(r, "session_s", out.session_s, /*positive=*/true);
   read_dist(r, "downtime_s", out.downtime_s, /*positive=*/false);
   r.read("initial_online_fraction", out.initial_online_fraction, NumberRange::fraction());
-  r.read("trace_csv", out.trace_csv);
+  bool trace_given = false;
+  read_trace_spec(r, out.trace, trace_given);
   r.read("lifetime_s_max", out.lifetime_s_max, NumberRange::non_negative());
   r.read("preemption_notice_s", out.preemption_notice_s, NumberRange::non_negative());
-  if (r.ok() && out.model == ChurnModel::kTrace && out.trace_csv.empty()) {
-    r.fail(r.path_of("trace_csv"), "required when churn.model is \"trace\"");
+  if (r.ok() && out.model == ChurnModel::kTrace && !trace_given) {
+    r.fail(r.path_of("trace"),
+           "required when churn.model is \"trace\" (or its shorthand trace_csv)");
   }
 }
 

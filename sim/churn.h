@@ -6,24 +6,16 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/churn_trace.h"
 #include "core/random.h"
 #include "core/runtime.h"
 #include "core/scenario.h"
 #include "core/status.h"
 
 namespace crowdtrain::sim {
-
-struct TraceSession {
-  double join_s = 0.0;
-  double leave_s = 0.0;  // < 0: stays until the end
-};
-
-// Reads "peer,join_s,leave_s" rows (header line optional; leave_s empty or -1 = stays). Errors name
-// the line. Sessions of a peer must not overlap.
-Result<std::map<PeerId, std::vector<TraceSession>>> load_churn_trace(const std::string& path,
-                                                                     uint32_t peer_count);
 
 class ChurnPlan {
  public:
@@ -35,7 +27,10 @@ class ChurnPlan {
   bool initially_online(PeerId p);
   double next_session_s(PeerId p);
   double next_downtime_s(PeerId p);
-  const std::vector<TraceSession>* trace_sessions(PeerId p) const;
+  // The trace's sessions of `p` in simulated seconds (null when it has none), and the trace's
+  // record for summary.json (file, format, mapping, which host each peer replays).
+  const std::vector<TraceInterval>* trace_sessions(PeerId p) const;
+  nlohmann::json trace_summary() const;
 
  private:
   enum class Model { kNone, kSessions, kTrace };
@@ -44,7 +39,8 @@ class ChurnPlan {
   uint64_t seed_ = 0;
   ChurnSpec spec_;
   std::map<PeerId, Rng> streams_;  // created on first use, so a peer's draws are its own
-  std::map<PeerId, std::vector<TraceSession>> trace_;
+  MappedTrace trace_;
+  size_t trace_hosts_ = 0;
 };
 
 }  // namespace crowdtrain::sim

@@ -180,9 +180,8 @@ void World::join(PeerId p, const char* reason) {
   if (churn_.sessions()) session_s = churn_.next_session_s(p);
   if (churn_.trace()) {
     for (const auto& t : *churn_.trace_sessions(p)) {
-      if (t.join_s * 1e9 <= now().count() + 1 &&
-          (t.leave_s < 0 || t.leave_s * 1e9 > now().count())) {
-        session_s = t.leave_s < 0 ? -1.0 : t.leave_s - to_seconds(now());
+      if (t.start_s * 1e9 <= now().count() + 1 && (t.end_s < 0 || t.end_s * 1e9 > now().count())) {
+        session_s = t.end_s < 0 ? -1.0 : t.end_s - to_seconds(now());
       }
     }
   }
@@ -423,8 +422,8 @@ void World::schedule_joins() {
     if (!churn_.trace()) continue;
     if (const auto* sessions = churn_.trace_sessions(p)) {
       for (const auto& t : *sessions) {
-        if (t.join_s > 0.0) {
-          ns3::Simulator::Schedule(ns3::Seconds(t.join_s), [this, p] { join(p, "trace"); });
+        if (t.start_s > 0.0) {
+          ns3::Simulator::Schedule(ns3::Seconds(t.start_s), [this, p] { join(p, "trace"); });
         }
       }
     }
@@ -454,6 +453,7 @@ nlohmann::json World::summary() {
   sum["connections_opened"] = n.connections_opened;
   sum["alive_peers_at_end"] = alive_;
   sum["peak_rss_mib"] = peak_rss_mib();
+  if (churn_.trace()) sum["churn_trace"] = churn_.trace_summary();
   return sum;
 }
 

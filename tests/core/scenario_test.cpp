@@ -143,7 +143,7 @@ TEST(ScenarioTest, ReadsEveryKey) {
   EXPECT_EQ(s.churn.session_s.mean, 600.0);
   EXPECT_EQ(s.churn.downtime_s.value, 60.0);
   EXPECT_EQ(s.churn.initial_online_fraction, 0.5);
-  EXPECT_EQ(s.churn.trace_csv, trace);
+  EXPECT_EQ(s.churn.trace.path, trace);
   EXPECT_EQ(s.churn.lifetime_s_max, 3600.0);
   EXPECT_EQ(s.churn.preemption_notice_s, 10.0);
   ASSERT_EQ(s.faults.size(), 2u);
@@ -234,7 +234,7 @@ TEST(ScenarioTest, OutOfRangeValues) {
   EXPECT_EQ(error_of(R"({"churn": {"initial_online_fraction": 1.5}})"),
             "churn.initial_online_fraction: must be in [0, 1], got 1.5");
   EXPECT_EQ(error_of(R"({"churn": {"model": "trace"}})"),
-            "churn.trace_csv: required when churn.model is \"trace\"");
+            "churn.trace: required when churn.model is \"trace\" (or its shorthand trace_csv)");
   EXPECT_EQ(error_of(R"({"faults": [{"at_s": 1}]})"),
             "faults[0].kind: required (\"kill\", \"partition\", \"clog\" or \"loss\")");
   EXPECT_EQ(error_of(R"({"faults": [{"kind": "kill"}]})"),
@@ -394,6 +394,28 @@ TEST(ScenarioTest, Overrides) {
   EXPECT_EQ(s->peers.count, 7u);
 }
 
+TEST(ScenarioTest, ReadsATraceObjectAndRefusesAMalformedTraceNamingKeyAndLine) {
+  TempDir dir;
+  dir.write("spot.json", R"({"metadata": {"gap_seconds": 60}, "data": [1, 2, 0]})");
+  dir.write("bad.csv", "host,join_s,leave_s\na,0,10\na,5,20\n");
+  const fs::path ok = dir.write("ok.json", R"({"peers": {"count": 3},
+    "churn": {"model": "trace", "trace": {"path": "spot.json", "format": "counts_json",
+                                          "time_scale": 4, "start_s": 30}}})");
+  auto s = load_scenario(ok.string(), {});
+  ASSERT_TRUE(s.ok()) << s.error();
+  EXPECT_EQ(s->churn.trace.format, TraceFormat::kCountsJson);
+  EXPECT_EQ(s->churn.trace.mapping, TraceMapping::kFirst);  // the default for counts
+  EXPECT_EQ(s->churn.trace.time_scale, 4.0);
+  EXPECT_EQ(s->churn.trace.start_s, 30.0);
+  EXPECT_TRUE(fs::equivalent(s->churn.trace.path, dir.path() / "spot.json"));
+  const fs::path bad = dir.write("bad.json", R"({"peers": {"count": 3},
+    "churn": {"model": "trace", "trace": {"path": "bad.csv", "mapping": "first"}}})");
+  auto b = load_scenario(bad.string(), {});
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().rfind("churn.trace.path: ", 0), 0u) << b.error();
+  EXPECT_NE(b.error().find("bad.csv:3: this session overlaps"), std::string::npos) << b.error();
+}
+
 TEST(ScenarioTest, LoadsFileWithRelativeCsvAndOverrides) {
   TempDir dir;
   dir.write("data/m.csv", kMatrix);
@@ -410,7 +432,7 @@ TEST(ScenarioTest, LoadsFileWithRelativeCsvAndOverrides) {
   EXPECT_EQ(s->peers.count, 12u);
   EXPECT_EQ(s->network.upload_mbps.value, 50.0);
   EXPECT_TRUE(fs::equivalent(s->network.regions.rtt_csv, dir.path() / "data/m.csv"));
-  EXPECT_TRUE(fs::equivalent(s->churn.trace_csv, dir.path() / "data/trace.csv"));
+  EXPECT_TRUE(fs::equivalent(s->churn.trace.path, dir.path() / "data/trace.csv"));
   EXPECT_EQ(s->resolved["peers"]["count"], 12);
   EXPECT_EQ(s->resolved["network"]["regions"]["rtt_csv"], "data/m.csv");  // as written
 

@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <tuple>
 
 namespace crowdtrain::sim {
 namespace {
@@ -190,6 +193,61 @@ TEST(World, PreemptionKillsAfterLifetime) {
   const auto r = run(s);
   EXPECT_EQ(r["alive_peers_at_end"].get<int64_t>(), 0);
   EXPECT_EQ(r["counters"]["leaves"].get<int64_t>(), 40);
+}
+
+// Joins and leaves of every peer, (peer, t, event), from a run folder's event log.
+std::vector<std::tuple<int64_t, double, std::string>> lifecycle(const std::string& dir) {
+  std::vector<std::tuple<int64_t, double, std::string>> seen;
+  std::ifstream events(dir + "/events.jsonl");
+  std::string line;
+  while (std::getline(events, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["ev"] == "join" || j["ev"] == "leave") {
+      seen.emplace_back(j["peer"].get<int64_t>(), j["t_ns"].get<double>() / 1e9,
+                        j["ev"].get<std::string>());
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  return seen;
+}
+
+// A trace of three hosts replayed on four peers, twice as fast: every peer is up exactly when its
+// host was, the fourth (no host) never; the same trace and seed give the same event log.
+TEST(World, ReplaysATraceExactly) {
+  const std::string dir = ::testing::TempDir() + "/trace_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/trace.csv") << "# hosts a, b, c\nhost,join_s,leave_s\n"
+                                       "a,0,10\nb,4,-1\na,16,30\nc,2,6\n";
+  Scenario s = small(Fidelity::kMessage, 3);
+  s.peers.count = 4;
+  s.churn.model = ChurnModel::kTrace;
+  s.churn.trace.path = dir + "/trace.csv";
+  s.churn.trace.key = "churn.trace.path";
+  s.churn.trace.mapping = TraceMapping::kFirst;
+  s.churn.trace.time_scale = 2;
+  auto replay = [&](const std::string& out) {
+    SimOptions o;
+    o.out_dir = out;
+    o.progress = false;
+    auto r = run_simulation(s, o);
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? r.value() : nlohmann::json();
+  };
+  const auto a = replay(dir + "/a");
+  using E = std::tuple<int64_t, double, std::string>;
+  EXPECT_EQ(lifecycle(dir + "/a"), (std::vector<E>{{0, 0.0, "join"},
+                                                   {0, 5.0, "leave"},
+                                                   {0, 8.0, "join"},
+                                                   {0, 15.0, "leave"},
+                                                   {1, 2.0, "join"},
+                                                   {2, 1.0, "join"},
+                                                   {2, 3.0, "leave"}}));
+  EXPECT_EQ(a["alive_peers_at_end"].get<int64_t>(), 1);
+  EXPECT_EQ(a["churn_trace"]["peer_hosts"], nlohmann::json({"a", "b", "c", ""}));
+  EXPECT_EQ(a["churn_trace"]["hosts_in_trace"], 3);
+  EXPECT_EQ(a["churn_trace"]["mapping"], "first");
+  const auto b = replay(dir + "/b");
+  EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
 }
 
 }  // namespace
