@@ -83,4 +83,8 @@ want = [("a", "2", "10", "kept"), ("b", "1", "5", "new"), ("b", "1", "30", "new"
 assert got == want, got
 EOF2
 
+# The default scenarios' RTT matrix and bandwidth tables are what analysis/region_data.py derives
+# from the measurements shipped in scenarios/data/ (a hand edit of either fails here).
+"$py" "$root/analysis/region_data.py" --check
+
 echo "PASS"
