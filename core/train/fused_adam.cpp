@@ -26,13 +26,15 @@ struct AdamBuffers {
 
 // The update per element, in Adam::step's order: decay and add the moments, take the running
 // maximum, denominator sqrt(v) / sqrt(bias_correction2) + eps, then p += -step_size * m / denom.
-// A loop without branches per variant (so that it vectorises), cloned for AVX2 where the CPU has
-// it.
+// A loop without branches per variant, so that it vectorises; the pointers are parameters, so
+// that __restrict holds and the loop needs no aliasing checks.
 template <bool kAmsgrad, bool kDecay>
-__attribute__((target_clones("avx2", "default"))) void adam_loop(
-    const AdamConstants& c, float* __restrict param, const float* __restrict grad,
-    float* __restrict exp_avg, float* __restrict exp_avg_sq, float* __restrict max_exp_avg_sq,
-    int64_t n) {
+inline __attribute__((always_inline)) void adam_body(const AdamConstants& c,
+                                                     float* __restrict param,
+                                                     const float* __restrict grad,
+                                                     float* __restrict exp_avg,
+                                                     float* __restrict exp_avg_sq,
+                                                     float* __restrict max_exp_avg_sq, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = kDecay ? grad[i] + c.weight_decay * param[i] : grad[i];
     const float m = exp_avg[i] * c.beta1 + c.one_minus_beta1 * g;
@@ -50,12 +52,22 @@ __attribute__((target_clones("avx2", "default"))) void adam_loop(
   }
 }
 
-// The pointers are parameters, so that __restrict holds and the loop needs no aliasing checks.
-void run_adam_loop(const AdamConstants& c, const AdamBuffers& b, int64_t n) {
-  auto loop = c.amsgrad
-                  ? (c.weight_decay != 0.0f ? adam_loop<true, true> : adam_loop<true, false>)
-                  : (c.weight_decay != 0.0f ? adam_loop<false, true> : adam_loop<false, false>);
-  loop(c, b.param, b.grad, b.exp_avg, b.exp_avg_sq, b.max_exp_avg_sq, n);
+// Cloned for AVX2 where the CPU has it (GCC and clang; clang clones no templates, hence the
+// inlined body).
+__attribute__((target_clones("avx2", "default"))) void adam_loop(
+    const AdamConstants& c, float* __restrict param, const float* __restrict grad,
+    float* __restrict exp_avg, float* __restrict exp_avg_sq, float* __restrict max_exp_avg_sq,
+    int64_t n) {
+  const bool decay = c.weight_decay != 0.0f;
+  if (c.amsgrad && decay) {
+    adam_body<true, true>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n);
+  } else if (c.amsgrad) {
+    adam_body<true, false>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n);
+  } else if (decay) {
+    adam_body<false, true>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n);
+  } else {
+    adam_body<false, false>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n);
+  }
 }
 
 bool fusable(const at::Tensor& p) {
@@ -100,7 +112,7 @@ void step_one(const torch::optim::AdamOptions& o, torch::optim::AdamParamState& 
   const AdamBuffers b{p.data_ptr<float>(), p.grad().data_ptr<float>(),
                       s.exp_avg().data_ptr<float>(), s.exp_avg_sq().data_ptr<float>(),
                       o.amsgrad() ? s.max_exp_avg_sq().data_ptr<float>() : nullptr};
-  run_adam_loop(c, b, p.numel());
+  adam_loop(c, b.param, b.grad, b.exp_avg, b.exp_avg_sq, b.max_exp_avg_sq, p.numel());
 }
 
 // Whether a parameter's existing state (if any) has the layout the loop needs.

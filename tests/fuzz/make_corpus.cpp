@@ -135,6 +135,21 @@ void scenario_corpus() {
 
 }  // namespace
 
+// First byte: format (% 3: sessions, counts JSON, counts CSV) and mapping; second: peers.
+std::string trace_prefix(int format_and_mapping, int peers) {
+  return std::string{static_cast<char>(format_and_mapping), static_cast<char>(peers)};
+}
+
+void trace_corpus() {
+  write_text("trace", "sessions", trace_prefix(0, 4) +
+                                      "# hosts\nhost,join_s,leave_s\na,0,10\nb,4,-1\na,16,30\nc,2,\n");
+  write_text("trace", "sessions_sample", trace_prefix(3, 2) + "0,0,5\n1,1,2\n2,3,9\n");
+  write_text("trace", "counts_json",
+             trace_prefix(1, 8) +
+                 R"({"metadata": {"gap_seconds": 300}, "data": [0, 2, 3, 1, 1, 0, 2]})");
+  write_text("trace", "counts_csv", trace_prefix(2, 5) + "time_s,count\n0,1\n100,4\n250,0\n");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: fuzz_make_corpus OUT_DIR\n");
@@ -146,6 +161,7 @@ int main(int argc, char** argv) {
   moe_corpus();
   averaging_corpus();
   scenario_corpus();
+  trace_corpus();
   std::printf("corpora written under %s\n", out_root.c_str());
   return 0;
 }
