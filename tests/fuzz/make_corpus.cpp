@@ -17,6 +17,9 @@
 #include "core/message.h"
 #include "core/moe/protocol.h"
 #include "core/tensor_codec.h"
+#include "core/train/local_trainer.h"
+#include "core/train/models.h"
+#include "core/train/state_transfer.h"
 
 namespace ct = crowdtrain;
 
@@ -135,18 +138,39 @@ void scenario_corpus() {
 
 }  // namespace
 
+// Moshpit SGD state responses, after a first byte (bit 0: with the optimizer statistics): the
+// fuzz target's joiner architecture (installs) and a bigger one (refused).
+void state_corpus() {
+  using namespace ct::train;
+  for (int64_t hidden : {8, 12}) {
+    torch::manual_seed(5);
+    Dataset data(torch::randn({16, 6}), torch::randint(0, 3, {16}, torch::kInt64), 3);
+    LocalTrainer server(
+        make_model(ModelOptions().input_dim(6).hidden(hidden).depth(1).num_classes(3), 2),
+        std::move(data),
+        LocalTrainerOptions().optimizer(OptimizerKind::kSgd).lr(0.1).momentum(0.9).seed(2));
+    server.step_now();
+    for (bool with_optimizer : {false, true}) {
+      std::vector<uint8_t> bytes{static_cast<uint8_t>(with_optimizer ? 1 : 0)};
+      const auto body = ct::encode(make_state_response(server, with_optimizer));
+      bytes.insert(bytes.end(), body.begin(), body.end());
+      write("state", "response_h" + std::to_string(hidden) + (with_optimizer ? "_opt" : ""), bytes);
+    }
+  }
+}
+
 // First byte: format (% 3: sessions, counts JSON, counts CSV) and mapping; second: peers.
 std::string trace_prefix(int format_and_mapping, int peers) {
   return std::string{static_cast<char>(format_and_mapping), static_cast<char>(peers)};
 }
 
 void trace_corpus() {
-  write_text("trace", "sessions", trace_prefix(0, 4) +
-                                      "# hosts\nhost,join_s,leave_s\na,0,10\nb,4,-1\na,16,30\nc,2,\n");
+  write_text("trace", "sessions",
+             trace_prefix(0, 4) + "# hosts\nhost,join_s,leave_s\na,0,10\nb,4,-1\na,16,30\nc,2,\n");
   write_text("trace", "sessions_sample", trace_prefix(3, 2) + "0,0,5\n1,1,2\n2,3,9\n");
-  write_text("trace", "counts_json",
-             trace_prefix(1, 8) +
-                 R"({"metadata": {"gap_seconds": 300}, "data": [0, 2, 3, 1, 1, 0, 2]})");
+  write_text(
+      "trace", "counts_json",
+      trace_prefix(1, 8) + R"({"metadata": {"gap_seconds": 300}, "data": [0, 2, 3, 1, 1, 0, 2]})");
   write_text("trace", "counts_csv", trace_prefix(2, 5) + "time_s,count\n0,1\n100,4\n250,0\n");
 }
 
@@ -162,6 +186,7 @@ int main(int argc, char** argv) {
   averaging_corpus();
   scenario_corpus();
   trace_corpus();
+  state_corpus();
   std::printf("corpora written under %s\n", out_root.c_str());
   return 0;
 }

@@ -375,8 +375,13 @@ namespace {
 // The fused AMSGrad step (the default) and torch's own (fused_step false) keep an expert on the
 // same parameters over many backward calls, as the MNIST experiment drives it.
 TEST(ExpertTest, FusedStepTracksTorchsStepOverManyCalls) {
-  const ExpertConfig c =
-      ExpertConfig().kind("residual_ffn").hidden(32).ffn_dim(64).optimizer("amsgrad").lr(1e-3).seed(9);
+  const ExpertConfig c = ExpertConfig()
+                             .kind("residual_ffn")
+                             .hidden(32)
+                             .ffn_dim(64)
+                             .optimizer("amsgrad")
+                             .lr(1e-3)
+                             .seed(9);
   auto fused = make_expert(c);
   auto plain = make_expert(ExpertConfig(c).fused_step(false));
   ASSERT_TRUE(fused.ok() && plain.ok());
