@@ -29,6 +29,7 @@
 
 #include "core/run_output.h"
 #include "core/workload.h"
+#include "net/curve_keys.h"
 #include "net/zmq_runtime.h"
 
 namespace crowdtrain::net {
@@ -118,15 +119,29 @@ std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o
                                          std::vector<PeerId>& targets, int& code) {
   std::optional<int64_t> epoch_ns;
   if (o.epoch_unix_s) epoch_ns = static_cast<int64_t>(std::llround(*o.epoch_unix_s * 1e9));
-  auto created = ZmqRuntime::create(ZmqRuntimeOptions()
-                                        .id(o.id)
-                                        .listen(o.listen)
-                                        .seed(s.seed)
-                                        .max_message_bytes(s.network.max_message_bytes)
-                                        .delay_ms(s.network.delay_ms)
-                                        .max_peers(kMaxLivePeers)
-                                        .epoch_unix_ns(epoch_ns),
-                                    sink);
+  ZmqRuntimeOptions options = ZmqRuntimeOptions()
+                                  .id(o.id)
+                                  .listen(o.listen)
+                                  .seed(s.seed)
+                                  .max_message_bytes(s.network.max_message_bytes)
+                                  .delay_ms(s.network.delay_ms)
+                                  .max_peers(kMaxLivePeers)
+                                  .epoch_unix_ns(epoch_ns);
+  if (!o.key_file.empty()) {
+    auto keys = load_or_create_keypair(o.key_file);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "crowdtrain live: --key-file: %s\n", keys.error().c_str());
+      code = 2;
+      return nullptr;
+    }
+    options.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
+  } else if (s.output.progress) {
+    std::fprintf(stderr,
+                 "[live %u] plain mode: messages are neither encrypted nor authenticated "
+                 "(--key-file turns CurveZMQ on)\n",
+                 o.id);
+  }
+  auto created = ZmqRuntime::create(options, sink);
   if (!created.ok()) {
     std::fprintf(stderr, "crowdtrain live: %s\n", created.error().c_str());
     code = 1;
@@ -134,7 +149,9 @@ std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o
   }
   std::unique_ptr<ZmqRuntime> rt = std::move(created.value());
   for (const auto& [id, addr] : o.peers) {
-    Status st = rt->add_peer(id, addr);
+    auto key = o.peer_keys.find(id);
+    const std::string own = id == o.id ? options.curve_public_key() : "";
+    Status st = rt->add_peer(id, addr, key != o.peer_keys.end() ? key->second : own);
     if (!st.ok()) {
       std::fprintf(stderr, "crowdtrain live: --peers: %s\n", st.message().c_str());
       code = 2;
@@ -213,6 +230,7 @@ nlohmann::json live_summary(const Scenario& s, const MetricsSink& sink, const Zm
   facts.peers = rt.known_peers();
   nlohmann::json sum = run_summary(s, sink, facts);
   sum["peer_id"] = o.id;
+  sum["security"] = rt.secure() ? "curve" : "plain";
   sum["listen"] = rt.endpoint();
   sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
   sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s

@@ -20,8 +20,12 @@ struct LiveOptions {
   PeerId id = 0;
   std::string listen;                   // e.g. "tcp://127.0.0.1:5501"
   std::map<PeerId, std::string> peers;  // initial peers: id -> address (may include self)
-  double duration_s = 10.0;             // overrides scenario.duration_s when > 0
-  std::string out_dir;                  // "" = runs/<scenario>/live-<id>/
+  // Secure mode (--key-file): this peer's keypair file (created when missing) and every other
+  // peer's public key (--peers ID=ADDR#KEY). Empty: plain mode, which says so.
+  std::string key_file;
+  std::map<PeerId, std::string> peer_keys;
+  double duration_s = 10.0;  // overrides scenario.duration_s when > 0
+  std::string out_dir;       // "" = runs/<scenario>/live-<id>/
   // The run's time 0, in seconds since 1970-01-01 UTC, given alike to every peer of the run so that
   // they share one timeline (to within their clocks' skew). Unset: this process's start.
   std::optional<double> epoch_unix_s;

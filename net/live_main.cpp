@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "net/curve_keys.h"
 #include "net/live.h"
 
 namespace crowdtrain::net {
@@ -21,8 +22,13 @@ constexpr int kMaxParentsSearched = 16;
 
 const char* kLiveUsage =
     "usage: crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,...\n"
-    "                       [--duration S] [--epoch UNIX_SECONDS] [--out DIR] [--seed N]\n"
-    "                       [--set key=value]... [--quiet]\n"
+    "                       [--key-file PATH] [--duration S] [--epoch UNIX_SECONDS] [--out DIR]\n"
+    "                       [--seed N] [--set key=value]... [--quiet]\n"
+    "       crowdtrain live --key-file PATH --show-key\n"
+    "  --key-file: this peer's CurveZMQ keypair (created, mode 0600, when missing): every socket\n"
+    "    is encrypted and authenticated, only the peers of --peers may connect, and each must be\n"
+    "    given with its public key, ID=ADDR#KEY (--show-key prints this peer's and exits).\n"
+    "    Without it the peer runs in plain mode (unencrypted, unauthenticated) and says so.\n"
     "  SCENARIO defaults to scenarios/probe_world.json, looked up from the current folder "
     "upwards.\n"
     "  --listen defaults to this peer's own entry in --peers.\n"
@@ -62,8 +68,10 @@ bool parse_positive_double(const std::string& text, double& out) {
   return true;
 }
 
-// "0=tcp://127.0.0.1:5500,1=tcp://..." into `peers`; an error message, or "".
-std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& peers) {
+// "0=tcp://127.0.0.1:5500,1=tcp://...#KEY" into `peers` (and the public keys given into `keys`);
+// an error message, or "".
+std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& peers,
+                        std::map<PeerId, std::string>& keys) {
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t comma = text.find(',', pos);
@@ -74,7 +82,17 @@ std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& 
     if (eq == std::string::npos || !parse_uint(item.substr(0, eq), kNoPeer - 1, id)) {
       return "--peers: '" + item + "' is not ID=ADDRESS";
     }
-    const std::string addr = item.substr(eq + 1);
+    std::string addr = item.substr(eq + 1);
+    std::string key;
+    if (const size_t hash = addr.find('#'); hash != std::string::npos) {  // Z85 may hold '#'
+      key = addr.substr(hash + 1);
+      addr = addr.substr(0, hash);
+      if (!valid_curve_key(key)) {
+        return "--peers: peer " + std::to_string(id) + ": '" + key +
+               "' is not a public key (40 Z85 characters)";
+      }
+      keys[static_cast<PeerId>(id)] = key;
+    }
     if (addr.find("://") == std::string::npos) {
       return "--peers: peer " + std::to_string(id) + ": '" + addr +
              "' is not an address like tcp://host:port";
@@ -111,6 +129,7 @@ struct LiveArgs {
   bool quiet = false;
   bool have_id = false;
   bool help = false;
+  bool show_key = false;
   LiveOptions o;
 };
 
@@ -135,7 +154,12 @@ std::string apply_flag(const std::string& flag, const std::string& arg,
     o.listen = value;
   } else if (flag == "--peers") {
     if (!take()) return "--peers needs ID=ADDR,ID=ADDR,...";
-    return parse_peers(value, o.peers);
+    return parse_peers(value, o.peers, o.peer_keys);
+  } else if (flag == "--key-file") {
+    if (!take() || value.empty()) return "--key-file needs a path";
+    o.key_file = value;
+  } else if (flag == "--show-key") {
+    a.show_key = true;
   } else if (flag == "--duration") {
     if (!take() || !parse_positive_double(value, o.duration_s)) {
       return "--duration needs a number of seconds > 0";
@@ -190,7 +214,16 @@ std::string parse_live_args(const std::vector<std::string>& args, LiveArgs& a) {
     }
   }
   if (a.help) return "";
+  if (a.show_key) return a.o.key_file.empty() ? "--show-key needs --key-file" : "";
   if (!a.have_id) return "--id is required";
+  if (!a.o.key_file.empty()) {
+    for (const auto& [id, addr] : a.o.peers) {
+      if (id != a.o.id && !a.o.peer_keys.count(id)) {
+        return "--key-file: peer " + std::to_string(id) +
+               " in --peers has no public key (ID=ADDR#KEY)";
+      }
+    }
+  }
   if (a.o.listen.empty()) {
     auto self = a.o.peers.find(a.o.id);
     if (self == a.o.peers.end()) {
@@ -213,6 +246,15 @@ int live_main(const std::vector<std::string>& args) {
   if (std::string e = parse_live_args(args, a); !e.empty()) return usage_error(e);
   if (a.help) {
     std::printf("%s", kLiveUsage);
+    return 0;
+  }
+  if (a.show_key) {
+    auto keys = load_or_create_keypair(a.o.key_file);
+    if (!keys.ok()) {
+      std::fprintf(stderr, "crowdtrain live: --key-file: %s\n", keys.error().c_str());
+      return 2;
+    }
+    std::printf("%s\n", keys->public_key.c_str());
     return 0;
   }
   std::vector<std::string> load_overrides = a.overrides;

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "net/curve_keys.h"
+
 namespace crowdtrain::net {
 
 namespace {
@@ -14,6 +16,9 @@ namespace {
 constexpr size_t kMaxIdentityBytes = 11;  // "p" + 10 digits
 constexpr size_t kMaxAddressBytes = 256;
 constexpr Time kMaxPoll = std::chrono::milliseconds(200);
+constexpr char kZapDomain[] = "crowdtrain";
+constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";  // RFC 27's fixed address
+constexpr int kZapPollMs = 100;
 
 // Applies the options every socket of a peer shares.
 void set_common_options(zmq::socket_t& s, const ZmqRuntimeOptions& o) {
@@ -67,6 +72,9 @@ ZmqRuntime::ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink)
 ZmqRuntime::~ZmqRuntime() {
   directory_.clear();
   router_.reset();
+  auth_stop_.store(true);
+  if (auth_thread_.joinable()) auth_thread_.join();
+  zap_.reset();
 }
 
 Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& options,
@@ -76,6 +84,14 @@ Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& 
   if (options.epoch_unix_ns() && *options.epoch_unix_ns() < 0) {
     return Status::error("zmq runtime: epoch_unix_ns must be >= 0 (seconds since 1970), got " +
                          std::to_string(*options.epoch_unix_ns()));
+  }
+  const bool secure = !options.curve_secret_key().empty();
+  if (secure && (!valid_curve_key(options.curve_secret_key()) ||
+                 !valid_curve_key(options.curve_public_key()))) {
+    return Status::error("zmq runtime: curve keys must be 40 Z85 characters each");
+  }
+  if (secure && !curve_available()) {
+    return Status::error("zmq runtime: this libzmq has no CURVE support");
   }
   if (options.max_message_bytes() < kHeaderBytes) {
     return Status::error("zmq runtime: max_message_bytes must be >= " +
@@ -88,9 +104,17 @@ Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& 
 }
 
 Status ZmqRuntime::bind() {
+  if (secure()) {
+    if (Status s = start_authenticator(); !s.ok()) return s;
+  }
   try {
     router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
     set_common_options(*router_, options_);
+    if (secure()) {
+      router_->set(zmq::sockopt::curve_server, 1);
+      router_->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
+      router_->set(zmq::sockopt::zap_domain, std::string(kZapDomain));
+    }
     router_->set(zmq::sockopt::rcvhwm, options_.recv_hwm());
     // A restarted peer (same identity, new connection) takes over from its old incarnation.
     router_->set(zmq::sockopt::router_handover, 1);
@@ -103,7 +127,7 @@ Status ZmqRuntime::bind() {
   return Status::ok_status();
 }
 
-Status ZmqRuntime::add_peer(PeerId id, const std::string& address) {
+Status ZmqRuntime::add_peer(PeerId id, const std::string& address, const std::string& public_key) {
   if (id == kNoPeer)
     return Status::error("peer directory: peer id " + std::to_string(id) + " is reserved");
   if (address.empty() || address.size() > kMaxAddressBytes ||
@@ -116,9 +140,20 @@ Status ZmqRuntime::add_peer(PeerId id, const std::string& address) {
     return Status::error("peer directory: more than " + std::to_string(options_.max_peers()) +
                          " peers");
   }
+  if (secure() && !valid_curve_key(public_key)) {
+    return Status::error("peer directory: peer " + std::to_string(id) +
+                         ": a secure runtime needs its public key (40 Z85 characters), got '" +
+                         public_key + "'");
+  }
   Destination& d = directory_[id];
-  if (d.address != address) d.socket.reset();
+  if (d.address != address || d.public_key != public_key) d.socket.reset();
+  if (secure()) {
+    std::lock_guard<std::mutex> lock(auth_mu_);
+    if (!d.public_key.empty()) allowed_keys_.erase(d.public_key);
+    allowed_keys_[public_key] = id;
+  }
   d.address = address;
+  d.public_key = public_key;
   return Status::ok_status();
 }
 
@@ -190,6 +225,11 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
     s->set(zmq::sockopt::rcvhwm, 1);     // nothing is ever sent back on this socket
     s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
     s->set(zmq::sockopt::routing_id, peer_identity(self()));
+    if (secure()) {
+      s->set(zmq::sockopt::curve_serverkey, d.public_key);
+      s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
+      s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
+    }
     if (monitor_reader) {
       const std::string monitor = "inproc://ct-monitor-" + std::to_string(to);
       if (zmq_socket_monitor(s->handle(), monitor.c_str(),
@@ -359,6 +399,13 @@ void ZmqRuntime::receive_some() {
       reject("unknown peer", id_bytes);
       continue;
     }
+    if (secure()) {  // the ZAP handler named the connection by its key's peer
+      const char* user = zmq_msg_gets(payload->handle(), "User-Id");
+      if (user == nullptr || id_bytes != user) {
+        reject("identity does not match its key", id_bytes);
+        continue;
+      }
+    }
     metrics_.count("net_bytes_received", static_cast<int64_t>(payload->size()));
     // Decode in place when the frame is 8-aligned (tensors alias it); otherwise copy first.
     Result<Message> msg = Status::error("not decoded");
@@ -404,7 +451,64 @@ void ZmqRuntime::run_until(Time end) {
       throw zmq::error_t();
     }
     if (rc > 0 && (item.revents & ZMQ_POLLIN)) receive_some();
+    report_refusals();
   }
+}
+
+// The ZAP handler (RFC 27): bound before the ROUTER so that no connection is let in unchecked.
+Status ZmqRuntime::start_authenticator() {
+  try {
+    zap_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::rep);
+    zap_->set(zmq::sockopt::linger, 0);
+    zap_->bind(kZapEndpoint);
+  } catch (const zmq::error_t& e) {
+    zap_.reset();
+    return Status::error(std::string("zmq runtime: cannot start the authenticator: ") + e.what());
+  }
+  auth_thread_ = std::thread([this] { authenticate_loop(zap_.get()); });
+  return Status::ok_status();
+}
+
+// Request: version, request id, domain, address, routing id, mechanism, client key (32 bytes).
+// Reply: version, request id, status code, status text, user id (the key's peer), metadata.
+void ZmqRuntime::authenticate_loop(zmq::socket_t* zap) {
+  while (!auth_stop_.load()) {
+    zmq_pollitem_t item{zap->handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, kZapPollMs) <= 0 || !(item.revents & ZMQ_POLLIN)) continue;
+    std::vector<zmq::message_t> frames;
+    do {
+      frames.emplace_back();
+      if (!zap->recv(frames.back(), zmq::recv_flags::none)) break;
+    } while (frames.back().more() && frames.size() < 16);
+    std::string user;
+    bool ok = false;
+    if (frames.size() >= 7 && frames[5].to_string() == "CURVE" && frames[6].size() == 32) {
+      char z85[41];
+      zmq_z85_encode(z85, static_cast<const uint8_t*>(frames[6].data()), 32);
+      std::lock_guard<std::mutex> lock(auth_mu_);
+      auto it = allowed_keys_.find(z85);
+      if (it != allowed_keys_.end()) {
+        ok = true;
+        user = peer_identity(it->second);
+      }
+    }
+    if (!ok) auth_refused_.fetch_add(1);
+    const std::string request_id = frames.size() > 1 ? frames[1].to_string() : "";
+    const std::string reply[] = {
+        "1.0", request_id, ok ? "200" : "400", ok ? "OK" : "key not in the peer directory",
+        user,  ""};
+    for (size_t i = 0; i < 6; ++i) {
+      zap->send(zmq::buffer(reply[i]), i < 5 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  }
+}
+
+void ZmqRuntime::report_refusals() {
+  const uint64_t refused = auth_refused_.load();
+  if (refused == auth_refused_reported_) return;
+  metrics_.count("net_auth_refused", static_cast<int64_t>(refused - auth_refused_reported_));
+  metrics_.event("net_auth_refused", {{"total", refused}});
+  auth_refused_reported_ = refused;
 }
 
 }  // namespace crowdtrain::net

@@ -13,6 +13,14 @@
 // Sends never block: a full or unconnected pipe drops the message and counts it
 // ("net_send_dropped"). options.delay_ms holds every message back a drawn time first.
 //
+// Security (options.curve_secret_key set): every socket speaks CurveZMQ (encrypted, each end
+// authenticated by its Curve25519 key). Only peers in the directory may connect: a ZAP handler (a
+// thread of this runtime's own, the one exception to the contract below) accepts a connecting key
+// only if the directory holds it ("net_auth_refused" counts the others) and names the connection
+// by that key's peer; a message whose routing identity is not the peer its key belongs to is
+// rejected ("identity does not match its key"), so no peer can speak for another. Without a key
+// the runtime is plain (unencrypted, unauthenticated: tests and trusted labs).
+//
 // Threading contract: single-threaded. Every method, and every callback, runs on the thread that
 // calls run_until(); the one exception is stop(), which may be called from any thread or a signal
 // handler. Several ZmqRuntimes may live in one process (each owns its ZeroMQ context).
@@ -24,9 +32,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <queue>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -67,6 +77,9 @@ struct ZmqRuntimeOptions {
   // leaves when it is over (a timer), so later messages may overtake it. Scenario network.delay_ms:
   // the same per-message delay the simulated world adds, here on real sockets.
   CT_OPT(DistSpec, delay_ms, DistSpec::constant(0))
+  // CurveZMQ keys of this peer (Z85, net/curve_keys.h); an empty secret key: plain mode.
+  CT_OPT(std::string, curve_public_key, "")
+  CT_OPT(std::string, curve_secret_key, "")
 #undef CT_OPT
 };
 
@@ -85,8 +98,11 @@ class ZmqRuntime : public Runtime {
   int64_t epoch_unix_ns() const { return epoch_unix_ns_; }
   // The address others reach this peer at (the bound port resolved when listen used "*").
   const std::string& endpoint() const { return endpoint_; }
-  // Adds or replaces a directory entry. A replaced address drops the old connection.
-  Status add_peer(PeerId id, const std::string& address);
+  // Adds or replaces a directory entry. A replaced address or key drops the old connection. In
+  // secure mode the peer's public key (Z85) is required: it is whom this peer will talk to and
+  // whom it lets in.
+  Status add_peer(PeerId id, const std::string& address, const std::string& public_key = "");
+  bool secure() const { return !options_.curve_secret_key().empty(); }
   size_t known_peers() const { return directory_.size(); }
   // Connects DEALERs to every directory entry now rather than on the first send.
   Status connect_all();
@@ -117,6 +133,7 @@ class ZmqRuntime : public Runtime {
  private:
   struct Destination {
     std::string address;
+    std::string public_key;                 // secure mode
     std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
   };
   struct TimerEntry {
@@ -139,6 +156,10 @@ class ZmqRuntime : public Runtime {
   void receive_some();
   void reject(std::string_view reason, std::string_view identity);
   void compact_timers();
+  // Secure mode: binds the ZAP endpoint and starts its thread (before the ROUTER binds).
+  Status start_authenticator();
+  void authenticate_loop(zmq::socket_t* zap);
+  void report_refusals();
 
   ZmqRuntimeOptions options_;
   std::chrono::steady_clock::time_point start_;
@@ -156,8 +177,17 @@ class ZmqRuntime : public Runtime {
   std::unordered_map<TimerId, std::function<void()>> timers_;  // pending (not fired or cancelled)
   TimerId next_timer_ = 1;
 
-  // Destroyed in reverse order: sockets before their context.
+  // Secure mode: the keys the directory holds, by Z85 public key (shared with the ZAP thread).
+  std::mutex auth_mu_;
+  std::map<std::string, PeerId> allowed_keys_;
+  std::atomic<uint64_t> auth_refused_{0};
+  uint64_t auth_refused_reported_ = 0;
+  std::atomic<bool> auth_stop_{false};
+
+  // Destroyed in reverse order: sockets before their context (the ZAP thread is joined first).
   zmq::context_t context_;
+  std::unique_ptr<zmq::socket_t> zap_;
+  std::thread auth_thread_;
   std::unique_ptr<zmq::socket_t> router_;
   std::map<PeerId, Destination> directory_;
   uint64_t rejected_logged_ = 0;

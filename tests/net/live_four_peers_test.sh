@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Four `crowdtrain live` processes on loopback run the probe_world probe workload among themselves for
-# a few seconds; then every peer's summary.json must show successful probes, few failures, and
-# answers from every other peer.
+# a few seconds, in secure mode (CurveZMQ, each with its own key file); then every peer's
+# summary.json must say "curve" and show successful probes, few failures, and answers from every
+# other peer.
 # usage: live_four_peers_test.sh <crowdtrain binary> <repo root>
 set -u
 
@@ -11,6 +12,7 @@ ROOT=${2:?usage: live_four_peers_test.sh <crowdtrain binary> <repo root>}
 N=4
 DURATION_S=4
 WATCHDOG_S=60
+LIVE_SECURE=1
 # shellcheck source=tests/net/live_lib.sh
 . "$(dirname "$0")/live_lib.sh"
 live_init
@@ -34,6 +36,8 @@ for i in range(n):
     print(f"peer {i}: probes sent={sent} ok={ok} failed={failed} served={served} "
           f"msgs sent={s['messages_sent']} delivered={s['messages_delivered']} "
           f"rejected={s['net_rejected_messages']} rtt p50={p['rtt_ms_p50']} p99={p['rtt_ms_p99']} ms")
+    if s.get("security") != "curve":
+        bad.append(f"peer {i}: security is {s.get('security')}, not curve")
     if s["world"] != "live" or s["peer_id"] != i or s["peers"] != n:
         bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']} peers={s['peers']}")
     if ok <= 0:

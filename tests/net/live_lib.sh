@@ -2,7 +2,8 @@
 # The sourcing script sets TEST (its name in messages), N (peers), BIN, ROOT and WATCHDOG_S, then
 # calls live_init; live_run starts the N peers on free-looking ports, waits for them with a
 # watchdog and retries once elsewhere when a port was taken; LIVE_AFTER_LAUNCH and LIVE_KILLED let
-# a test kill peers in between. Outputs: $WORK/peer<i>/ (the run's
+# a test kill peers in between. LIVE_SECURE=1 gives every peer a CurveZMQ keypair
+# ($WORK/key<i>, --key-file) and the others' public keys in --peers (ID=ADDR#KEY). Outputs: $WORK/peer<i>/ (the run's
 # folder) and $WORK/peer<i>.log. CT_KEEP_WORK=1 keeps $WORK.
 
 PY=/usr/bin/python3
@@ -35,15 +36,21 @@ now_s() { date +%s.%N; }
 # Starts the N peers on ports base..base+N-1 with `crowdtrain live SCENARIO ARGS...` (each also
 # gets --id, --peers, --out and --quiet); PIDS holds their process ids.
 live_launch() {
-  local base=$1 scenario=$2 peers="" i
+  local base=$1 scenario=$2 peers="" i key secure=()
   shift 2
   for i in $(seq 0 $((N - 1))); do
-    peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))"
+    key=""
+    if [ -n "${LIVE_SECURE:-}" ]; then
+      key="#$("$BIN" live --key-file "$WORK/key$i" --show-key)" || fail "no key for peer $i"
+    fi
+    peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))$key"
   done
   rm -rf "$WORK"/peer*
   PIDS=()
   for i in $(seq 0 $((N - 1))); do
-    (cd "$ROOT" && exec "$BIN" live "$scenario" --id "$i" --peers "$peers" \
+    secure=()
+    [ -n "${LIVE_SECURE:-}" ] && secure=(--key-file "$WORK/key$i")
+    (cd "$ROOT" && exec "$BIN" live "$scenario" --id "$i" --peers "$peers" "${secure[@]}" \
        --out "$WORK/peer$i" --quiet "$@") >"$WORK/peer$i.log" 2>&1 &
     PIDS+=($!)
   done

@@ -2,6 +2,8 @@
 // alternately in short run_until() slices on the test's thread.
 #include "net/zmq_runtime.h"
 
+#include "net/curve_keys.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -397,6 +399,98 @@ TEST(ZmqRuntimeTest, BadAddressesAreErrors) {
   EXPECT_NE(busy.error().find(a->endpoint()), std::string::npos) << busy.error();
   ASSERT_TRUE(a->add_peer(2, "nosuch://x").ok());
   EXPECT_FALSE(a->connect_all().ok());
+}
+
+// CurveZMQ: peers that hold each other's keys talk; a key the directory lacks is refused at the
+// handshake; a known key that claims another peer's id is refused per message; a plain peer
+// cannot reach a secure one.
+struct SecurePeer {
+  CurveKeypair keys;
+  MetricsSink sink;
+  std::unique_ptr<ZmqRuntime> rt;
+  std::vector<PeerId> from;  // senders of what arrived
+};
+
+CurveKeypair fresh_keys(const std::string& name) {
+  const std::string path =
+      ::testing::TempDir() + "/keys_" + name + "_" + std::to_string(::getpid());
+  std::remove(path.c_str());
+  auto k = load_or_create_keypair(path);
+  EXPECT_TRUE(k.ok()) << k.error();
+  return k.value();
+}
+
+void start_secure(SecurePeer& p, PeerId id, const std::string& name) {
+  p.keys = fresh_keys(name);
+  auto rt = ZmqRuntime::create(ZmqRuntimeOptions()
+                                   .id(id)
+                                   .curve_public_key(p.keys.public_key)
+                                   .curve_secret_key(p.keys.secret_key),
+                               p.sink);
+  ASSERT_TRUE(rt.ok()) << rt.error();
+  p.rt = std::move(rt).value();
+  p.rt->set_handler([&p](PeerId from, Message) { p.from.push_back(from); });
+}
+
+TEST(ZmqRuntimeCurve, PeersWithEachOthersKeysTalkAndOthersAreRefused) {
+  ASSERT_TRUE(curve_available());
+  SecurePeer a, b, stranger, impostor;
+  start_secure(a, 0, "a");
+  start_secure(b, 1, "b");
+  start_secure(stranger, 2, "stranger");
+  start_secure(impostor, 1, "impostor");  // claims b's id with a key a knows as peer 3
+  ASSERT_TRUE(a.rt->secure() && b.rt->secure());
+  ASSERT_TRUE(a.rt->add_peer(1, b.rt->endpoint(), b.keys.public_key).ok());
+  ASSERT_TRUE(a.rt->add_peer(3, "tcp://127.0.0.1:1", impostor.keys.public_key).ok());
+  ASSERT_TRUE(b.rt->add_peer(0, a.rt->endpoint(), a.keys.public_key).ok());
+  ASSERT_TRUE(stranger.rt->add_peer(0, a.rt->endpoint(), a.keys.public_key).ok());
+  ASSERT_TRUE(impostor.rt->add_peer(0, a.rt->endpoint(), a.keys.public_key).ok());
+  EXPECT_FALSE(a.rt->add_peer(4, "tcp://127.0.0.1:2").ok());  // a secure directory needs the key
+
+  auto make = [] { return Message(MsgType::kProbeRequest); };
+  ASSERT_TRUE(send_until(*b.rt, *a.rt, 0, make, [&] { return !a.from.empty(); }));
+  EXPECT_EQ(a.from.front(), PeerId{1});
+  // The stranger's handshake is refused: nothing arrives, the refusal is counted.
+  const size_t before = a.from.size();
+  send_until(*stranger.rt, *a.rt, 0, make, [&] { return a.sink.counter("net_auth_refused") > 0; });
+  EXPECT_GT(a.sink.counter("net_auth_refused"), 0);
+  // The impostor's handshake passes (its key is known) but it speaks as "p1": rejected.
+  send_until(*impostor.rt, *a.rt, 0, make,
+             [&] { return a.sink.counter("net_rejected_messages") > 0; });
+  EXPECT_GT(a.sink.counter("net_rejected_messages"), 0);
+  EXPECT_EQ(std::count(a.from.begin() + static_cast<std::ptrdiff_t>(before), a.from.end(), 1u), 0);
+}
+
+TEST(ZmqRuntimeCurve, APlainPeerCannotReachASecureOne) {
+  SecurePeer a;
+  start_secure(a, 0, "secure");
+  MetricsSink plain_sink;
+  auto plain = make_runtime(1, plain_sink);
+  ASSERT_TRUE(a.rt->add_peer(1, plain->endpoint(), fresh_keys("unused").public_key).ok());
+  ASSERT_TRUE(plain->add_peer(0, a.rt->endpoint()).ok());
+  auto make = [] { return Message(MsgType::kProbeRequest); };
+  EXPECT_FALSE(send_until(*plain, *a.rt, 0, make, [&] { return !a.from.empty(); }));
+}
+
+TEST(ZmqRuntimeCurve, KeyFilesAreCreatedOnceAndChecked) {
+  const std::string path = ::testing::TempDir() + "/keyfile_" + std::to_string(::getpid());
+  std::remove(path.c_str());
+  auto first = load_or_create_keypair(path);
+  auto again = load_or_create_keypair(path);
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->public_key, again->public_key);
+  EXPECT_TRUE(valid_curve_key(first->public_key));
+  EXPECT_FALSE(valid_curve_key("short"));
+  std::ofstream(path) << "public=" << first->public_key << "\nsecret=not-a-key\n";
+  auto bad = load_or_create_keypair(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find(":2: expected public=<key> or secret=<key>"), std::string::npos)
+      << bad.error();
+  const CurveKeypair other = fresh_keys("other");
+  std::ofstream(path) << "public=" << other.public_key << "\nsecret=" << first->secret_key << "\n";
+  auto mismatch = load_or_create_keypair(path);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_NE(mismatch.error().find("the public key is not the secret key's"), std::string::npos);
 }
 
 }  // namespace
