@@ -1,6 +1,7 @@
 // Serving and downloading a trainer's state: see state_service.h.
 #include "core/train/state_service.h"
 
+#include "core/invariants.h"
 #include "core/train/state_transfer.h"
 
 namespace crowdtrain::train {
@@ -65,6 +66,11 @@ void StateService::attempt(size_t i) {
                                     {{"from", to}, {"why", installed.status().message()}});
                 return attempt(i + 1);
               }
+              // The joiner now holds exactly the state the server sent (its digests).
+              check_invariant(
+                  rt_.metrics(), holds_installed_state(trainer_, installed.value()),
+                  "training_joiner_state_matches",
+                  [&] { return "peer " + std::to_string(rt_.self()) + " from " + std::to_string(to); });
               rt_.metrics().count("train_state_downloads");
               rt_.metrics().observe("train_state_bytes", static_cast<double>(r->wire_size()));
               rt_.metrics().event("train_state_downloaded",

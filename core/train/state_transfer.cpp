@@ -5,9 +5,22 @@
 
 #include <vector>
 
+#include "core/sha256.h"
 #include "core/tensor_codec.h"
 
 namespace crowdtrain::train {
+
+std::string state_digest(const at::Tensor& flat) {
+  const torch::Tensor t = flat.to(torch::kFloat32).contiguous();
+  return sha256_hex(std::string_view(static_cast<const char*>(t.data_ptr()),
+                                     static_cast<size_t>(t.numel()) * sizeof(float)));
+}
+
+bool holds_installed_state(const LocalTrainer& trainer, const InstalledState& installed) {
+  return state_digest(trainer.parameters()) == installed.params_digest &&
+         (installed.optimizer == 0 ||
+          state_digest(trainer.optimizer_state()) == installed.stats_digest);
+}
 
 Message make_state_request(bool want_optimizer) {
   Message m(MsgType::kTrainStateRequest);
@@ -24,6 +37,8 @@ Message make_state_response(const LocalTrainer& trainer, bool with_optimizer) {
   m.add_u64(kTagStateOptimizer, static_cast<uint64_t>(stats.numel()));
   m.add_i64(kTagStateAdamStep, trainer.adam_step());
   m.add_i64(kTagStateSteps, trainer.steps_done());
+  m.add_bytes(kTagStateDigest, state_digest(params));
+  m.add_bytes(kTagStateStatsDigest, state_digest(stats));
   for (const torch::Tensor* t : {&params, &stats}) {
     for (int64_t begin = 0; begin < t->numel(); begin += kStateChunkElements) {
       const int64_t n = std::min(kStateChunkElements, t->numel() - begin);
@@ -49,6 +64,10 @@ Result<InstalledState> install_state(const Message& response, LocalTrainer& trai
   if (!stats.ok()) return Status::error("state: " + stats.status().message());
   if (!adam_step.ok()) return Status::error("state: " + adam_step.status().message());
   if (!steps.ok()) return Status::error("state: " + steps.status().message());
+  auto digest = response.bytes(kTagStateDigest);
+  auto stats_digest = response.bytes(kTagStateStatsDigest);
+  if (!digest.ok()) return Status::error("state: " + digest.status().message());
+  if (!stats_digest.ok()) return Status::error("state: " + stats_digest.status().message());
   const int64_t want_params = trainer.num_parameters();
   if (static_cast<int64_t>(*params) != want_params) {
     return Status::error("state: " + std::to_string(*params) + " parameters, the model has " +
@@ -89,6 +108,10 @@ Result<InstalledState> install_state(const Message& response, LocalTrainer& trai
   const torch::Tensor flat =
       chunks.empty() ? torch::empty({0}, torch::kFloat32) : torch::cat(chunks);
   const torch::Tensor p = flat.narrow(0, 0, want_params).clone();
+  if (state_digest(p) != *digest ||
+      state_digest(flat.narrow(0, want_params, static_cast<int64_t>(*stats))) != *stats_digest) {
+    return Status::error("state: the values do not hash to the digest sent (corrupted in transit)");
+  }
   // Everything is checked; now install (set_parameters cannot fail for the right size).
   Status s = trainer.set_parameters(p);
   if (!s.ok()) return Status::error("state: " + s.message());
@@ -96,7 +119,9 @@ Result<InstalledState> install_state(const Message& response, LocalTrainer& trai
     s = trainer.set_optimizer_state(flat.narrow(0, want_params, want_stats).clone(), *adam_step);
     if (!s.ok()) return Status::error("state: " + s.message());
   }
-  return InstalledState{want_params, static_cast<int64_t>(*stats), *steps};
+  // `optimizer`: the statistics installed (none when they were not asked for).
+  return InstalledState{want_params, with_optimizer ? want_stats : 0, *steps, *digest,
+                        *stats_digest};
 }
 
 }  // namespace crowdtrain::train

@@ -22,6 +22,8 @@ constexpr uint16_t kTagStateOptimizer = 42;  // u64: optimizer statistics count 
 constexpr uint16_t kTagStateAdamStep = 43;   // i64
 constexpr uint16_t kTagStateSteps = 44;      // i64: the server's local steps (information only)
 constexpr uint16_t kTagStateChunk = 45;      // tensor, repeated: parameters, then statistics
+constexpr uint16_t kTagStateDigest = 46;     // bytes: SHA-256 (hex) of the parameters' floats
+constexpr uint16_t kTagStateStatsDigest = 47;  // bytes: SHA-256 (hex) of the statistics' floats
 
 Message make_state_request(bool want_optimizer);
 // The response to `request` from `trainer`'s current state.
@@ -29,12 +31,20 @@ Message make_state_response(const LocalTrainer& trainer, bool with_optimizer);
 
 struct InstalledState {
   int64_t params = 0;
-  int64_t optimizer = 0;
+  int64_t optimizer = 0;  // statistics installed
   int64_t server_steps = 0;
+  std::string params_digest;  // what the server sent (SHA-256 hex of its parameters' floats)
+  std::string stats_digest;   // ... of the statistics it sent
 };
 
-// Checks `response` against `trainer` (with_optimizer: statistics must be present and match) and
-// installs it; on any error nothing is written and the message says what was wrong.
+// SHA-256 (hex) of a float32 tensor's values in order (what a state response's digests hold).
+std::string state_digest(const at::Tensor& flat);
+// Whether `trainer` now holds exactly the state `installed` came with (its digests).
+bool holds_installed_state(const LocalTrainer& trainer, const InstalledState& installed);
+
+// Checks `response` against `trainer` (with_optimizer: statistics must be present and match; the
+// values must hash to the digests the server sent, so what is installed is what the server had)
+// and installs it; on any error nothing is written and the message says what was wrong.
 Result<InstalledState> install_state(const Message& response, LocalTrainer& trainer,
                                      bool with_optimizer);
 

@@ -6,6 +6,8 @@
 // with tau steps per round take exactly tau steps between rounds;
 // member weights (samples trained) pass through matchmaking into the group average.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <torch/torch.h>
 
 #include "core/averaging/averager.h"
@@ -74,6 +76,10 @@ TEST(StateTransfer, InstallsTheExactState) {
   EXPECT_EQ(r->server_steps, 3);
   EXPECT_TRUE(joiner->parameters().equal(server->parameters()));
   EXPECT_TRUE(joiner->optimizer_state().equal(server->optimizer_state()));
+  // The invariant the state service checks after every download: the joiner holds what was sent.
+  EXPECT_TRUE(holds_installed_state(*joiner, r.value()));
+  joiner->step_now();
+  EXPECT_FALSE(holds_installed_state(*joiner, r.value()));
 }
 
 TEST(StateTransfer, LargeStateComesInBoundedChunks) {
@@ -122,6 +128,10 @@ TEST(StateTransfer, MalformedStateIsRefusedAndNothingInstalled) {
   refused.add_bytes(kTagError, "not ready");
   Message truncated = good;
   truncated.fields.pop_back();
+  Message no_digest = good;
+  no_digest.fields.erase(std::remove_if(no_digest.fields.begin(), no_digest.fields.end(),
+                                        [](const Field& f) { return f.tag == kTagStateDigest; }),
+                         no_digest.fields.end());
   std::vector<Case> cases = {
       {"nan", with_first_chunk(good, nan), "non-finite"},
       {"dtype", with_first_chunk(good, first.to(torch::kFloat64)), "1-D float32"},
@@ -130,6 +140,8 @@ TEST(StateTransfer, MalformedStateIsRefusedAndNothingInstalled) {
       {"missing statistics", no_stats, "optimizer statistics"},
       {"server refused", refused, "not ready"},
       {"truncated", truncated, "elements, declared"},
+      {"tampered", with_first_chunk(good, first + 1e-3f), "do not hash to the digest sent"},
+      {"no digest", no_digest, "state: "},
   };
   for (const Case& c : cases) {
     auto r = install_state(c.msg, *joiner, true);
