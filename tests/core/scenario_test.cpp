@@ -474,6 +474,7 @@ TEST(ScenarioTest, ShippedWorldMatrixIsSquareSymmetricAndUsable) {
   ASSERT_TRUE(in) << csv;
   std::vector<std::vector<std::string>> rows;
   for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;  // the provenance header
     std::vector<std::string> cells;
     std::stringstream ss(line);
     for (std::string cell; std::getline(ss, cell, ',');) cells.push_back(cell);
@@ -488,8 +489,8 @@ TEST(ScenarioTest, ShippedWorldMatrixIsSquareSymmetricAndUsable) {
     for (size_t j = 1; j <= n; ++j) {
       const int v = std::stoi(rows[i][j]);
       EXPECT_EQ(v, std::stoi(rows[j][i])) << rows[i][0] << " " << rows[0][j];
-      EXPECT_EQ(v % 5, 0);
       EXPECT_EQ(v == 0, i == j);
+      EXPECT_LE(v, 400) << "a round trip on Earth's backbone";
     }
   }
   json doc = {{"network", {{"regions", {{"rtt_csv", csv.string()}, {"weights", {{"india", 2}}}}}}}};
