@@ -49,34 +49,34 @@ void StateService::attempt(size_t i) {
   }
   const PeerId to = peers_[i];
   rt_.metrics().count("train_state_requests");
-  rpc_.call(to, make_state_request(with_optimizer_), CallOptions().with_timeout(timeout_),
-            [this, i, to, alive = std::weak_ptr<bool>(alive_)](Result<Message> r) {
-              if (alive.expired()) return;
-              if (!r.ok()) {
-                rt_.metrics().count("train_state_failed");
-                rt_.metrics().event("train_state_failed",
-                                    {{"from", to}, {"why", r.status().message()}},
-                                    EventDetail::kOperation);
-                return attempt(i + 1);
-              }
-              auto installed = install_state(r.value(), trainer_, with_optimizer_);
-              if (!installed.ok()) {
-                rt_.metrics().count("train_state_refused");
-                rt_.metrics().event("train_state_refused",
-                                    {{"from", to}, {"why", installed.status().message()}});
-                return attempt(i + 1);
-              }
-              // The joiner now holds exactly the state the server sent (its digests).
-              check_invariant(
-                  rt_.metrics(), holds_installed_state(trainer_, installed.value()),
-                  "training_joiner_state_matches",
-                  [&] { return "peer " + std::to_string(rt_.self()) + " from " + std::to_string(to); });
-              rt_.metrics().count("train_state_downloads");
-              rt_.metrics().observe("train_state_bytes", static_cast<double>(r->wire_size()));
-              rt_.metrics().event("train_state_downloaded",
-                                  {{"from", to}, {"server_steps", installed->server_steps}});
-              if (auto done = std::move(done_)) done(true);
-            });
+  rpc_.call(
+      to, make_state_request(with_optimizer_), CallOptions().with_timeout(timeout_),
+      [this, i, to, alive = std::weak_ptr<bool>(alive_)](Result<Message> r) {
+        if (alive.expired()) return;
+        if (!r.ok()) {
+          rt_.metrics().count("train_state_failed");
+          rt_.metrics().event("train_state_failed", {{"from", to}, {"why", r.status().message()}},
+                              EventDetail::kOperation);
+          return attempt(i + 1);
+        }
+        auto installed = install_state(r.value(), trainer_, with_optimizer_);
+        if (!installed.ok()) {
+          rt_.metrics().count("train_state_refused");
+          rt_.metrics().event("train_state_refused",
+                              {{"from", to}, {"why", installed.status().message()}});
+          return attempt(i + 1);
+        }
+        // The joiner now holds exactly the state the server sent (its digests).
+        check_invariant(
+            rt_.metrics(), holds_installed_state(trainer_, installed.value()),
+            "training_joiner_state_matches",
+            [&] { return "peer " + std::to_string(rt_.self()) + " from " + std::to_string(to); });
+        rt_.metrics().count("train_state_downloads");
+        rt_.metrics().observe("train_state_bytes", static_cast<double>(r->wire_size()));
+        rt_.metrics().event("train_state_downloaded",
+                            {{"from", to}, {"server_steps", installed->server_steps}});
+        if (auto done = std::move(done_)) done(true);
+      });
 }
 
 }  // namespace crowdtrain::train

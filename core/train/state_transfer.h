@@ -17,12 +17,12 @@ namespace crowdtrain::train {
 
 constexpr int64_t kStateChunkElements = 128 * 1024;  // float32: 512 KiB per tensor field
 constexpr uint16_t kTagStateWantOptimizer = 40;
-constexpr uint16_t kTagStateParams = 41;     // u64: parameter count
-constexpr uint16_t kTagStateOptimizer = 42;  // u64: optimizer statistics count (0 = none sent)
-constexpr uint16_t kTagStateAdamStep = 43;   // i64
-constexpr uint16_t kTagStateSteps = 44;      // i64: the server's local steps (information only)
-constexpr uint16_t kTagStateChunk = 45;      // tensor, repeated: parameters, then statistics
-constexpr uint16_t kTagStateDigest = 46;     // bytes: SHA-256 (hex) of the parameters' floats
+constexpr uint16_t kTagStateParams = 41;       // u64: parameter count
+constexpr uint16_t kTagStateOptimizer = 42;    // u64: optimizer statistics count (0 = none sent)
+constexpr uint16_t kTagStateAdamStep = 43;     // i64
+constexpr uint16_t kTagStateSteps = 44;        // i64: the server's local steps (information only)
+constexpr uint16_t kTagStateChunk = 45;        // tensor, repeated: parameters, then statistics
+constexpr uint16_t kTagStateDigest = 46;       // bytes: SHA-256 (hex) of the parameters' floats
 constexpr uint16_t kTagStateStatsDigest = 47;  // bytes: SHA-256 (hex) of the statistics' floats
 
 Message make_state_request(bool want_optimizer);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -33,6 +34,17 @@ std::vector<std::pair<double, double>> pairs(const std::vector<TraceInterval>& v
 }
 
 using Pairs = std::vector<std::pair<double, double>>;
+using ErrorCases = std::vector<std::pair<std::string, std::string>>;
+
+// Every case's text is refused by `read` with an error that starts with its expected text.
+void expect_refused(const std::function<Result<AvailabilityTrace>(const std::string&)>& read,
+                    const ErrorCases& cases) {
+  for (const auto& [text, error] : cases) {
+    auto t = read(text);
+    ASSERT_FALSE(t.ok()) << text;
+    EXPECT_EQ(t.error().rfind(error, 0), 0u) << t.error();
+  }
+}
 
 TEST(SessionsTrace, ReadsHostsInOrderOfFirstAppearanceAfterCommentsAndAHeader) {
   auto t = sessions("# a comment\n\nhost,join_s,leave_s\nb,0,10\na,5,\nb,20,30\nb,30,-1\n");
@@ -51,24 +63,21 @@ TEST(SessionsTrace, AHostNamedLikeTheHeaderIsDataAfterTheFirstLine) {
 }
 
 TEST(SessionsTrace, MalformedTracesNameTheLine) {
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"a,0,10\na,5,20\n", "t.csv:2: this session overlaps the host's previous one (0 to 10)"},
-      {"a,10,20\na,5,8\n", "t.csv:2: times are not sorted"},
-      {"a,0,-1\na,50,60\n",
-       "t.csv:2: this session overlaps the host's previous one (0 to the end)"},
-      {"peer,join_s,leave_s\na,10,5\n", "t.csv:2: the session ends (5) before it starts (10)"},
-      {"a,10,10\n", "t.csv:1: the session ends (10) before it starts (10)"},
-      {"a,-3,10\n", "t.csv:1: join_s '-3' is not a non-negative number"},
-      {"a,x,10\n", "t.csv:1: join_s 'x' is not a non-negative number"},
-      {"a,1,-5\n", "t.csv:1: leave_s '-5' is not a time"},
-      {"a,1,2,3\n", "t.csv:1: expected host,join_s,leave_s"},
-      {",1,2\n", "t.csv:1: expected host,join_s,leave_s"},
-  };
-  for (const auto& [text, error] : cases) {
-    auto t = sessions(text);
-    ASSERT_FALSE(t.ok()) << text;
-    EXPECT_EQ(t.error().rfind(error, 0), 0u) << t.error();
-  }
+  expect_refused(
+      sessions,
+      {
+          {"a,0,10\na,5,20\n", "t.csv:2: this session overlaps the host's previous one (0 to 10)"},
+          {"a,10,20\na,5,8\n", "t.csv:2: times are not sorted"},
+          {"a,0,-1\na,50,60\n",
+           "t.csv:2: this session overlaps the host's previous one (0 to the end)"},
+          {"peer,join_s,leave_s\na,10,5\n", "t.csv:2: the session ends (5) before it starts (10)"},
+          {"a,10,10\n", "t.csv:1: the session ends (10) before it starts (10)"},
+          {"a,-3,10\n", "t.csv:1: join_s '-3' is not a non-negative number"},
+          {"a,x,10\n", "t.csv:1: join_s 'x' is not a non-negative number"},
+          {"a,1,-5\n", "t.csv:1: leave_s '-5' is not a time"},
+          {"a,1,2,3\n", "t.csv:1: expected host,join_s,leave_s"},
+          {",1,2\n", "t.csv:1: expected host,join_s,leave_s"},
+      });
 }
 
 TEST(CountsTrace, SlotsFollowTheCountLowestJoinFirstHighestLeaveFirst) {
@@ -86,32 +95,25 @@ TEST(CountsTrace, SlotsFollowTheCountLowestJoinFirstHighestLeaveFirst) {
 }
 
 TEST(CountsTrace, MalformedTracesNameThePathOrLine) {
-  const std::vector<std::pair<std::string, std::string>> json_cases = {
-      {R"({"data": [1]})", "t.json: metadata.gap_seconds is missing"},
-      {R"({"metadata": {"gap_seconds": 0}, "data": [1]})",
-       "t.json: metadata.gap_seconds: must be > 0"},
-      {R"({"metadata": {"gap_seconds": 60}, "data": [1, -2]})", "t.json: data[1]"},
-      {R"({"metadata": {"gap_seconds": 60}, "data": [1, 2.5]})", "t.json: data[1]"},
-      {R"({"metadata": {"gap_seconds": 60}, "data": 3})", "t.json: data: expected an array"},
-      {R"({"metadata": {"gap_seconds": 60}, "data": [1, )", "t.json: not valid JSON"},
-  };
-  for (const auto& [text, error] : json_cases) {
-    auto t = counts_json(text);
-    ASSERT_FALSE(t.ok()) << text;
-    EXPECT_EQ(t.error().rfind(error, 0), 0u) << t.error();
-  }
-  const std::vector<std::pair<std::string, std::string>> csv_cases = {
-      {"0,1\n10,2\n10,3\n", "t.csv:3: times are not sorted: 10 does not come after 10"},
-      {"0,1\n10,-2\n", "t.csv:2: count '-2' is not a whole number"},
-      {"0,1.5\n", "t.csv:1: count '1.5' is not a whole number"},
-      {"-1,1\n", "t.csv:1: time_s '-1' is not a non-negative number"},
-      {"0,1,2\n", "t.csv:1: expected time_s,count"},
-  };
-  for (const auto& [text, error] : csv_cases) {
-    auto t = counts_csv(text);
-    ASSERT_FALSE(t.ok()) << text;
-    EXPECT_EQ(t.error().rfind(error, 0), 0u) << t.error();
-  }
+  expect_refused(
+      counts_json,
+      {
+          {R"({"data": [1]})", "t.json: metadata.gap_seconds is missing"},
+          {R"({"metadata": {"gap_seconds": 0}, "data": [1]})",
+           "t.json: metadata.gap_seconds: must be > 0"},
+          {R"({"metadata": {"gap_seconds": 60}, "data": [1, -2]})", "t.json: data[1]"},
+          {R"({"metadata": {"gap_seconds": 60}, "data": [1, 2.5]})", "t.json: data[1]"},
+          {R"({"metadata": {"gap_seconds": 60}, "data": 3})", "t.json: data: expected an array"},
+          {R"({"metadata": {"gap_seconds": 60}, "data": [1, )", "t.json: not valid JSON"},
+      });
+  expect_refused(counts_csv, {
+                                 {"0,1\n10,2\n10,3\n",
+                                  "t.csv:3: times are not sorted: 10 does not come after 10"},
+                                 {"0,1\n10,-2\n", "t.csv:2: count '-2' is not a whole number"},
+                                 {"0,1.5\n", "t.csv:1: count '1.5' is not a whole number"},
+                                 {"-1,1\n", "t.csv:1: time_s '-1' is not a non-negative number"},
+                                 {"0,1,2\n", "t.csv:1: expected time_s,count"},
+                             });
 }
 
 TraceSpec spec_with(TraceMapping mapping, double time_scale = 1, double start_s = 0) {

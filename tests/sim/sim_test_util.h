@@ -25,9 +25,11 @@ inline AveragingMethod method_named(const std::string& name) {
   return AveragingMethod::kMoshpit;
 }
 
-inline nlohmann::json run_quiet(const Scenario& s) {
+// Runs `s` without a progress line, writing its run folder to `out_dir` ("" = no files).
+inline nlohmann::json run_quiet(const Scenario& s, const std::string& out_dir = "") {
   SimOptions o;
-  o.write_files = false;
+  o.write_files = !out_dir.empty();
+  o.out_dir = out_dir;
   o.progress = false;
   auto r = run_simulation(s, o);
   EXPECT_TRUE(r.ok()) << r.error();

@@ -225,15 +225,7 @@ TEST(World, ReplaysATraceExactly) {
   s.churn.trace.key = "churn.trace.path";
   s.churn.trace.mapping = TraceMapping::kFirst;
   s.churn.trace.time_scale = 2;
-  auto replay = [&](const std::string& out) {
-    SimOptions o;
-    o.out_dir = out;
-    o.progress = false;
-    auto r = run_simulation(s, o);
-    EXPECT_TRUE(r.ok()) << r.error();
-    return r.ok() ? r.value() : nlohmann::json();
-  };
-  const auto a = replay(dir + "/a");
+  const auto a = testing::run_quiet(s, dir + "/a");
   using E = std::tuple<int64_t, double, std::string>;
   EXPECT_EQ(lifecycle(dir + "/a"), (std::vector<E>{{0, 0.0, "join"},
                                                    {0, 5.0, "leave"},
@@ -246,7 +238,7 @@ TEST(World, ReplaysATraceExactly) {
   EXPECT_EQ(a["churn_trace"]["peer_hosts"], nlohmann::json({"a", "b", "c", ""}));
   EXPECT_EQ(a["churn_trace"]["hosts_in_trace"], 3);
   EXPECT_EQ(a["churn_trace"]["mapping"], "first");
-  const auto b = replay(dir + "/b");
+  const auto b = testing::run_quiet(s, dir + "/b");
   EXPECT_EQ(a["event_log_sha256"], b["event_log_sha256"]);
 }
 

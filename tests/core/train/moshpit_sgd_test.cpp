@@ -7,8 +7,8 @@
 // member weights (samples trained) pass through matchmaking into the group average.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <torch/torch.h>
+#include <algorithm>
 
 #include "core/averaging/averager.h"
 #include "core/tensor_codec.h"
