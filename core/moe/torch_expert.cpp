@@ -268,12 +268,11 @@ Result<TensorData> TorchExpert::input_gradient(const at::Tensor& x, const at::Te
 
 // Zeroed in place, as LibTorch's Optimizer::zero_grad does: the buffers are reused by the next
 // backward (freeing them made every step fault in fresh pages, 3x slower at h = 1024).
+// Gradients are dropped, not zeroed: the next backward then writes each parameter's gradient
+// where autograd computed it (no pass to zero, none to add into zeros; the same values).
 void TorchExpert::clear_grads() {
   pending_ = 0;
-  torch::NoGradGuard no_grad;
-  for (at::Tensor& p : module_->module().parameters()) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
+  for (at::Tensor& p : module_->module().parameters()) p.mutable_grad() = at::Tensor();
 }
 
 Result<std::string> TorchExpert::save_state() const {
