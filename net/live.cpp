@@ -93,6 +93,37 @@ std::string join_live_flags(const LiveOptions& o) {
   return s;
 }
 
+}  // namespace
+
+std::vector<std::string> live_not_honoured(const Scenario& s) {
+  std::vector<std::string> out;
+  if (s.churn.model != ChurnModel::kNone) {
+    out.push_back("churn.model \"" + enum_name(churn_model_names(), s.churn.model) +
+                  "\": peers join and leave when their processes start and stop");
+  }
+  if (s.churn.lifetime_s_max > 0) {
+    out.push_back("churn.lifetime_s_max: no peer is preempted but by its process ending");
+  }
+  if (!s.faults.empty()) {
+    out.push_back("faults (" + std::to_string(s.faults.size()) +
+                  "): no fault is injected; kill processes to rehearse crashes");
+  }
+  if (!s.network.regions.rtt_csv.empty()) {
+    out.push_back("network.regions: the latency between peers is the real network's");
+  }
+  out.push_back(
+      "network.access_latency_ms, upload_mbps, download_mbps, loss_rate: the real links' apply "
+      "(network.delay_ms is honoured: the transport holds each message back)");
+  if (s.network.fidelity == Fidelity::kPacket) {
+    out.push_back("network.fidelity \"packet\": live peers use real TCP");
+  }
+  out.push_back(
+      "compute (the cost model, peers.classes[].flops_per_s): live peers compute for real");
+  return out;
+}
+
+namespace {
+
 // Exit code 2, after saying why, for a scenario or flags a live peer cannot run; 0 otherwise.
 int check_live_run(const Scenario& s, const LiveOptions& o) {
   if (!is_peer_workload(s.workload.kind)) {
@@ -106,9 +137,10 @@ int check_live_run(const Scenario& s, const LiveOptions& o) {
                  kMaxLivePeers);
     return 2;
   }
-  if (s.churn.model != ChurnModel::kNone || !s.faults.empty()) {
-    std::fprintf(stderr,
-                 "[live %u] note: churn and faults are simulated-world only; ignored here\n", o.id);
+  if (s.output.progress) {
+    for (const std::string& line : live_not_honoured(s)) {
+      std::fprintf(stderr, "[live %u] not honoured here: %s\n", o.id, line.c_str());
+    }
   }
   return 0;
 }
@@ -231,6 +263,7 @@ nlohmann::json live_summary(const Scenario& s, const MetricsSink& sink, const Zm
   nlohmann::json sum = run_summary(s, sink, facts);
   sum["peer_id"] = o.id;
   sum["security"] = rt.secure() ? "curve" : "plain";
+  sum["not_honoured"] = live_not_honoured(s);
   sum["listen"] = rt.endpoint();
   sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
   sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s

@@ -31,6 +31,12 @@ struct LiveOptions {
   std::optional<double> epoch_unix_s;
 };
 
+// What of `scenario` a live peer cannot honour, one line each ("key: why"): churn and faults (the
+// processes' own starts and stops are the churn), the simulated network (regions, access latency,
+// bandwidth, loss: the real network's apply), packet fidelity, the compute-time model (live peers
+// compute for real). Printed at the start and kept in summary.json "not_honoured".
+std::vector<std::string> live_not_honoured(const Scenario& scenario);
+
 // Runs one live peer until time duration_s of the run's timeline; returns the process exit code.
 // `overrides` (the --set values) only go into the reproduce line.
 int run_live(const Scenario& scenario, const LiveOptions& options,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dht/dht_app.h"
+#include "net/live.h"
 #include "net/zmq_runtime.h"
 
 namespace crowdtrain::net {
@@ -163,6 +164,28 @@ TEST(LiveDht, MalformedFramesAndRequestsAreRefusedWithoutHarm) {
   ASSERT_TRUE(got->ok()) << got->error();
   EXPECT_EQ(got->value().plain.value, "live-value");
   EXPECT_FALSE(app_b.node().blacklisted(0));
+}
+
+// What a live peer cannot honour is named, not silently dropped.
+TEST(LiveNotHonoured, NamesChurnFaultsRegionsAndTheAlwaysSimulatedParts) {
+  const Scenario plain;
+  const std::vector<std::string> base = live_not_honoured(plain);
+  ASSERT_EQ(base.size(), 2u);  // the links and the compute model, always
+  EXPECT_NE(base[0].find("upload_mbps"), std::string::npos);
+  EXPECT_NE(base[1].find("compute"), std::string::npos);
+  Scenario s;
+  s.churn.model = ChurnModel::kSessions;
+  s.churn.lifetime_s_max = 60;
+  s.faults.resize(2);
+  s.network.regions.rtt_csv = "world.csv";
+  s.network.fidelity = Fidelity::kPacket;
+  const std::vector<std::string> all = live_not_honoured(s);
+  ASSERT_EQ(all.size(), 7u);
+  EXPECT_EQ(all[0].rfind("churn.model \"sessions\"", 0), 0u) << all[0];
+  EXPECT_EQ(all[1].rfind("churn.lifetime_s_max", 0), 0u);
+  EXPECT_EQ(all[2].rfind("faults (2)", 0), 0u);
+  EXPECT_EQ(all[3].rfind("network.regions", 0), 0u);
+  EXPECT_EQ(all[5].rfind("network.fidelity \"packet\"", 0), 0u);
 }
 
 }  // namespace
