@@ -137,6 +137,7 @@ void Averager::on_allreduce(uint64_t round, const AllReduceGroup& group,
     rt_.metrics().count("averaging_round_void");  // somebody was missing: the round does nothing
   } else {
     source_->apply_delta(*r->delta);
+    if (observer_) observer_->on_allreduce_applied(rt_, group, r->stats);
     if (r->stats.elements_local > 0) rt_.metrics().count("averaging_partial");
     rt_.metrics().count("averaging_groups");
     rt_.metrics().observe("averaging_group_size", static_cast<double>(group.members.size()));

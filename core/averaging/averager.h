@@ -35,6 +35,10 @@ class AveragingObserver {
   // This peer (rt.self()) has finished round `round` (averaged, sat out or found no group).
   virtual void on_round_end(Runtime& rt, uint64_t round) = 0;
   virtual bool stop_requested() const = 0;
+  // This peer (rt.self()) applied the average of `group`'s all-reduce; `stats` say how complete it
+  // was. (The simulated world's board checks complete groups' means: averaging_workload.h.)
+  virtual void on_allreduce_applied(Runtime& /*rt*/, const AllReduceGroup& /*group*/,
+                                    const AllReduceStats& /*stats*/) {}
 };
 
 // How a peer picks its group key each round.

@@ -71,6 +71,7 @@ AveragingBoard::AveragingBoard(const Scenario& s, bool local_view)
     }
     sources_.push_back(std::make_shared<VectorSource>(std::move(vals)));
   }
+  for (const auto& source : sources_) applied_.push_back(source->values());
   lo_.assign(v, INFINITY);
   hi_.assign(v, -INFINITY);
   for (const auto& source : sources_) {
@@ -138,6 +139,49 @@ void AveragingBoard::check_values(Runtime& rt, PeerId p) const {
            ", outside every starting vector's range [" + std::to_string(lo_[bad]) + ", " +
            std::to_string(hi_[bad]) + "]";
   });
+}
+
+void AveragingBoard::on_allreduce_applied(Runtime& rt, const AllReduceGroup& group,
+                                          const AllReduceStats& stats) {
+  const PeerId p = rt.self();
+  if (local_view_ || p >= n_) return;
+  GroupRecord& record = groups_[group.group_id];
+  record.before[p] = applied_[p];
+  record.after[p] = sources_[p]->values();
+  applied_[p] = sources_[p]->values();
+  record.complete = record.complete && stats.elements_local == 0 && !stats.timed_out &&
+                    stats.senders_left_out.empty() && stats.reducers_failed.empty();
+  if (record.after.size() < group.members.size()) return;  // more members to come
+  if (record.complete) check_group_mean(rt, group, record);
+  groups_.erase(group.group_id);
+}
+
+// The weighted mean of what the contributing members held before, against what each holds now.
+void AveragingBoard::check_group_mean(Runtime& rt, const AllReduceGroup& group,
+                                      const GroupRecord& record) {
+  const size_t v = mean_.size();
+  std::vector<double> mean(v, 0.0);
+  double weights = 0.0;
+  for (const GroupMember& m : group.members) {
+    auto it = record.before.find(m.peer);
+    if (m.mode == AveragingMode::kAux || it == record.before.end()) continue;
+    for (size_t i = 0; i < v; ++i) mean[i] += m.weight * it->second[i];
+    weights += m.weight;
+  }
+  if (weights <= 0.0) return;
+  for (const auto& [peer, values] : record.after) {
+    size_t bad = v;
+    for (size_t i = 0; i < v && bad == v; ++i) {
+      const double want = mean[i] / weights;
+      // Float32 on the wire and in the reducers' sums.
+      if (std::abs(values[i] - want) > 1e-5 * (std::abs(want) + hi_[i] - lo_[i]) + 1e-9) bad = i;
+    }
+    check_invariant(rt.metrics(), bad == v, "averaging_group_mean_exact", [&] {
+      return "group " + std::to_string(group.group_id) + ": peer " + std::to_string(peer) +
+             " element " + std::to_string(bad) + " is " + std::to_string(values[bad]) +
+             ", the members' mean " + std::to_string(mean[bad] / weights);
+    });
+  }
 }
 
 void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {

@@ -43,6 +43,11 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
   double spread_now() const;      // mean squared distance of the values from their own mean
   void on_round_end(Runtime& rt, uint64_t round) override;
   bool stop_requested() const override { return stopped_; }
+  // Safety: once every member of a group has applied a complete all-reduce (nothing left out,
+  // nothing timed out), each holds the weighted mean of the vectors the members started the round
+  // with, to float32 rounding (averaging_group_mean_exact). Simulated world only.
+  void on_allreduce_applied(Runtime& rt, const AllReduceGroup& group,
+                            const AllReduceStats& stats) override;
   // MSE after each completed round, index 0 = before any round.
   const std::vector<double>& curve() const { return curve_; }
 
@@ -51,6 +56,15 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
   // Safety (core/invariants.h): peer p's values are finite and inside the per-element range of
   // the starting vectors (an average of averages never leaves it).
   void check_values(Runtime& rt, PeerId p) const;
+  // A group's members as they apply its average: the values each held before and after, and
+  // whether every member's all-reduce was complete.
+  struct GroupRecord {
+    std::map<PeerId, std::vector<double>> before, after;
+    bool complete = true;
+  };
+  void check_group_mean(Runtime& rt, const AllReduceGroup& group, const GroupRecord& record);
+  std::map<uint64_t, GroupRecord> groups_;    // by group id, until every member has applied
+  std::vector<std::vector<double>> applied_;  // per peer: its values after its last average
 
   uint32_t n_;
   double stop_below_;
