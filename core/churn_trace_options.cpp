@@ -6,9 +6,8 @@
 #include "core/json_path.h"
 
 namespace crowdtrain {
-namespace {
 
-const std::vector<std::pair<std::string, TraceFormat>>& format_names() {
+const std::vector<std::pair<std::string, TraceFormat>>& trace_format_names() {
   static const std::vector<std::pair<std::string, TraceFormat>> names = {
       {"sessions", TraceFormat::kSessions},
       {"counts_json", TraceFormat::kCountsJson},
@@ -16,7 +15,7 @@ const std::vector<std::pair<std::string, TraceFormat>>& format_names() {
   return names;
 }
 
-const std::vector<std::pair<std::string, TraceMapping>>& mapping_names() {
+const std::vector<std::pair<std::string, TraceMapping>>& trace_mapping_names() {
   static const std::vector<std::pair<std::string, TraceMapping>> names = {
       {"ids", TraceMapping::kIds},
       {"first", TraceMapping::kFirst},
@@ -24,12 +23,14 @@ const std::vector<std::pair<std::string, TraceMapping>>& mapping_names() {
   return names;
 }
 
+namespace {
+
 void read_trace_object(JsonReader& t, TraceSpec& out) {
   if (!t.require("path", "(the trace file)")) return;
   t.read("path", out.path);
-  t.read_enum("format", out.format, format_names());
+  t.read_enum("format", out.format, trace_format_names());
   const bool mapping_given = t.has("mapping");
-  t.read_enum("mapping", out.mapping, mapping_names());
+  t.read_enum("mapping", out.mapping, trace_mapping_names());
   t.read("time_scale", out.time_scale, NumberRange::positive());
   t.read("start_s", out.start_s, NumberRange::non_negative());
   if (!mapping_given && out.format != TraceFormat::kSessions) out.mapping = TraceMapping::kFirst;
@@ -59,20 +60,6 @@ void read_trace_spec(JsonReader& churn, TraceSpec& out, bool& present) {
   present = true;
   out.key = json_child_path(churn.path_of("trace"), "path");
   churn.object("trace", [&out](JsonReader& t) { read_trace_object(t, out); });
-}
-
-const char* trace_format_name(TraceFormat f) {
-  for (const auto& [name, value] : format_names()) {
-    if (value == f) return name.c_str();
-  }
-  return "?";
-}
-
-const char* trace_mapping_name(TraceMapping m) {
-  for (const auto& [name, value] : mapping_names()) {
-    if (value == m) return name.c_str();
-  }
-  return "?";
 }
 
 }  // namespace crowdtrain

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace crowdtrain {
 
@@ -37,7 +39,8 @@ struct TraceSpec {
 // the key. `present` is set when either was given.
 void read_trace_spec(JsonReader& churn, TraceSpec& out, bool& present);
 
-const char* trace_format_name(TraceFormat f);
-const char* trace_mapping_name(TraceMapping m);
+// The keys' names (enum_name() in core/scenario.h turns a value back into its name).
+const std::vector<std::pair<std::string, TraceFormat>>& trace_format_names();
+const std::vector<std::pair<std::string, TraceMapping>>& trace_mapping_names();
 
 }  // namespace crowdtrain

@@ -63,8 +63,8 @@ nlohmann::json ChurnPlan::trace_summary() const {
     }
   }
   return {{"path", spec_.trace.path},
-          {"format", trace_format_name(spec_.trace.format)},
-          {"mapping", trace_mapping_name(spec_.trace.mapping)},
+          {"format", enum_name(trace_format_names(), spec_.trace.format)},
+          {"mapping", enum_name(trace_mapping_names(), spec_.trace.mapping)},
           {"time_scale", spec_.trace.time_scale},
           {"start_s", spec_.trace.start_s},
           {"hosts_in_trace", trace_hosts_},

@@ -61,10 +61,10 @@ inline __attribute__((always_inline)) void adam_body(const AdamConstants& c,
 // Cloned for AVX2 where the CPU has it, by GCC (clang 14 clones no templates, hence the inlined
 // body). Not in clang or sanitizer builds: an instrumented ifunc resolver runs before the
 // sanitizer's runtime is up, and those builds are for finding bugs, not speed.
-CT_CLONE_AVX2 void adam_loop(
-    const AdamConstants& c, float* __restrict param, const float* __restrict grad,
-    float* __restrict exp_avg, float* __restrict exp_avg_sq, float* __restrict max_exp_avg_sq,
-    int64_t n) {
+CT_CLONE_AVX2 void adam_loop(const AdamConstants& c, float* __restrict param,
+                             const float* __restrict grad, float* __restrict exp_avg,
+                             float* __restrict exp_avg_sq, float* __restrict max_exp_avg_sq,
+                             int64_t n) {
   const bool decay = c.weight_decay != 0.0f;
   if (c.amsgrad && decay) {
     adam_body<true, true>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n);
