@@ -169,7 +169,9 @@ void AveragingBoard::check_group_mean(Runtime& rt, const AllReduceGroup& group,
     weights += m.weight;
   }
   if (weights <= 0.0) return;
-  for (const auto& [peer, values] : record.after) {
+  for (const auto& entry : record.after) {
+    const PeerId peer = entry.first;
+    const std::vector<double>& values = entry.second;
     size_t bad = v;
     for (size_t i = 0; i < v && bad == v; ++i) {
       const double want = mean[i] / weights;
