@@ -6,8 +6,12 @@ with the band between the lowest and the highest seed. Prints the table of docs/
 the seeds, updates, final accuracy (mean, min-max) and the updates and simulated time to 90% and
 95% accuracy (mean over the seeds that reached it, and how many did).
 
-usage: analysis/plot_dmoe_mnist.py [CSV] [OUT_PNG]
-  defaults: docs/results/dmoe_mnist.csv, docs/dmoe_mnist.png
+The paper's own curves (docs/results/paper_mnist_curves.csv, read off its notebooks' figures by
+analysis/digitize_paper_mnist.py) are drawn dashed beside ours against updates, and a second table
+sets our setups and the paper's runs side by side at equal numbers of updates.
+
+usage: analysis/plot_dmoe_mnist.py [CSV] [OUT_PNG] [PAPER_CSV]
+  defaults: docs/results/dmoe_mnist.csv, docs/dmoe_mnist.png, docs/results/paper_mnist_curves.csv
 """
 import csv
 import sys
@@ -29,6 +33,25 @@ LABELS = {
     "dense_d1000": ("dense d=1024, 1 s", "black"),
 }
 TARGETS = (0.9, 0.95)
+PAPER_LABELS = {
+    "paper_dmoe256_d1000_f0": ("paper: 256 experts, 64 trainers, 1 s, no failures", "tab:brown"),
+    "paper_dmoe4096_d1000_f10": ("paper: 4,096 experts, 64 trainers, batch 8, 1 s, 10% failures",
+                                 "tab:pink"),
+    "paper_dense_d1000": ("paper: dense d=1024, 64 trainers, 1 s", "tab:gray"),
+}
+AT_UPDATES = (2048, 4096, 7168, 16384)
+
+
+def load_paper(path):
+    """run -> [(updates, accuracy)], or {} when the file is missing."""
+    runs = defaultdict(list)
+    try:
+        with open(path) as f:
+            for r in csv.DictReader(f):
+                runs[r["run"]].append((int(r["updates"]), float(r["val_accuracy"])))
+    except FileNotFoundError:
+        return {}
+    return dict(runs)
 
 
 def load(path):
@@ -77,8 +100,12 @@ def band(curves, index, points=60):
     return xs, mean, low, high
 
 
-def draw(runs, out):
+def draw(runs, paper, out):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for run, curve in paper.items():
+        label, color = PAPER_LABELS.get(run, (run, None))
+        axes[0].plot([u for u, _ in curve], [a for _, a in curve], color=color, linestyle="--",
+                     linewidth=0.9, alpha=0.7, label=label)
     for setup in ordered(runs):
         label, color = LABELS.get(setup, (setup, None))
         curves = list(runs[setup].values())
@@ -143,14 +170,48 @@ def table(runs):
               f"{final} | {cells[0]} | {cells[1]} | {hours95} |")
 
 
+def at_updates(curve, x):
+    """Accuracy at x updates along [(updates, accuracy)], None outside the curve."""
+    for (u0, a0), (u1, a1) in zip(curve, curve[1:]):
+        if u0 <= x <= u1:
+            return a0 if u1 == u0 else a0 + (x - u0) / (u1 - u0) * (a1 - a0)
+    return None
+
+
+def comparison(runs, paper):
+    """Ours (mean over seeds) and the paper's runs at equal numbers of updates."""
+    cols = " | ".join(f"at {x:,}" for x in AT_UPDATES)
+    print(f"| run | {cols} | updates to 90% | to 95% | last (updates) |")
+    print("|---|" + "---|" * (len(AT_UPDATES) + 3))
+    rows = [(LABELS.get(s, (s,))[0], [[(p[1], p[2]) for p in c] for c in runs[s].values()])
+            for s in ordered(runs)]
+    rows += [(PAPER_LABELS.get(r, (r,))[0], [c]) for r, c in paper.items()]
+    for label, curves in rows:
+        cells = []
+        for x in AT_UPDATES:
+            ys = [at_updates(c, x) for c in curves]
+            cells.append(f"{sum(ys) / len(ys):.3f}" if all(y is not None for y in ys) else "—")
+        for t in TARGETS:
+            hits = [next((u for u, a in c if a >= t), None) for c in curves]
+            hits = [h for h in hits if h is not None]
+            cells.append(fmt_mean(hits, 0) + ("" if len(hits) == len(curves) else
+                                              f" ({len(hits)}/{len(curves)})"))
+        last = sum(c[-1][1] for c in curves) / len(curves)
+        cells.append(f"{last:.3f} ({sum(c[-1][0] for c in curves) / len(curves):,.0f})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "docs/results/dmoe_mnist.csv"
     out = sys.argv[2] if len(sys.argv) > 2 else "docs/dmoe_mnist.png"
+    paper = load_paper(sys.argv[3] if len(sys.argv) > 3 else "docs/results/paper_mnist_curves.csv")
     runs = load(path)
     if not runs:
         sys.exit(f"plot_dmoe_mnist.py: {path} holds no runs")
-    draw(runs, out)
+    draw(runs, paper, out)
     table(runs)
+    print()
+    comparison(runs, paper)
 
 
 if __name__ == "__main__":

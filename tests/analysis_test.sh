@@ -83,6 +83,12 @@ want = [("a", "2", "10", "kept"), ("b", "1", "5", "new"), ("b", "1", "30", "new"
 assert got == want, got
 EOF2
 
+# The MNIST figure and tables from the shipped CSVs: ours beside the paper's digitized curves.
+table="$("$py" "$root/analysis/plot_dmoe_mnist.py" "$root/docs/results/dmoe_mnist.csv" \
+  "$tmp/mnist.png" "$root/docs/results/paper_mnist_curves.csv")"
+[[ -s "$tmp/mnist.png" && "$table" == *"paper: 4,096 experts"*"17,408"* ]] ||
+  { echo "FAIL: plot_dmoe_mnist.py printed: $table"; exit 1; }
+
 # The default scenarios' RTT matrix and bandwidth tables are what analysis/region_data.py derives
 # from the measurements shipped in scenarios/data/ (a hand edit of either fails here).
 "$py" "$root/analysis/region_data.py" --check
