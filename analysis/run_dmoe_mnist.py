@@ -37,7 +37,11 @@ or "churn"). Then analysis/plot_dmoe_mnist.py draws docs/dmoe_mnist.png and prin
 
 usage: analysis/run_dmoe_mnist.py [--bin build/crowdtrain] [--out build/dmoe_mnist] [--jobs 2]
        [--steps 500] [--runs moe64_d1000_f10:1,2,3,moe64_d100_f10:1,...] [--collect-only]
-Finished runs (RUN/summary.json present) are reused. A 1 s run of 500 steps took 75 min on one
+       [--partial]
+Finished runs (RUN/summary.json present) are reused. `--collect-only --partial` also takes the
+curve so far of a run that has not finished (its events.jsonl's moe_eval events): a run stopped
+early is the prefix of the same command's full run (the simulation is deterministic), so its rows
+are remade by running that command at least as far. A 1 s run of 500 steps took 75 min on one
 core (moe64_d1000_f10_elr1e3: summary.json wall_time_s 4533); set OMP_NUM_THREADS=1 and run at
 most one job per core.
 """
@@ -113,11 +117,36 @@ def run_args(binary, out, setup, seed, steps):
     return args
 
 
-def run_one(args, out, collect_only):
+def partial_curve(out):
+    """The curve of a run that has not finished (stopped, or still going), from the moe_eval events
+    its events.jsonl holds so far; None without any. `updates` is the evaluating peer's (every
+    update in these setups: the 16 trainers are on one peer)."""
+    path = os.path.join(out, "events.jsonl")
+    if not os.path.exists(path):
+        return None
+    curve = []
+    with open(path) as f:
+        for line in f:
+            if '"moe_eval"' not in line:
+                continue
+            try:
+                e = json.loads(line)
+            except ValueError:  # the last line of a run still writing
+                continue
+            if e.get("ev") == "moe_eval" and e.get("samples", 0) > 0:
+                curve.append({"time_s": e["time_s"], "accuracy": e["accuracy"],
+                              "updates": e["peer_updates"]})
+    if not curve:
+        return None
+    return {"curve": curve, "final_accuracy": curve[-1]["accuracy"],
+            "updates_to_accuracy": f"unfinished: {curve[-1]['updates']} updates so far"}
+
+
+def run_one(args, out, collect_only, partial=False):
     summary = os.path.join(out, "summary.json")
     if not os.path.exists(summary):
         if collect_only:
-            return None
+            return partial_curve(out) if partial else None
         with open(out + ".log", "w") as log:
             subprocess.run(args, check=True, stdout=log, stderr=subprocess.STDOUT)
     with open(summary) as f:
@@ -163,6 +192,9 @@ def main():
     p.add_argument("--runs", default=DEFAULT_RUNS, help="setup:seed,seed,setup:seed,...")
     p.add_argument("--collect-only", action="store_true",
                    help="write the CSV from the runs already finished; start none")
+    p.add_argument("--partial", action="store_true",
+                   help="with --collect-only, also take the curve so far of runs not finished "
+                        "(from their events.jsonl)")
     a = p.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     os.makedirs(a.out, exist_ok=True)
@@ -172,7 +204,8 @@ def main():
         jobs.append(((setup, seed), run_args(a.bin, out, setup, seed, a.steps), out))
     rows = []
     with futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
-        done = {pool.submit(run_one, args, out, a.collect_only): key for key, args, out in jobs}
+        done = {pool.submit(run_one, args, out, a.collect_only, a.partial): key
+                for key, args, out in jobs}
         for f in futures.as_completed(done):
             setup, seed = done[f]
             moe = f.result()

@@ -83,6 +83,24 @@ want = [("a", "2", "10", "kept"), ("b", "1", "5", "new"), ("b", "1", "30", "new"
 assert got == want, got
 EOF2
 
+# run_dmoe_mnist.partial_curve: an unfinished run's curve from its moe_eval events (a line cut by
+# a run still writing is skipped; evaluations without samples are not points).
+mkdir -p "$tmp/unfinished"
+printf '%s\n' '{"t_ns":1,"peer":4,"ev":"moe_eval","time_s":240,"accuracy":0.5,"peer_updates":100,"samples":2000,"failed":0}' \
+  '{"t_ns":2,"peer":4,"ev":"moe_join"}' \
+  '{"t_ns":3,"peer":4,"ev":"moe_eval","time_s":480,"accuracy":0.7,"peer_updates":230,"samples":0,"failed":2000}' \
+  '{"t_ns":4,"peer":4,"ev":"moe_eval","time_s":720,"accuracy":0.8,"peer_updates":370,"samples":2000,"failed":0}' \
+  '{"t_ns":5,"peer":4,"ev":"moe_eval","time_s":960,"accu' > "$tmp/unfinished/events.jsonl"
+"$py" - "$root/analysis" "$tmp/unfinished" <<'EOF3'
+import sys
+sys.path.insert(0, sys.argv[1])
+from run_dmoe_mnist import partial_curve
+moe = partial_curve(sys.argv[2])
+got = [(p["time_s"], p["accuracy"], p["updates"]) for p in moe["curve"]]
+assert got == [(240, 0.5, 100), (720, 0.8, 370)], got
+assert partial_curve(sys.argv[2] + "/missing") is None
+EOF3
+
 # The MNIST figure and tables from the shipped CSVs: ours beside the paper's digitized curves.
 table="$("$py" "$root/analysis/plot_dmoe_mnist.py" "$root/docs/results/dmoe_mnist.csv" \
   "$tmp/mnist.png" "$root/docs/results/paper_mnist_curves.csv")"
