@@ -13,6 +13,7 @@
 
 #include "core/averaging/allreduce_wire.h"
 #include "core/averaging/compression.h"
+#include "core/averaging/matchmaking_wire.h"
 #include "core/dht/protocol.h"
 #include "core/message.h"
 #include "core/moe/protocol.h"
@@ -100,6 +101,23 @@ void averaging_corpus() {
   write("averaging", "refuse", ct::encode(ct::make_refuse_message(42, 3, "late")));
 }
 
+void matchmaking_corpus() {
+  const ct::GroupMember node{7, 1.0, 2.5, ct::AveragingMode::kNode};
+  write("matchmaking", "join_request",
+        ct::encode(ct::encode_join_request(ct::MmJoinRequest{3, "avg.round", ct::Time(5), node})));
+  write("matchmaking", "join_response_redirect",
+        ct::encode(ct::encode_join_response(ct::MmJoinResponse{ct::MmJoinCode::kRedirect, 9})));
+  write("matchmaking", "join_response_accepted",
+        ct::encode(ct::encode_join_response(ct::MmJoinResponse{ct::MmJoinCode::kAccepted})));
+  ct::AllReduceGroup group{
+      0x1234,
+      3,
+      {node, {2, 0.5, 0.0, ct::AveragingMode::kClient}, {4, 0.0, 1.0, ct::AveragingMode::kAux}}};
+  write("matchmaking", "begin", ct::encode(ct::encode_begin(ct::MmBegin{3, "avg.round", group})));
+  write("matchmaking", "handover",
+        ct::encode(ct::encode_handover(ct::MmHandover{3, "avg.round", 4})));
+}
+
 void codec_corpus() {
   ct::Message m;
   m.type = ct::MsgType::kAvgPart;
@@ -184,6 +202,7 @@ int main(int argc, char** argv) {
   dht_corpus();
   moe_corpus();
   averaging_corpus();
+  matchmaking_corpus();
   scenario_corpus();
   trace_corpus();
   state_corpus();
