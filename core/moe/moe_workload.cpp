@@ -124,8 +124,10 @@ class ServerApp final : public MoePeer {
     }
     auto expert = make_expert(ExpertConfig(o_.expert).seed(derive_seed(seed_, uid)));
     if (!expert.ok()) return expert.status();
-    if (!state.empty()) {
+    if (!state.empty()) {  // a guardian's backup: the adopted expert resumes from it
       Status st = expert.value()->load_state(state);
+      check_invariant(rt_.metrics(), st.ok(), "moe_expert_state_restored",
+                      [&] { return "adopting " + uid + ": " + st.message(); });
       if (!st.ok()) return st;
     }
     return server_.add_expert(uid, std::move(expert.value()));

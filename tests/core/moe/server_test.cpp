@@ -436,7 +436,11 @@ TEST_F(ServerTest, CheckpointsAreWrittenAndANewServerResumesFromThem) {
   EXPECT_FLOAT_EQ(a->w(), 1.f);
   const std::string path = dir + "/ffn.0.ckpt";
   ASSERT_TRUE(std::filesystem::exists(path));
-  EXPECT_EQ(read_file(path), a->save_state().value());
+  const std::string state = a->save_state().value();
+  const std::string file = read_file(path);
+  EXPECT_EQ(file.rfind("crowdtrain-expert-checkpoint 1 updates=1 bytes=", 0), 0u) << file;
+  ASSERT_GT(file.size(), state.size());
+  EXPECT_EQ(file.substr(file.size() - state.size()), state);
   EXPECT_TRUE(std::filesystem::exists(dir + "/ffn.1.ckpt"));
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_EQ(counter("moe_server_checkpoints_written"), 2);
@@ -460,6 +464,29 @@ TEST_F(ServerTest, CheckpointsAreWrittenAndANewServerResumesFromThem) {
   ASSERT_TRUE(restarted.add_expert("ffn.9", std::move(other)).ok());
   EXPECT_FLOAT_EQ(kept->w(), 3.f);
   EXPECT_EQ(counter("moe_server_checkpoint_load_failures"), 1);
+  EXPECT_EQ(counter("invariant_violations/moe_expert_state_restored"), 1);
+  // A checkpoint whose state no longer matches its header's SHA-256 (one byte flipped), and one
+  // cut short: both refused, the expert starts as given.
+  std::string flipped = file;
+  flipped.back() = static_cast<char>(flipped.back() ^ 1);
+  std::ofstream(dir + "/ffn.7.ckpt", std::ios::binary) << flipped;
+  auto seventh = std::make_unique<ScaleExpert>("ffn.7", 2, 3.f, 0.5f, nullptr);
+  ScaleExpert* as_given = seventh.get();
+  ASSERT_TRUE(restarted.add_expert("ffn.7", std::move(seventh)).ok());
+  EXPECT_FLOAT_EQ(as_given->w(), 3.f);
+  std::ofstream(dir + "/ffn.8.ckpt", std::ios::binary) << file.substr(0, file.size() - 1);
+  ASSERT_TRUE(
+      restarted.add_expert("ffn.8", std::make_unique<ScaleExpert>("ffn.8", 2, 3.f, 0.5f, nullptr))
+          .ok());
+  EXPECT_EQ(counter("moe_server_checkpoint_load_failures"), 3);
+  EXPECT_EQ(counter("invariant_violations/moe_expert_state_restored"), 3);
+  // A checkpoint from before the header: the plain state loads.
+  std::ofstream(dir + "/ffn.6.ckpt", std::ios::binary) << state;
+  auto sixth = std::make_unique<ScaleExpert>("ffn.6", 2, 3.f, 0.5f, nullptr);
+  ScaleExpert* legacy = sixth.get();
+  ASSERT_TRUE(restarted.add_expert("ffn.6", std::move(sixth)).ok());
+  EXPECT_FLOAT_EQ(legacy->w(), 1.f);
+  EXPECT_EQ(counter("moe_server_checkpoints_loaded"), 2);
   EXPECT_FALSE(
       restarted.add_expert("../x", std::make_unique<ScaleExpert>("x", 2, 1.f, 0.f, nullptr)).ok());
   std::filesystem::remove_all(dir);
