@@ -231,7 +231,8 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
       s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
     }
     if (monitor_reader) {
-      const std::string monitor = "inproc://ct-monitor-" + std::to_string(to);
+      const std::string monitor =
+          "inproc://ct-monitor-" + std::to_string(to) + "-" + std::to_string(++monitor_seq_);
       if (zmq_socket_monitor(s->handle(), monitor.c_str(),
                              ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
         throw zmq::error_t();
@@ -279,6 +280,7 @@ void ZmqRuntime::compact_timers() {
 
 std::optional<Time> ZmqRuntime::fire_due_timers() {
   size_t fired = 0;
+  const Time turn_start = now();
   while (!timer_heap_.empty()) {
     const TimerEntry top = timer_heap_.top();
     auto it = timers_.find(top.id);
@@ -286,7 +288,9 @@ std::optional<Time> ZmqRuntime::fire_due_timers() {
       timer_heap_.pop();
       continue;
     }
-    if (top.deadline > now() || fired >= options_.max_timers_per_turn() || stopped_.load()) {
+    const Time t = now();
+    if (top.deadline > t || fired >= options_.max_timers_per_turn() || stopped_.load() ||
+        (fired > 0 && t - turn_start >= options_.max_turn_time())) {
       return top.deadline;
     }
     timer_heap_.pop();

@@ -72,6 +72,10 @@ struct ZmqRuntimeOptions {
   CT_OPT(int, heartbeat_timeout_ms, 3000)        // ... after this long without traffic
   CT_OPT(size_t, max_receives_per_turn, 1024)    // fairness between receiving and timers
   CT_OPT(size_t, max_timers_per_turn, 1024)
+  // A turn of timers ends after this much wall time, so that a peer whose timers run back-to-back
+  // compute (a trainer stepping flat out) still reads its messages between them; 0 = after every
+  // timer.
+  CT_OPT(Time, max_turn_time, Time(std::chrono::milliseconds(5)))
   CT_OPT(size_t, max_reject_events, 100)  // rejections logged as events; then counted only
   // An extra one-way delay (ms) drawn for every message from its own seeded stream; the message
   // leaves when it is over (a timer), so later messages may overtake it. Scenario network.delay_ms:
@@ -151,7 +155,8 @@ class ZmqRuntime : public Runtime {
   // With `monitor_reader`: its connection events go to that PAIR socket (hooked up before the
   // DEALER connects, so that no event is missed).
   zmq::socket_t* connect(PeerId to, Destination& d, zmq::socket_t* monitor_reader = nullptr);
-  // Fires due timers (at most max_timers_per_turn); returns the next deadline, if any.
+  // Fires due timers (at most max_timers_per_turn, for at most max_turn_time); returns the next
+  // deadline, if any.
   std::optional<Time> fire_due_timers();
   void receive_some();
   void reject(std::string_view reason, std::string_view identity);
@@ -191,6 +196,9 @@ class ZmqRuntime : public Runtime {
   std::unique_ptr<zmq::socket_t> router_;
   std::map<PeerId, Destination> directory_;
   uint64_t rejected_logged_ = 0;
+  // Numbers the monitor endpoints: each await_connections() binds fresh ones, since a closed
+  // monitor's inproc endpoint is released asynchronously and reusing its name may fail.
+  uint64_t monitor_seq_ = 0;
 };
 
 // The ROUTER identity a peer's DEALERs present: "p" + decimal id.

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace crowdtrain::net {
@@ -212,6 +213,40 @@ TEST(ZmqRuntimeTest, InjectedDelayHoldsEveryMessageBack) {
       << " dropped, " << sink_b.counter("messages_delivered") << " delivered";
   for (const auto& at : arrivals) EXPECT_GE(at - sent, milliseconds(150));
   EXPECT_EQ(sink_a.counter("messages_sent"), 3);
+}
+
+// A peer whose loop runs back-to-back compute (a trainer stepping flat out: each step a timer
+// that schedules the next) still reads its messages between steps: a turn of timers ends after
+// max_turn_time (5 ms), not after max_timers_per_turn (1,024) timers. Here 400 steps of 1 ms each:
+// the message is handled after a few of them, where a turn bounded only by count ran all 400 first.
+TEST(ZmqRuntimeTest, BackToBackComputeDoesNotStarveReceipt) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  ASSERT_TRUE(a->await_connections(std::chrono::seconds(5)).ok());
+  int steps = 0, steps_at_receipt = -1;
+  std::function<void()> step = [&] {
+    const auto until = std::chrono::steady_clock::now() + milliseconds(1);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    if (++steps < 400) {
+      b->compute(ComputeCost{}, nullptr, step);
+    } else {
+      b->stop();
+    }
+  };
+  b->set_handler([&](PeerId, Message) {
+    if (steps_at_receipt < 0) steps_at_receipt = steps;
+  });
+  a->send(1, Message(MsgType::kProbeRequest));
+  std::this_thread::sleep_for(milliseconds(50));  // the message is in b's socket
+  b->compute(ComputeCost{}, nullptr, step);
+  b->run_until(b->now() + std::chrono::seconds(10));
+  EXPECT_EQ(steps, 400);
+  ASSERT_GE(steps_at_receipt, 0);
+  EXPECT_LT(steps_at_receipt, 100) << "the message waited for " << steps_at_receipt << " steps";
 }
 
 TEST(ZmqRuntimeTest, LargeTensorArrivesIntact) {
