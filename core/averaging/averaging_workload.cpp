@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <set>
 
 #include "core/averaging/averaging_protocol.h"
@@ -146,6 +147,7 @@ void AveragingBoard::on_allreduce_applied(Runtime& rt, const AllReduceGroup& gro
   const PeerId p = rt.self();
   if (local_view_ || p >= n_) return;
   GroupRecord& record = groups_[group.group_id];
+  record.round = group.round;
   record.before[p] = applied_[p];
   record.after[p] = sources_[p]->values();
   applied_[p] = sources_[p]->values();
@@ -221,6 +223,9 @@ void AveragingBoard::on_round_end(Runtime& rt, uint64_t round) {
 
 void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
   if (round + 1 < curve_.size()) return;  // closed already
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    it = it->second.round + 2 < round ? groups_.erase(it) : std::next(it);
+  }
   const double e = mse();
   curve_.push_back(e);
   rt.metrics().observe(mse_series(round + 1), e);

@@ -48,6 +48,8 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
   // with, to float32 rounding (averaging_group_mean_exact). Simulated world only.
   void on_allreduce_applied(Runtime& rt, const AllReduceGroup& group,
                             const AllReduceStats& stats) override;
+  // Groups some of whose members have applied and others not yet (for tests).
+  size_t pending_groups() const { return groups_.size(); }
   // MSE after each completed round, index 0 = before any round.
   const std::vector<double>& curve() const { return curve_; }
 
@@ -61,9 +63,12 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
   struct GroupRecord {
     std::map<PeerId, std::vector<double>> before, after;
     bool complete = true;
+    uint64_t round = 0;
   };
   void check_group_mean(Runtime& rt, const AllReduceGroup& group, const GroupRecord& record);
-  std::map<uint64_t, GroupRecord> groups_;    // by group id, until every member has applied
+  // By group id, until every member has applied, or two rounds later (a member that never applies
+  // its group's average: it died or timed out).
+  std::map<uint64_t, GroupRecord> groups_;
   std::vector<std::vector<double>> applied_;  // per peer: its values after its last average
 
   uint32_t n_;

@@ -92,5 +92,25 @@ TEST(AveragingBoard, AnIncompleteGroupIsNotJudged) {
   EXPECT_EQ(violations(world), 0);
 }
 
+// A member that never applies (it died mid-round) does not keep its group's record for the rest of
+// the run: the board forgets a group two rounds after it.
+TEST(AveragingBoard, AGroupWithAMemberThatNeverAppliesIsForgotten) {
+  FakeWorld world(1);
+  std::vector<testing::FakeRuntime*> rts;
+  for (PeerId p = 0; p < 3; ++p) rts.push_back(&world.add_peer(p));
+  AveragingBoard board(three_peers(), /*local_view=*/false);
+  AllReduceGroup g = group_of(11, {{0, 1.0}, {1, 1.0}});
+  g.round = 0;
+  apply(board, rts, 0, g, {5, 5, 5, 5});
+  EXPECT_EQ(board.pending_groups(), 1u);
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (PeerId p = 0; p < 3; ++p) board.on_round_end(*rts[p], round);
+  }
+  EXPECT_EQ(board.pending_groups(), 1u);  // round 0's group is kept through round 2
+  for (PeerId p = 0; p < 3; ++p) board.on_round_end(*rts[p], 3);
+  EXPECT_EQ(board.pending_groups(), 0u);
+  EXPECT_EQ(violations(world), 0);
+}
+
 }  // namespace
 }  // namespace crowdtrain
