@@ -131,6 +131,15 @@ void MetricsSink::event(Time t, uint32_t peer, std::string_view kind, EventDetai
   if (event_file_ != nullptr) {
     const size_t written = std::fwrite(line_.data(), 1, line_.size(), event_file_);
     CT_CHECK(written == line_.size());
+    // A lifecycle event reaches the file within seconds of wall time, so that a long run can be
+    // read while it goes (and what it logged survives its being stopped).
+    if (detail == EventDetail::kLifecycle) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_flush_ >= std::chrono::seconds(2)) {
+        std::fflush(event_file_);
+        last_flush_ = now;
+      }
+    }
   }
   ++events_logged_;
 }

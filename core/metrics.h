@@ -7,6 +7,7 @@
 // sink's detail level are neither written nor hashed. Single-threaded, like the runtimes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -50,6 +51,7 @@ class MetricsSink {
   void set_detail(EventDetail detail) { detail_ = detail; }
   bool logs(EventDetail d) const { return d <= detail_; }
   // Also write the event log to `path` (truncates). Returns false if the file cannot be opened.
+  // Buffered; a lifecycle event flushes it when the last flush is 2 s of wall time old.
   bool open_event_file(const std::string& path);
   void close_event_file();
 
@@ -85,6 +87,7 @@ class MetricsSink {
   Sha256 hash_;
   uint64_t events_logged_ = 0;
   std::FILE* event_file_ = nullptr;
+  std::chrono::steady_clock::time_point last_flush_{};
   std::string line_;
 };
 

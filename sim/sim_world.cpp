@@ -122,6 +122,7 @@ class World final : public SimHost {
   std::chrono::steady_clock::time_point wall_start_, last_progress_;
   std::string last_progress_line_;
   std::string state_root_;  // <run folder>/state when the run writes files
+  std::string app_error_;   // why a peer's app could not be made (the run stops)
 };
 
 void World::host_send(PeerId from, PeerId to, Message msg) {
@@ -169,7 +170,16 @@ void World::join(PeerId p, const char* reason) {
   context.download_mbps = topology_.peer(p).down_bps / 1e6;
   if (!state_root_.empty()) context.state_dir = state_root_ + "/peer-" + std::to_string(p);
   auto app = make_workload_app(s_, *slot.rt, context);
-  CT_CHECK(app.ok());  // the kind was checked before the run started
+  if (!app.ok()) {  // e.g. its data is missing: the run ends with that error, nothing crashes
+    if (app_error_.empty()) {
+      app_error_ = "peer " + std::to_string(p) + " could not start: " + app.error();
+    }
+    slot.alive = false;
+    --alive_;
+    slot.rt.reset();
+    ns3::Simulator::Stop();
+    return;
+  }
   slot.app = std::move(app.value());
   sink_.count("joins");
   sink_.event(now(), p, "join", EventDetail::kLifecycle,
@@ -480,6 +490,7 @@ Result<nlohmann::json> World::run() {
   for (PeerId p = 0; p < peers_.size(); ++p) {
     if (peers_[p].alive) peers_[p].app->stop();
   }
+  if (!app_error_.empty()) return Status::error(app_error_);
   world_event("run_end", {{"alive_peers", alive_}});
   nlohmann::json sum = summary();
   if (out_) {

@@ -57,6 +57,17 @@ grep -qF "peers.count" "$TMP/err" || fail "override error does not name peers.co
 "$BIN" run > /dev/null 2>&1
 [ $? -eq 2 ] || fail "run without a scenario did not exit 2"
 
+# 3b. Data a workload needs that is not there (the MNIST digits under a data folder that does not
+#     exist): the run ends with an error naming the peer and what is missing, exit 1, no crash.
+for sc in moshpit_sgd_mnist dmoe_mnist; do
+  CROWDTRAIN_DATA_DIR="$TMP/no_data" "$BIN" run "$ROOT/scenarios/$sc.json" --set duration_s=5 \
+    --quiet --out "$TMP/no_data_run" > "$TMP/err" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] || fail "$sc without its data: exit $rc, expected 1: $(tail -3 "$TMP/err")"
+  grep -q "could not start: .*$TMP/no_data" "$TMP/err" ||
+    fail "$sc without its data: the error names no missing file: $(tail -3 "$TMP/err")"
+done
+
 # 4. probe_world, small: runs, writes its folder, and is deterministic.
 small=(--set peers.count=60 --set duration_s=15 --quiet)
 "$BIN" run "$ROOT/scenarios/probe_world.json" "${small[@]}" --out "$TMP/a" > "$TMP/a.log" 2>&1 \
