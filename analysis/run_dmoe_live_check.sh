@@ -37,17 +37,8 @@ echo "calibrated $phase flops_per_s: $FLOPS" >&2
 
 # 3. Reality: every peer on one timeline starting 3 s from now.
 N=$("$PY" -c "import json; print(json.load(open('$SCENARIO'))['peers']['count'])")
-BASE=$((20000 + RANDOM % 20000))
-peers=""
-for i in $(seq 0 $((N - 1))); do peers+="${peers:+,}$i=tcp://127.0.0.1:$((BASE + i))"; done
-EPOCH=$("$PY" -c "import time; print(f'{time.time() + 3:.3f}')")
-pids=()
-for i in $(seq 0 $((N - 1))); do
-  "$BIN" live "$SCENARIO" "${sets[@]}" --id "$i" --listen "tcp://127.0.0.1:$((BASE + i))" \
-    --peers "$peers" --epoch "$EPOCH" --out "$OUT/live/peer$i" --quiet >"$OUT/peer$i.log" 2>&1 &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
+source analysis/live_peers.sh
+run_live_peers "$BIN" "$SCENARIO" "$N" "$OUT" "${sets[@]}"
 
 # 4. Compare.
 "$PY" - "$OUT" "$N" "$FLOPS" "$VARIANT" <<'PYEOF'

@@ -26,17 +26,8 @@ sets=(--set "peers.count=$N" --set duration_s=60 --set workload.training.grid_si
 
 "$BIN" run "$SCENARIO" "${sets[@]}" --quiet --out "$OUT/sim" >/dev/null
 
-BASE=$((20000 + RANDOM % 20000))
-peers=""
-for i in $(seq 0 $((N - 1))); do peers+="${peers:+,}$i=tcp://127.0.0.1:$((BASE + i))"; done
-EPOCH=$("$PY" -c "import time; print(f'{time.time() + 3:.3f}')")
-pids=()
-for i in $(seq 0 $((N - 1))); do
-  "$BIN" live "$SCENARIO" "${sets[@]}" --id "$i" --listen "tcp://127.0.0.1:$((BASE + i))" \
-    --peers "$peers" --epoch "$EPOCH" --out "$OUT/live/peer$i" --quiet >"$OUT/peer$i.log" 2>&1 &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
+source analysis/live_peers.sh
+run_live_peers "$BIN" "$SCENARIO" "$N" "$OUT" "${sets[@]}"
 
 "$PY" - "$OUT" "$N" "${VARIANT:-current}" <<'PYEOF'
 import csv, datetime, json, os, sys
