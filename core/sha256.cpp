@@ -62,6 +62,7 @@ void Sha256::block(const uint8_t* p) {
 }
 
 void Sha256::update(const void* data, size_t size) {
+  if (size == 0) return;  // `data` may then be null (an empty tensor's), which memcpy may not take
   const uint8_t* p = static_cast<const uint8_t*>(data);
   total_ += size;
   if (buf_len_ > 0) {
@@ -79,7 +80,7 @@ void Sha256::update(const void* data, size_t size) {
     p += 64;
     size -= 64;
   }
-  std::memcpy(buf_, p, size);
+  if (size > 0) std::memcpy(buf_, p, size);
   buf_len_ = size;
 }
 

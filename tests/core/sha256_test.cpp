@@ -12,6 +12,17 @@ TEST(Sha256Test, Empty) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+// Nothing at a null pointer (an empty tensor's data) is nothing: no memcpy from null (UBSan), the
+// digest unchanged, whether the stream is empty or part-way through a block.
+TEST(Sha256Test, NothingAtANullPointer) {
+  Sha256 h;
+  h.update(nullptr, 0);
+  EXPECT_EQ(h.hex_digest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  h.update("abc", 3);
+  h.update(nullptr, 0);
+  EXPECT_EQ(h.hex_digest(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 TEST(Sha256Test, Abc) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
