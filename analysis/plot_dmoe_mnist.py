@@ -2,7 +2,7 @@
 """Draws Learning@home's convergence figure from docs/results/dmoe_mnist.csv (written by
 analysis/run_dmoe_mnist.py): validation accuracy against the swarm's updates (left) and against
 simulated time (right), one line per setup; a setup run with several seeds is drawn as the mean
-with the band between the lowest and the highest seed. Prints the table of docs/dmoe.md: per setup
+with the band between the lowest and the highest seed where they all reach, and each seed thin. Prints the table of docs/dmoe.md: per setup
 the seeds, updates, final accuracy (mean, min-max) and the updates and simulated time to 90% and
 95% accuracy (mean over the seeds that reached it, and how many did).
 
@@ -117,6 +117,9 @@ def draw(runs, paper, out):
                 ax.plot([p[index] * scale for p in c], [p[2] for p in c], color=color,
                         label=label, linewidth=1.2)
                 continue
+            for c in curves:  # each seed thin: runs of different lengths show in full
+                ax.plot([p[index] * scale for p in c], [p[2] for p in c], color=color,
+                        linewidth=0.6, alpha=0.45)
             xs, mean, low, high = band(curves, index)
             xs = [x * scale for x in xs]
             ax.plot(xs, mean, color=color, label=label, linewidth=1.6)
