@@ -1,8 +1,6 @@
 // Matchmaking through the DHT: see matchmaking.h.
 #include "core/averaging/matchmaking.h"
 
-#include "core/averaging/matchmaking_wire.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -116,11 +114,7 @@ void Matchmaker::on_candidates(std::vector<Rank> ranks) {
 void Matchmaker::try_join(PeerId leader) {
   state_ = State::kJoining;
   leader_ = leader;
-  GroupMember me = self_;
-  me.peer = rt_.self();
-  me.weight = sane_nonneg(me.weight);
-  me.bandwidth = sane_nonneg(me.bandwidth);
-  Message req = encode_join_request(MmJoinRequest{round_, key_, expiration_, me});
+  Message req = encode_join_request(MmJoinRequest{round_, key_, expiration_, self_});
   const uint64_t epoch = epoch_;
   rpc_.call(
       leader, std::move(req), CallOptions().with_timeout(options_.rpc_timeout()),
@@ -210,9 +204,7 @@ void Matchmaker::begin_group() {
     GroupMember m = p == rt_.self()              ? self_
                     : it != follower_info_.end() ? it->second
                                                  : GroupMember{};
-    m.peer = p;
-    m.weight = sane_nonneg(m.weight);
-    m.bandwidth = sane_nonneg(m.bandwidth);
+    m.peer = p;  // weights and bandwidths are sane: set_weight/set_bandwidth, decoded requests
     group.members.push_back(m);
   }
   if (Status s = check_group(group); !s.ok()) {

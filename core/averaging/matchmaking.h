@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/averaging/allreduce.h"
+#include "core/averaging/matchmaking_wire.h"
 #include "core/dht/node.h"
 #include "core/rpc.h"
 #include "core/runtime.h"
@@ -79,8 +80,8 @@ class Matchmaker {
   // and handed to every member with the group): its weight in the average (default 1), its
   // bandwidth for load balancing (any unit all peers share, default 1; 0 = averages nothing) and
   // its mode (load_balancing.h). A weight or bandwidth that is not finite or < 0 reads as 1.
-  void set_weight(double w) { self_.weight = w; }
-  void set_bandwidth(double b) { self_.bandwidth = b; }
+  void set_weight(double w) { self_.weight = sane_nonneg(w); }
+  void set_bandwidth(double b) { self_.bandwidth = sane_nonneg(b); }
   void set_mode(AveragingMode m) { self_.mode = m; }
   // Ends the current search without calling `done`.
   void cancel();

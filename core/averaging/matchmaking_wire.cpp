@@ -100,6 +100,16 @@ Status read_round_key(const Message& m, const char* what, uint64_t& round, std::
   return Status();
 }
 
+// A join request's optional f64 field, finite and >= 0 when present; `out` keeps its default
+// when absent.
+Status read_optional_nonneg(const Message& m, uint16_t tag, const char* name, double& out) {
+  if (m.all(tag).empty()) return Status();
+  auto v = m.f64(tag);
+  if (!v.ok() || !valid_nonneg(*v)) return bad("join request", std::string("malformed ") + name);
+  out = *v;
+  return Status();
+}
+
 // An optional peer id field: absent reads as kNoPeer.
 Result<PeerId> optional_peer(const Message& m, const char* what) {
   if (m.all(kTagPeer).empty()) return kNoPeer;
@@ -149,15 +159,9 @@ Result<MmJoinRequest> decode_join_request(const Message& m) {
   auto exp = m.i64(kTagExpiration);
   if (!exp.ok()) return bad("join request", "no expiration");
   r.expiration = Time(*exp);
-  if (!m.all(kTagWeight).empty()) {
-    auto w = m.f64(kTagWeight);
-    if (!w.ok() || !valid_nonneg(*w)) return bad("join request", "malformed weight");
-    r.member.weight = *w;
-  }
-  if (!m.all(kTagBandwidth).empty()) {
-    auto b = m.f64(kTagBandwidth);
-    if (!b.ok() || !valid_nonneg(*b)) return bad("join request", "malformed bandwidth");
-    r.member.bandwidth = *b;
+  if (Status s = read_optional_nonneg(m, kTagWeight, "weight", r.member.weight); !s.ok()) return s;
+  if (Status s = read_optional_nonneg(m, kTagBandwidth, "bandwidth", r.member.bandwidth); !s.ok()) {
+    return s;
   }
   if (!m.all(kTagMode).empty()) {
     auto v = m.u64(kTagMode);
