@@ -37,6 +37,7 @@ echo "calibrated $phase flops_per_s: $FLOPS" >&2
 
 # 3. Reality: every peer on one timeline starting 3 s from now.
 N=$("$PY" -c "import json; print(json.load(open('$SCENARIO'))['peers']['count'])")
+for s in ${SETS:-}; do case $s in peers.count=*) N=${s#peers.count=} ;; esac; done
 source analysis/live_peers.sh
 run_live_peers "$BIN" "$SCENARIO" "$N" "$OUT" "${sets[@]}"
 

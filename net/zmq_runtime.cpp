@@ -3,6 +3,7 @@
 #include <zmq.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -19,6 +20,25 @@ constexpr Time kMaxPoll = std::chrono::milliseconds(200);
 constexpr char kZapDomain[] = "crowdtrain";
 constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";  // RFC 27's fixed address
 constexpr int kZapPollMs = 100;
+constexpr char kDelayStampMagic[4] = {'c', 't', 'd', 'l'};
+
+std::array<uint8_t, kDelayStampBytes> delay_stamp(int64_t due_unix_ns) {
+  std::array<uint8_t, kDelayStampBytes> b{};
+  std::memcpy(b.data(), kDelayStampMagic, sizeof(kDelayStampMagic));
+  const auto u = static_cast<uint64_t>(due_unix_ns);
+  for (size_t i = 0; i < 8; ++i) b[4 + i] = static_cast<uint8_t>(u >> (8 * i));
+  return b;
+}
+
+// The due time a delay stamp frame holds; nullopt when the frame is not one.
+std::optional<int64_t> parse_delay_stamp(const zmq::message_t& frame) {
+  if (frame.size() != kDelayStampBytes) return std::nullopt;
+  const auto* p = static_cast<const uint8_t*>(frame.data());
+  if (std::memcmp(p, kDelayStampMagic, sizeof(kDelayStampMagic)) != 0) return std::nullopt;
+  uint64_t u = 0;
+  for (size_t i = 0; i < 8; ++i) u |= static_cast<uint64_t>(p[4 + i]) << (8 * i);
+  return static_cast<int64_t>(u);
+}
 
 // Applies the options every socket of a peer shares.
 void set_common_options(zmq::socket_t& s, const ZmqRuntimeOptions& o) {
@@ -303,18 +323,15 @@ std::optional<Time> ZmqRuntime::fire_due_timers() {
 }
 
 void ZmqRuntime::send(PeerId to, Message msg) {
+  std::optional<Time> due;
   if (has_delay_) {
     const double ms = options_.delay_ms().sample(delay_rng_);
-    if (ms > 0) {
-      auto held = std::make_shared<Message>(std::move(msg));
-      schedule(from_seconds(ms * 1e-3), [this, to, held] { send_now(to, *held); });
-      return;
-    }
+    if (ms > 0) due = now() + from_seconds(ms * 1e-3);
   }
-  send_now(to, msg);
+  send_now(to, msg, due);
 }
 
-void ZmqRuntime::send_now(PeerId to, const Message& msg) {
+void ZmqRuntime::send_now(PeerId to, const Message& msg, std::optional<Time> due) {
   auto it = directory_.find(to);
   if (it == directory_.end()) {
     metrics_.count("net_send_unknown_peer");
@@ -332,7 +349,11 @@ void ZmqRuntime::send_now(PeerId to, const Message& msg) {
   zmq::message_t m(frame->data(), frame->size(), free_encoded, frame);  // owns `frame` from here
   zmq::send_result_t sent;
   try {
-    sent = s->send(m, zmq::send_flags::dontwait);
+    if (due) {  // the parts of a message are queued together or not at all
+      const auto stamp = delay_stamp(epoch_unix_ns_ + due->count());
+      sent = s->send(zmq::buffer(stamp), zmq::send_flags::dontwait | zmq::send_flags::sndmore);
+    }
+    if (!due || sent) sent = s->send(m, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
     sent.reset();
   }
@@ -384,6 +405,10 @@ void ZmqRuntime::receive_some() {
     }
     auto payload = std::make_shared<zmq::message_t>();
     (void)router_->recv(*payload, zmq::recv_flags::none);  // parts of a message arrive together
+    std::optional<int64_t> due_unix_ns;
+    if (payload->more() && (due_unix_ns = parse_delay_stamp(*payload))) {
+      (void)router_->recv(*payload, zmq::recv_flags::none);  // the message the stamp holds back
+    }
     if (payload->more()) {
       zmq::message_t rest;
       size_t parts = 0;
@@ -427,13 +452,31 @@ void ZmqRuntime::receive_some() {
       reject(msg.error(), id_bytes);
       continue;
     }
-    if (!handler_) {
-      metrics_.count("net_undelivered");
-      continue;
-    }
-    metrics_.count("messages_delivered");
-    handler_(*from, std::move(msg).value());
+    deliver(*from, std::move(msg).value(), due_unix_ns);
   }
+}
+
+void ZmqRuntime::deliver(PeerId from, Message msg, std::optional<int64_t> due_unix_ns) {
+  if (due_unix_ns) {
+    const Time ahead = Time(*due_unix_ns - epoch_unix_ns_) - now();
+    if (ahead > options_.max_delay_hold()) {
+      reject("delay stamp " + std::to_string(to_seconds(ahead)) + " s ahead (at most " +
+                 std::to_string(to_seconds(options_.max_delay_hold())) + " s)",
+             peer_identity(from));
+      return;
+    }
+    if (ahead.count() > 0) {
+      auto held = std::make_shared<Message>(std::move(msg));
+      schedule(ahead, [this, from, held] { deliver(from, std::move(*held), std::nullopt); });
+      return;
+    }
+  }
+  if (!handler_) {
+    metrics_.count("net_undelivered");
+    return;
+  }
+  metrics_.count("messages_delivered");
+  handler_(from, std::move(msg));
 }
 
 void ZmqRuntime::run_until(Time end) {

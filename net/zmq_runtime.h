@@ -77,10 +77,15 @@ struct ZmqRuntimeOptions {
   // timer.
   CT_OPT(Time, max_turn_time, Time(std::chrono::milliseconds(5)))
   CT_OPT(size_t, max_reject_events, 100)  // rejections logged as events; then counted only
-  // An extra one-way delay (ms) drawn for every message from its own seeded stream; the message
-  // leaves when it is over (a timer), so later messages may overtake it. Scenario network.delay_ms:
-  // the same per-message delay the simulated world adds, here on real sockets.
+  // An extra one-way delay (ms) drawn for every message from its own seeded stream. The message
+  // leaves at once with a stamp frame (kDelayStampBytes: its due wall-clock time) and the receiver
+  // holds it until then (a timer), so later messages may overtake it, and a sender busy computing
+  // does not hold back what it sent, as no network does. Scenario network.delay_ms: the same
+  // per-message delay the simulated world adds, here on real sockets; the peers' clocks must agree
+  // (one machine, or NTP).
   CT_OPT(DistSpec, delay_ms, DistSpec::constant(0))
+  // A stamp due further ahead than this is refused (a forged or skewed one would hold messages).
+  CT_OPT(Time, max_delay_hold, Time(std::chrono::seconds(120)))
   // CurveZMQ keys of this peer (Z85, net/curve_keys.h); an empty secret key: plain mode.
   CT_OPT(std::string, curve_public_key, "")
   CT_OPT(std::string, curve_secret_key, "")
@@ -150,7 +155,11 @@ class ZmqRuntime : public Runtime {
 
   ZmqRuntime(const ZmqRuntimeOptions& options, MetricsSink& sink);
   Status bind();
-  void send_now(PeerId to, const Message& msg);
+  // Sends at once; with `due` (this runtime's time), a stamp frame first asks the receiver to hold
+  // the message until then.
+  void send_now(PeerId to, const Message& msg, std::optional<Time> due = std::nullopt);
+  // Hands a decoded message to the handler, at once or (a delay stamp still ahead) when it is due.
+  void deliver(PeerId from, Message msg, std::optional<int64_t> due_unix_ns);
   // The DEALER to `to`, created and connected on first use; null when the address is refused.
   // With `monitor_reader`: its connection events go to that PAIR socket (hooked up before the
   // DEALER connects, so that no event is missed).
@@ -200,6 +209,10 @@ class ZmqRuntime : public Runtime {
   // monitor's inproc endpoint is released asynchronously and reusing its name may fail.
   uint64_t monitor_seq_ = 0;
 };
+
+// The delay stamp frame that precedes a held-back message: "ctdl" + the due wall-clock time in
+// nanoseconds since 1970-01-01 UTC (int64, little-endian).
+constexpr size_t kDelayStampBytes = 12;
 
 // The ROUTER identity a peer's DEALERs present: "p" + decimal id.
 std::string peer_identity(PeerId id);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -193,7 +194,7 @@ TEST(ZmqRuntimeTest, MessagesArriveIntactWithTensors) {
   EXPECT_EQ(sink_b.counter("net_rejected_messages"), 0);
 }
 
-// network.delay_ms in live mode: every message is held back the drawn delay before it leaves.
+// network.delay_ms in live mode: every message is held back the drawn delay before it is handled.
 TEST(ZmqRuntimeTest, InjectedDelayHoldsEveryMessageBack) {
   MetricsSink sink_a, sink_b;
   DistSpec delay = DistSpec::constant(150);
@@ -213,6 +214,39 @@ TEST(ZmqRuntimeTest, InjectedDelayHoldsEveryMessageBack) {
       << " dropped, " << sink_b.counter("messages_delivered") << " delivered";
   for (const auto& at : arrivals) EXPECT_GE(at - sent, milliseconds(150));
   EXPECT_EQ(sink_a.counter("messages_sent"), 3);
+}
+
+// The injected delay is the network's, not the sender's: a sender that computes right after
+// sending (a server answering one request, then computing the next batch) does not hold back what
+// it sent. (The delay used to be a timer at the sender, which fired only after its compute.)
+TEST(ZmqRuntimeTest, InjectedDelayDoesNotWaitForTheSendersCompute) {
+  MetricsSink sink_a, sink_b;
+  DistSpec delay = DistSpec::constant(100);
+  auto created = ZmqRuntime::create(ZmqRuntimeOptions().id(0).seed(7).delay_ms(delay), sink_a);
+  ASSERT_TRUE(created.ok()) << created.error();
+  auto a = std::move(created).value();
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  ASSERT_TRUE(a->await_connections(std::chrono::seconds(5)).ok());
+  std::atomic<bool> got{false};
+  std::chrono::steady_clock::time_point arrival;
+  b->set_handler([&](PeerId, Message) {
+    arrival = std::chrono::steady_clock::now();
+    got.store(true);
+    b->stop();
+  });
+  std::thread receiver([&] { b->run_until(b->now() + std::chrono::seconds(10)); });
+  const auto sent = std::chrono::steady_clock::now();
+  a->send(1, Message(MsgType::kProbeRequest));
+  a->compute(
+      ComputeCost{}, [] { std::this_thread::sleep_for(milliseconds(1500)); }, [&] { a->stop(); });
+  a->run_until(a->now() + std::chrono::seconds(10));
+  if (!got.load()) b->stop();
+  receiver.join();
+  ASSERT_TRUE(got.load());
+  EXPECT_GE(arrival - sent, milliseconds(100));
+  EXPECT_LT(arrival - sent, milliseconds(1000)) << "the message waited for its sender's compute";
 }
 
 // A peer whose loop runs back-to-back compute (a trainer stepping flat out: each step a timer
@@ -313,10 +347,17 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
   known.send(zmq::buffer(good), zmq::send_flags::sndmore);  // multipart
   known.send(zmq::buffer(good), zmq::send_flags::none);
   known.send(zmq::message_t(), zmq::send_flags::none);  // empty frame
+  std::vector<uint8_t> stamp = {'c', 't', 'd', 'l'};    // a delay stamp an hour ahead
+  const int64_t due = b->epoch_unix_ns() + b->now().count() + int64_t{3600} * 1000000000;
+  for (int i = 0; i < 8; ++i)
+    stamp.push_back(static_cast<uint8_t>(static_cast<uint64_t>(due) >> (8 * i)));
+  ASSERT_EQ(stamp.size(), kDelayStampBytes);
+  known.send(zmq::buffer(stamp), zmq::send_flags::sndmore);
+  known.send(zmq::buffer(good), zmq::send_flags::none);
   anonymous.send(zmq::buffer(good), zmq::send_flags::none);
   malformed.send(zmq::buffer(good), zmq::send_flags::none);
   stranger.send(zmq::buffer(good), zmq::send_flags::none);
-  constexpr int kBad = 8;
+  constexpr int kBad = 9;
   ASSERT_TRUE(drive({b.get()}, [&] { return sink_b.counter("net_rejected_messages") >= kBad; }))
       << sink_b.counter("net_rejected_messages");
   EXPECT_EQ(delivered, 0);
@@ -341,6 +382,9 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
   ASSERT_EQ(reasons.size(), static_cast<size_t>(kBad));
   EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "malformed identity"), 2);
   EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "unknown peer"), 1);
+  EXPECT_EQ(std::count_if(reasons.begin(), reasons.end(),
+                          [](const std::string& r) { return r.rfind("delay stamp ", 0) == 0; }),
+            1);
   std::remove(events_path.c_str());
 }
 
