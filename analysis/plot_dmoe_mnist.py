@@ -39,7 +39,7 @@ PAPER_LABELS = {
                                  "tab:pink"),
     "paper_dense_d1000": ("paper: dense d=1024, 64 trainers, 1 s", "tab:gray"),
 }
-AT_UPDATES = (2048, 4096, 7168, 16384)
+AT_UPDATES = (2048, 4096, 7168, 12288, 16384)
 
 
 def load_paper(path):
@@ -182,7 +182,8 @@ def at_updates(curve, x):
 
 
 def comparison(runs, paper):
-    """Ours (mean over seeds) and the paper's runs at equal numbers of updates."""
+    """Ours (mean over the seeds that got that far: "(k/n)" when not all did) and the paper's runs
+    at equal numbers of updates."""
     cols = " | ".join(f"at {x:,}" for x in AT_UPDATES)
     print(f"| run | {cols} | updates to 90% | to 95% | last (updates) |")
     print("|---|" + "---|" * (len(AT_UPDATES) + 3))
@@ -192,8 +193,9 @@ def comparison(runs, paper):
     for label, curves in rows:
         cells = []
         for x in AT_UPDATES:
-            ys = [at_updates(c, x) for c in curves]
-            cells.append(f"{sum(ys) / len(ys):.3f}" if all(y is not None for y in ys) else "—")
+            ys = [y for y in (at_updates(c, x) for c in curves) if y is not None]
+            cells.append("—" if not ys else f"{sum(ys) / len(ys):.3f}" +
+                         ("" if len(ys) == len(curves) else f" ({len(ys)}/{len(curves)})"))
         for t in TARGETS:
             hits = [next((u for u, a in c if a >= t), None) for c in curves]
             hits = [h for h in hits if h is not None]
