@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "core/allocator.h"
+
 namespace crowdtrain {
 
 std::optional<DType> to_dtype(c10::ScalarType t) {
@@ -79,7 +81,7 @@ TensorData to_tensor_data(const at::Tensor& t) {
     return d;
   }
   // Left uninitialised (copy_ writes every byte): zero-filling first cost a third of the time.
-  std::shared_ptr<uint8_t> buf(new uint8_t[size], std::default_delete<uint8_t[]>());
+  std::shared_ptr<uint8_t> buf = alloc_bytes(size);
   // One copy for any device, layout or stride pattern: straight into the message's buffer.
   at::Tensor dst =
       torch::from_blob(buf.get(), src.sizes(), torch::TensorOptions().dtype(src.scalar_type()));

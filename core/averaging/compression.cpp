@@ -8,6 +8,8 @@
 #include <limits>
 #include <optional>
 
+#include "core/allocator.h"
+#include "core/averaging/compression_kernels.h"
 #include "core/tensor_codec.h"
 
 namespace crowdtrain {
@@ -16,37 +18,81 @@ namespace {
 constexpr double kFp16Max = 65504.0;
 constexpr double kUniformRangeSigmas = 6.0;
 
-// Population mean and standard deviation (LibTorch's reductions sum pairwise).
+// Population mean and standard deviation: on the CPU one pass of ours (float64 block sums);
+// elsewhere LibTorch's reduction.
 std::pair<double, double> mean_std(const at::Tensor& x) {
   if (x.numel() == 0) return {0.0, 0.0};
-  auto [std, mean] = torch::std_mean(x.to(torch::kFloat32), /*unbiased=*/false);
+  const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
+  if (xf.is_cpu()) {
+    const kernels::MeanStd m = kernels::mean_std(xf.data_ptr<float>(), xf.numel());
+    return {m.mean, m.std};
+  }
+  auto [std, mean] = torch::std_mean(xf, /*unbiased=*/false);
   return {mean.item<double>(), std.item<double>()};
 }
 
-// Each bin's average value; an empty bin gets `fallback[k]`. On the CPU one pass of its own
-// (sums in float64), elsewhere two bincounts.
-at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::Tensor& fallback) {
-  if (x.is_cpu() && bins.is_cpu()) {
-    const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
-    const at::Tensor bf = bins.reshape(-1).contiguous();
-    CT_CHECK(bf.scalar_type() == torch::kUInt8 && bf.numel() == xf.numel());
-    const float* in = xf.data_ptr<float>();
-    const uint8_t* b = bf.data_ptr<uint8_t>();
-    double sums[kQuantBins] = {};
-    int64_t counts[kQuantBins] = {};
-    for (int64_t i = 0, n = xf.numel(); i < n; ++i) {
-      sums[b[i]] += in[i];
-      ++counts[b[i]];
-    }
-    const at::Tensor fb = fallback.to(torch::kFloat64).contiguous().cpu();
-    at::Tensor out = torch::empty({kQuantBins}, torch::kFloat32);
-    float* o = out.data_ptr<float>();
-    for (int k = 0; k < kQuantBins; ++k) {
-      o[k] = static_cast<float>(counts[k] > 0 ? sums[k] / static_cast<double>(counts[k])
-                                              : fb.data_ptr<double>()[k]);
-    }
-    return out.to(x.device());
+// A message buffer for `n` elements of `dtype`, uninitialised; `*ptr` is where to write them.
+template <typename T>
+TensorData wire_buffer(DType dtype, int64_t n, T** ptr) {
+  TensorData d;
+  d.dtype = dtype;
+  d.shape = {n};
+  std::shared_ptr<uint8_t> buf = alloc_bytes(static_cast<size_t>(n) * sizeof(T));
+  *ptr = reinterpret_cast<T*>(buf.get());
+  d.bytes.data = buf.get();
+  d.bytes.size = static_cast<size_t>(n) * sizeof(T);
+  d.bytes.owner = std::move(buf);
+  return d;
+}
+
+// float32[256]: sums / counts, `fallback[k]` for an empty bin.
+TensorData codebook(const double* sums, const int64_t* counts, const double* fallback) {
+  float* book = nullptr;
+  TensorData d = wire_buffer(DType::kFloat32, kQuantBins, &book);
+  for (int k = 0; k < kQuantBins; ++k) {
+    book[k] =
+        static_cast<float>(counts[k] > 0 ? sums[k] / static_cast<double>(counts[k]) : fallback[k]);
   }
+  return d;
+}
+
+// compress() of a float32 CPU tensor (flat, contiguous): each codec one pass of ours over the
+// values after its statistics (core/averaging/compression_kernels.h).
+void compress_cpu(const at::Tensor& x, CompressedTensor& out) {
+  const float* in = x.data_ptr<float>();
+  const int64_t n = x.numel();
+  if (out.codec == Compression::kFloat16 || out.codec == Compression::kScaledFloat16) {
+    uint16_t* h = nullptr;
+    out.data = wire_buffer(DType::kFloat16, n, &h);
+    if (out.codec == Compression::kFloat16) return kernels::to_half(in, n, 0.0f, 1.0f, h);
+    auto [mean, std] = mean_std(x);
+    out.mean = mean;
+    out.scale = std::max(std, 1e-30);
+    return kernels::to_half(in, n, static_cast<float>(mean), static_cast<float>(1.0 / out.scale),
+                            h);
+  }
+  uint8_t* bins = nullptr;
+  out.data = wire_buffer(DType::kUInt8, n, &bins);
+  double sums[kQuantBins] = {}, fallback[kQuantBins] = {};
+  int64_t counts[kQuantBins] = {};
+  if (out.codec == Compression::kUniform8Bit) {
+    auto [mean, std] = mean_std(x);
+    double width = kUniformRangeSigmas * std / kQuantBins;
+    if (!(width > 0)) width = 1.0;
+    kernels::uniform_bins(in, n, static_cast<float>(mean), static_cast<float>(1.0 / width), bins,
+                          sums, counts);
+    for (int k = 0; k < kQuantBins; ++k) fallback[k] = (k - kQuantBins / 2) * width + mean;
+  } else {  // quantile 8-bit; an empty bin (repeated borders) falls back to its lower border
+    const at::Tensor borders = n > 0 ? quantile_borders(x) : torch::zeros({kQuantBins - 1});
+    const float* b = borders.data_ptr<float>();
+    kernels::quantile_bins(in, n, b, static_cast<int>(borders.numel()), bins, sums, counts);
+    for (int k = 0; k < kQuantBins; ++k) fallback[k] = b[std::max(k - 1, 0)];
+  }
+  out.codebook = codebook(sums, counts, fallback);
+}
+
+// Each bin's average value; an empty bin gets `fallback[k]` (off the CPU: two bincounts).
+at::Tensor bin_averages(const at::Tensor& x, const at::Tensor& bins, const at::Tensor& fallback) {
   const at::Tensor sums =
       torch::bincount(bins, x.to(torch::kFloat32), kQuantBins).to(torch::kFloat64);
   const at::Tensor counts = torch::bincount(bins, {}, kQuantBins).to(torch::kFloat64);
@@ -62,34 +108,14 @@ std::optional<c10::ScalarType> float_type(DType d) {
 }
 
 // round((x - mean) / width) + 128, clamped to [0, 255], as uint8, in float32 arithmetic (round
-// half to even). On the CPU one pass of its own; elsewhere the same as LibTorch ops.
+// half to even): LibTorch ops, off the CPU (kernels::uniform_bins there).
 at::Tensor uniform_bins(const at::Tensor& x, double mean, double width) {
-  const at::Tensor xf = x.reshape(-1).to(torch::kFloat32).contiguous();
-  if (!xf.is_cpu()) {
-    return (xf - mean)
-        .mul_(1.0 / width)
-        .round_()
-        .add_(kQuantBins / 2)
-        .clamp_(0, kQuantBins - 1)
-        .to(torch::kUInt8);
-  }
-  const float m = static_cast<float>(mean);
-  const float inv = static_cast<float>(1.0 / width);
-  at::Tensor out = torch::empty({xf.numel()}, xf.options().dtype(torch::kUInt8));
-  const float* in = xf.data_ptr<float>();
-  uint8_t* bins = out.data_ptr<uint8_t>();
-  // Adding and taking away 1.5 x 2^23 rounds a float below 2^22 in magnitude to the nearest
-  // integer, ties to even, as nearbyint does, without a call; values are clamped well inside first.
-  constexpr float kRound = 12582912.0f;
-  constexpr float kHalf = kQuantBins / 2;
-  for (int64_t i = 0, n = xf.numel(); i < n; ++i) {
-    float t = (in[i] - m) * inv;
-    t = std::min(std::max(t, -2.0f * kHalf), 2.0f * kHalf);  // NaN stays NaN ...
-    float q = ((t + kRound) - kRound) + kHalf;
-    q = std::min(std::max(q, 0.0f), static_cast<float>(kQuantBins - 1));
-    bins[i] = q >= 0.0f ? static_cast<uint8_t>(q) : 0;  // ... and goes to bin 0
-  }
-  return out;
+  return (x.reshape(-1).to(torch::kFloat32) - mean)
+      .mul_(1.0 / width)
+      .round_()
+      .add_(kQuantBins / 2)
+      .clamp_(0, kQuantBins - 1)
+      .to(torch::kUInt8);
 }
 
 }  // namespace
@@ -152,26 +178,13 @@ at::Tensor bin_indices(const at::Tensor& x, const at::Tensor& borders) {
         .clamp(0, kQuantBins - 1)
         .to(torch::kUInt8);
   }
-  // Borders padded to 256 with +inf: eight halvings find how many are strictly below v, with no
-  // branch to mispredict (a comparison selects the next base).
-  float pad[kQuantBins];
+  // On the CPU the pass compress() makes (a grid over the borders; kernels::quantile_bins).
   const at::Tensor b = borders.to(torch::kFloat32).contiguous().cpu();
-  const int64_t nb = b.numel();
-  std::memcpy(pad, b.data_ptr<float>(), static_cast<size_t>(nb) * sizeof(float));
-  for (int64_t i = nb; i < kQuantBins; ++i) pad[i] = std::numeric_limits<float>::infinity();
   at::Tensor out = torch::empty({xf.numel()}, xf.options().dtype(torch::kUInt8));
-  const float* in = xf.data_ptr<float>();
-  uint8_t* bins = out.data_ptr<uint8_t>();
-  const int64_t n = xf.numel();
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = in[i];
-    unsigned pos = 0;  // arithmetic on the comparison, not a branch
-    for (unsigned half = kQuantBins / 2; half > 0; half /= 2) {
-      pos += static_cast<unsigned>(pad[pos + half - 1] < v) * half;
-    }
-    const unsigned count = pos + static_cast<unsigned>(pad[pos] < v);  // in [0, 256]
-    bins[i] = static_cast<uint8_t>(std::min(count, static_cast<unsigned>(kQuantBins - 1)));
-  }
+  double sums[kQuantBins] = {};
+  int64_t counts[kQuantBins] = {};
+  kernels::quantile_bins(xf.data_ptr<float>(), xf.numel(), b.data_ptr<float>(),
+                         static_cast<int>(b.numel()), out.data_ptr<uint8_t>(), sums, counts);
   return out;
 }
 
@@ -196,6 +209,10 @@ CompressedTensor compress(const at::Tensor& t, Compression c) {
   const at::Tensor x = t.detach().reshape(-1);
   CompressedTensor out;
   out.codec = c;
+  if (c != Compression::kNone && x.is_cpu() && x.scalar_type() == torch::kFloat32) {
+    compress_cpu(x.contiguous(), out);
+    return out;
+  }
   switch (c) {
     case Compression::kNone:
       out.data = to_tensor_data(x);
@@ -268,14 +285,24 @@ Result<at::Tensor> decompress(const CompressedTensor& c, Compression expect, DTy
   const auto want_type_or = float_type(want);
   if (!want_type_or) return Status::error("decompress: the wanted dtype is not floating");
   const c10::ScalarType want_type = *want_type_or;
+  const bool half = c.codec == Compression::kFloat16 || c.codec == Compression::kScaledFloat16;
+  if (half && c.codec == Compression::kScaledFloat16 &&
+      (!std::isfinite(c.mean) || !std::isfinite(c.scale))) {
+    return Status::error("non-finite mean or scale");
+  }
+  if (half && want_type == torch::kFloat32 && data->is_cpu()) {  // one pass of ours
+    const at::Tensor h = data->contiguous();
+    at::Tensor out = torch::empty({h.numel()}, torch::kFloat32);
+    kernels::from_half(reinterpret_cast<const uint16_t*>(h.data_ptr()), h.numel(),
+                       c.codec == Compression::kScaledFloat16, static_cast<float>(c.scale),
+                       static_cast<float>(c.mean), out.data_ptr<float>());
+    return out;
+  }
   switch (c.codec) {
     case Compression::kNone:
     case Compression::kFloat16:
       return data->to(want_type);
-    case Compression::kScaledFloat16:
-      if (!std::isfinite(c.mean) || !std::isfinite(c.scale)) {
-        return Status::error("non-finite mean or scale");
-      }
+    case Compression::kScaledFloat16:  // mean and scale checked above
       return data->to(torch::kFloat32).mul_(c.scale).add_(c.mean).to(want_type);
     case Compression::kUniform8Bit:
     case Compression::kQuantile8Bit: {

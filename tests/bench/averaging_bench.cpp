@@ -2,12 +2,16 @@
 // of the same bytes in the same run, so the figures read as fractions of memory bandwidth.
 // Bytes/s counts the float32 input (64 MiB) per iteration for every benchmark; one torch thread.
 //   ./averaging_bench --benchmark_min_time=0.5
+// Runs with the crowdtrain binary's allocator settings (keep_freed_memory); the codec benchmarks
+// also run with large blocks on 4 KiB pages, side by side.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/averaging/accumulator.h"
 #include "core/averaging/compression.h"
 
@@ -49,30 +53,46 @@ void BM_TorchCopy(benchmark::State& state) {
 }
 BENCHMARK(BM_TorchCopy)->Unit(benchmark::kMillisecond);
 
-// compress(): the codec's LibTorch ops plus the one copy into the message's buffer.
+// Arguments of the codec benchmarks: the codec, then whether large blocks are advised as huge
+// pages (core/allocator.h; 0 = 4 KiB pages, what every fresh 64 MiB buffer paid before).
+void codec_args(benchmark::internal::Benchmark* b) {
+  for (int huge : {1, 0}) {
+    for (int c = 0; c <= 4; ++c) b->Args({c, huge});
+  }
+}
+
+std::string codec_label(Compression c, bool huge) {
+  return std::string(compression_name(c)) + (huge ? "" : ", 4 KiB pages");
+}
+
+// compress(): the codec's kernels plus the one copy into the message's buffer.
 void BM_Compress(benchmark::State& state) {
   const auto c = static_cast<Compression>(state.range(0));
+  set_huge_blocks(state.range(1) != 0);
   const at::Tensor& x = input();
   for (auto _ : state) {
     CompressedTensor out = compress(x, c);
     benchmark::DoNotOptimize(out.data.bytes.data);
   }
+  set_huge_blocks(true);
   state.SetBytesProcessed(state.iterations() * kBytes);
-  state.SetLabel(compression_name(c));
+  state.SetLabel(codec_label(c, state.range(1) != 0));
 }
-BENCHMARK(BM_Compress)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Compress)->Apply(codec_args)->Unit(benchmark::kMillisecond);
 
 void BM_Decompress(benchmark::State& state) {
   const auto c = static_cast<Compression>(state.range(0));
   const CompressedTensor in = compress(input(), c);
+  set_huge_blocks(state.range(1) != 0);
   for (auto _ : state) {
     auto out = decompress(in, c, DType::kFloat32, kFloats);
     benchmark::DoNotOptimize(out->data_ptr());
   }
+  set_huge_blocks(true);
   state.SetBytesProcessed(state.iterations() * kBytes);
-  state.SetLabel(compression_name(c));
+  state.SetLabel(codec_label(c, state.range(1) != 0));
 }
-BENCHMARK(BM_Decompress)->DenseRange(0, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Decompress)->Apply(codec_args)->Unit(benchmark::kMillisecond);
 
 // Quantile 8-bit's binning of 16M values into 256 bins: torch::bucketize against our branchless
 // CPU search (bin_indices), the same borders, in the same run.
@@ -125,4 +145,12 @@ BENCHMARK(BM_AccumulateMean)->Unit(benchmark::kMillisecond);
 }  // namespace
 }  // namespace crowdtrain
 
-BENCHMARK_MAIN();
+// The allocator settings of the crowdtrain binary (core/allocator.h), then the benchmarks.
+int main(int argc, char** argv) {
+  crowdtrain::keep_freed_memory();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include "core/averaging/accumulator.h"
+#include "core/averaging/compression_kernels.h"
 #include "core/tensor_codec.h"
 
 namespace crowdtrain {
@@ -133,14 +137,29 @@ TEST(Compression, Quantile8BitWithinItsBin) {
   }
 }
 
-TEST(Compression, BinIndicesMatchTorchBucketize) {
+// The CPU passes run twice: the vector paths (where the CPU has them) and the scalar ones.
+class CpuKernels : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { kernels::allow_vector_kernels(GetParam()); }
+  void TearDown() override { kernels::allow_vector_kernels(true); }
+};
+INSTANTIATE_TEST_SUITE_P(VectorAndScalar, CpuKernels, ::testing::Bool());
+
+TEST_P(CpuKernels, BinIndicesMatchTorchBucketize) {
   // Values on and between the borders, repeated borders, the extremes, and values beyond them.
-  const at::Tensor x = torch::cat({random_tensor(100000, 9), torch::tensor({-1e30f, 1e30f, 0.0f}),
-                                   torch::linspace(-3, 3, 4001)});
+  // Border sets: the data's quantiles (the grid's flagged cells are where they are dense), even,
+  // all equal, repeated, few, spread over 60 orders of magnitude (coarse cells), infinite ends (no
+  // grid: the binary search).
+  const float inf = std::numeric_limits<float>::infinity();
+  const at::Tensor x =
+      torch::cat({random_tensor(100000, 9), torch::tensor({-1e30f, 1e30f, 0.0f, -0.0f, inf, -inf}),
+                  torch::linspace(-3, 3, 4001)});
   for (const at::Tensor& borders :
        {quantile_borders(x), torch::linspace(-2, 2, 255), torch::zeros({255}),
         torch::cat({torch::full({100}, -0.5f), torch::linspace(-0.5, 1, 155)}),
-        torch::linspace(-1, 1, 7)}) {
+        torch::linspace(-1, 1, 7),
+        torch::cat({-torch::logspace(30, -30, 127), torch::logspace(-30, 30, 128)}),
+        torch::cat({torch::tensor({-inf}), torch::linspace(-1, 1, 253), torch::tensor({inf})})}) {
     const at::Tensor want =
         torch::bucketize(x, borders, /*out_int32=*/true).clamp(0, 255).to(torch::kUInt8);
     const at::Tensor got = bin_indices(x, borders);
@@ -152,7 +171,53 @@ TEST(Compression, BinIndicesMatchTorchBucketize) {
   }
 }
 
-TEST(Compression, Uniform8BitCpuPassMatchesLibTorchOps) {
+// The CPU passes (core/averaging/compression_kernels.h) against the LibTorch ops they replace:
+// halves bit for bit (rounding to nearest even, the clamp, -0, subnormal halves), the statistics
+// to float64 rounding, and NaN handled (a NaN half; bin 0).
+TEST_P(CpuKernels, MatchLibTorch) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const at::Tensor x =
+      torch::cat({random_tensor(100003, 21) * 100,
+                  torch::tensor({0.0f, -0.0f, 1e6f, -1e6f, 65504.0f, 65519.99f, 65520.0f, 6e-8f,
+                                 3e-8f, -5.96e-8f, 1.0009765625f, 1.00048828125f, inf, -inf})});
+  const CompressedTensor h = compress(x, Compression::kFloat16);
+  const at::Tensor want = x.clamp(-65504.0, 65504.0).to(torch::kFloat16);
+  auto got = from_tensor_data(h.data);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->view(torch::kInt16).equal(want.view(torch::kInt16)));
+  auto back = decompress(h, Compression::kFloat16, DType::kFloat32, x.numel());
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->view(torch::kInt32).equal(want.to(torch::kFloat32).view(torch::kInt32)));
+
+  const at::Tensor finite = x.slice(0, 0, x.numel() - 2);
+  const kernels::MeanStd m = kernels::mean_std(finite.data_ptr<float>(), finite.numel());
+  const at::Tensor xd = finite.to(torch::kFloat64);
+  EXPECT_NEAR(m.mean, xd.mean().item<double>(), 1e-9 * xd.abs().max().item<double>());
+  EXPECT_NEAR(m.std, xd.std(false).item<double>(), 1e-12 * xd.std(false).item<double>());
+
+  const CompressedTensor s = compress(finite, Compression::kScaledFloat16);
+  const at::Tensor want_s =
+      (finite - s.mean).mul_(1.0 / s.scale).clamp_(-65504.0, 65504.0).to(torch::kFloat16);
+  auto got_s = from_tensor_data(s.data);
+  ASSERT_TRUE(got_s.ok());
+  EXPECT_TRUE(got_s->view(torch::kInt16).equal(want_s.view(torch::kInt16)));
+  auto back_s = decompress(s, Compression::kScaledFloat16, DType::kFloat32, finite.numel());
+  ASSERT_TRUE(back_s.ok());
+  EXPECT_TRUE(back_s->equal(want_s.to(torch::kFloat32).mul_(s.scale).add_(s.mean)));
+
+  // NaN: a NaN half, and bin 0 in both 8-bit codecs.
+  const at::Tensor with_nan = torch::cat({finite, torch::tensor({NAN})});
+  auto nan_half = from_tensor_data(compress(with_nan, Compression::kFloat16).data);
+  ASSERT_TRUE(nan_half.ok());
+  EXPECT_TRUE(std::isnan(nan_half->to(torch::kFloat32)[-1].item<float>()));
+  for (Compression c : {Compression::kUniform8Bit, Compression::kQuantile8Bit}) {
+    auto bins = from_tensor_data(compress(with_nan, c).data);
+    ASSERT_TRUE(bins.ok());
+    EXPECT_EQ((*bins)[-1].item<uint8_t>(), 0) << compression_name(c);
+  }
+}
+
+TEST_P(CpuKernels, Uniform8BitMatchesLibTorchOps) {
   // compress() bins and averages in one pass of its own on the CPU; the LibTorch ops it replaces
   // (and still uses on a GPU) must give the same bins, and bin averages equal to float rounding.
   const at::Tensor x =
