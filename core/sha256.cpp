@@ -84,7 +84,7 @@ void Sha256::update(const void* data, size_t size) {
   buf_len_ = size;
 }
 
-std::string Sha256::hex_digest() const {
+std::array<uint8_t, 32> Sha256::digest() const {
   Sha256 c = *this;
   const uint64_t bits = c.total_ * 8;
   const uint8_t pad = 0x80;
@@ -94,11 +94,20 @@ std::string Sha256::hex_digest() const {
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
   c.update(len, 8);
+  std::array<uint8_t, 32> out{};
+  for (int w = 0; w < 8; ++w) {
+    for (int i = 0; i < 4; ++i) out[4 * w + i] = static_cast<uint8_t>(c.h_[w] >> (24 - 8 * i));
+  }
+  return out;
+}
+
+std::string Sha256::hex_digest() const {
   static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(64);
-  for (uint32_t v : c.h_) {
-    for (int i = 7; i >= 0; --i) out.push_back(kHex[(v >> (4 * i)) & 0xF]);
+  for (uint8_t b : digest()) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0xF]);
   }
   return out;
 }
@@ -107,6 +116,32 @@ std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);
   return h.hex_digest();
+}
+
+std::array<uint8_t, 32> hmac_sha256(std::string_view key, std::string_view data) {
+  constexpr size_t kBlock = 64;
+  uint8_t k[kBlock] = {};
+  if (key.size() > kBlock) {
+    const auto d = [&] {
+      Sha256 h;
+      h.update(key);
+      return h.digest();
+    }();
+    std::memcpy(k, d.data(), d.size());
+  } else if (!key.empty()) {
+    std::memcpy(k, key.data(), key.size());
+  }
+  uint8_t pad[kBlock];
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x36;
+  Sha256 inner;
+  inner.update(pad, kBlock);
+  inner.update(data);
+  const auto inner_digest = inner.digest();
+  for (size_t i = 0; i < kBlock; ++i) pad[i] = k[i] ^ 0x5c;
+  Sha256 outer;
+  outer.update(pad, kBlock);
+  outer.update(inner_digest.data(), inner_digest.size());
+  return outer.digest();
 }
 
 }  // namespace crowdtrain

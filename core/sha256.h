@@ -1,6 +1,7 @@
 // SHA-256 (FIPS 180-4), incremental. Used for the event-log fingerprint; no dependency on OpenSSL.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,6 +16,8 @@ class Sha256 {
   void update(std::string_view s) { update(s.data(), s.size()); }
   // Hex digest of everything so far; the object can keep absorbing afterwards.
   std::string hex_digest() const;
+  // The same digest as 32 bytes.
+  std::array<uint8_t, 32> digest() const;
 
  private:
   void block(const uint8_t* p);
@@ -25,5 +28,8 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// HMAC-SHA256 (RFC 2104) of `data` under `key`: live peers prove a shared swarm key with it.
+std::array<uint8_t, 32> hmac_sha256(std::string_view key, std::string_view data);
 
 }  // namespace crowdtrain

@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace crowdtrain::net {
@@ -27,7 +29,50 @@ Status write_keypair(const std::string& path, const CurveKeypair& k) {
   return Status::ok_status();
 }
 
+constexpr size_t kSwarmKeyHexChars = 64;
+
+bool all_hex(const std::string& s) {
+  for (char c : s) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+Result<std::string> load_or_create_swarm_key(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0)
+      return Status::error(path + ": cannot read the swarm key file");
+    std::random_device rd;  // the kernel's entropy: the key must not be guessable
+    static const char* kHex = "0123456789abcdef";
+    std::string key;
+    for (size_t i = 0; i < kSwarmKeyHexChars; ++i) key.push_back(kHex[rd() & 0xF]);
+    const mode_t old = umask(077);
+    std::ofstream out(path);
+    umask(old);
+    out << "# crowdtrain swarm key: every peer of the swarm holds this file; keep it private\n"
+        << "swarm=" << key << "\n";
+    out.close();
+    if (!out) return Status::error(path + ": cannot write the swarm key file");
+    chmod(path.c_str(), 0600);
+    return key;
+  }
+  std::string line, key;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("swarm=", 0) != 0 || !key.empty()) {
+      return Status::error(path + ": expected one line swarm=<64 hex digits>");
+    }
+    key = line.substr(6);
+  }
+  if (key.size() != kSwarmKeyHexChars || !all_hex(key)) {
+    return Status::error(path + ": the swarm key must be 64 hex digits");
+  }
+  return key;
+}
 
 bool valid_curve_key(const std::string& key) {
   if (key.size() != kZ85KeyChars) return false;

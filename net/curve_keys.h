@@ -20,6 +20,10 @@ bool valid_curve_key(const std::string& key);
 // Errors name the file and what is wrong (unreadable, malformed, a public key that is not the
 // secret key's).
 Result<CurveKeypair> load_or_create_keypair(const std::string& path);
+// The swarm key at `path` (a line "swarm=<64 hex digits>", mode 0600), or a fresh random one
+// written there when the file does not exist: the shared secret whose holders may join an open
+// swarm (copy the file to every host). Errors name the file and what is wrong.
+Result<std::string> load_or_create_swarm_key(const std::string& path);
 // Whether this libzmq can do CURVE (built with libsodium or its own tweetnacl).
 bool curve_available();
 

@@ -83,6 +83,13 @@ std::string join_live_flags(const LiveOptions& o) {
   std::snprintf(duration, sizeof(duration), "%g", o.duration_s);
   std::string s = " --id " + std::to_string(o.id) + " --listen " + o.listen;
   if (!peers.empty()) s += " --peers " + peers;
+  std::string initial;
+  for (const auto& [addr, key] : o.initial_peers) {
+    initial += (initial.empty() ? "" : ",") + addr + (key.empty() ? "" : "#" + key);
+  }
+  if (!initial.empty()) s += " --initial-peers " + initial;
+  if (!o.swarm_key_file.empty()) s += " --swarm-key-file " + o.swarm_key_file;
+  if (!o.key_file.empty()) s += " --key-file " + o.key_file;
   s += std::string(" --duration ") + duration;
   if (!o.out_dir.empty()) s += " --out " + o.out_dir;
   if (o.epoch_unix_s) {
@@ -159,6 +166,22 @@ std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o
                                   .delay_ms(s.network.delay_ms)
                                   .max_peers(kMaxLivePeers)
                                   .epoch_unix_ns(epoch_ns);
+  const bool open = o.peers.empty();
+  options.open_membership(open);
+  if (!o.swarm_key_file.empty()) {
+    auto swarm = load_or_create_swarm_key(o.swarm_key_file);
+    if (!swarm.ok()) {
+      std::fprintf(stderr, "crowdtrain live: --swarm-key-file: %s\n", swarm.error().c_str());
+      code = 2;
+      return nullptr;
+    }
+    options.swarm_key(swarm.value());
+  } else if (open && s.output.progress) {
+    std::fprintf(stderr,
+                 "[live %u] open membership without a swarm key: any peer that reaches this one "
+                 "may join (--swarm-key-file restricts it)\n",
+                 o.id);
+  }
   if (!o.key_file.empty()) {
     auto keys = load_or_create_keypair(o.key_file);
     if (!keys.ok()) {
@@ -191,13 +214,37 @@ std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o
     }
     targets.push_back(id);
   }
+  if (open) targets.push_back(o.id);
   return rt;
 }
 
 struct StartFacts {
-  size_t connected = 0;  // peers reachable when the workload started
-  double warmup_s = 0;   // wall seconds spent waiting for them
+  size_t connected = 0;        // peers reachable when the workload started
+  double warmup_s = 0;         // wall seconds spent waiting for them
+  std::vector<PeerId> joined;  // open membership: the initial peers that answered
 };
+
+// Open membership: says hello to the initial peers and waits (bounded) for their answers.
+int join_swarm(ZmqRuntime& rt, Time limit, const LiveOptions& o, StartFacts& out,
+               std::chrono::steady_clock::time_point warmup_start) {
+  std::vector<InitialPeer> initial;
+  for (const auto& [addr, key] : o.initial_peers) initial.push_back(InitialPeer{addr, key});
+  auto joined = rt.join(initial, limit);
+  if (!joined.ok()) {
+    std::fprintf(stderr, "crowdtrain live: --initial-peers: %s\n", joined.error().c_str());
+    return 2;
+  }
+  out.joined = joined.value();
+  out.connected = out.joined.size();
+  out.warmup_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - warmup_start).count();
+  if (out.joined.size() < initial.size()) {
+    std::fprintf(stderr,
+                 "[live %u] %zu of %zu initial peers answered after %.1f s; starting anyway\n",
+                 o.id, out.joined.size(), initial.size(), out.warmup_s);
+  }
+  return 0;
+}
 
 // Waits for the epoch, then (bounded) until the other peers are up, so that the first requests
 // are not lost to peers still starting; messages that arrive meanwhile wait in ZeroMQ's queue.
@@ -214,7 +261,9 @@ int await_start(ZmqRuntime& rt, Time end, const LiveOptions& o, StartFacts& out)
   }
   const auto warmup_start = std::chrono::steady_clock::now();
   const double left_s = to_seconds(end - rt.now());
-  auto connected = rt.await_connections(from_seconds(std::clamp(left_s / 4, 0.0, kMaxWarmupS)));
+  const Time limit = from_seconds(std::clamp(left_s / 4, 0.0, kMaxWarmupS));
+  if (o.peers.empty()) return join_swarm(rt, limit, o, out, warmup_start);
+  auto connected = rt.await_connections(limit);
   if (!connected.ok()) {
     std::fprintf(stderr, "crowdtrain live: --peers: %s\n", connected.error().c_str());
     return 2;
@@ -270,6 +319,11 @@ nlohmann::json live_summary(const Scenario& s, const MetricsSink& sink, const Zm
   sum["interrupted"] = rt.stopped();
   sum["warmup_s"] = start.warmup_s;
   sum["peers_connected_at_start"] = start.connected;
+  sum["membership"] = o.peers.empty() ? "open" : "list";
+  for (const char* c :
+       {"net_peers_learned", "net_resolved", "net_unresolved", "net_peers_evicted"}) {
+    sum[c] = sink.counter(c);
+  }
   for (const char* c :
        {"messages_sent", "messages_delivered", "net_rejected_messages", "net_send_dropped"}) {
     sum[c] = sink.counter(c);
@@ -322,8 +376,14 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
          double(sink.counter("probes_ok")), double(sink.counter("probes_failed")),
          double(sink.counter("net_send_dropped")), double(sink.counter("net_rejected_messages"))});
   };
+  for (PeerId p : start.joined) {
+    if (std::find(targets->begin(), targets->end(), p) == targets->end()) targets->push_back(p);
+  }
   WorkloadContext context;
   context.peers = targets;
+  if (o.peers.empty()) {  // open membership: the workload starts from the peers that answered
+    context.bootstrap = std::make_shared<const std::vector<PeerId>>(start.joined);
+  }
   context.state_dir = dir + "/state";
   auto made = make_workload_app(s, rt, context);
   if (!made.ok()) {

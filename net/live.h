@@ -19,7 +19,14 @@ constexpr size_t kMaxLivePeers = 1000;
 struct LiveOptions {
   PeerId id = 0;
   std::string listen;                   // e.g. "tcp://127.0.0.1:5501"
-  std::map<PeerId, std::string> peers;  // initial peers: id -> address (may include self)
+  std::map<PeerId, std::string> peers;  // a fixed peer list: id -> address (may include self)
+  // Open membership (no `peers`): the addresses this peer first says hello to (address, public
+  // key in secure mode); none for the first peer of a swarm. It learns every other peer's address
+  // from the swarm (net/zmq_runtime.h).
+  std::vector<std::pair<std::string, std::string>> initial_peers;
+  // The swarm key's file (--swarm-key-file): only its holders may join an open swarm. Required in
+  // secure open mode.
+  std::string swarm_key_file;
   // Secure mode (--key-file): this peer's keypair file (created when missing) and every other
   // peer's public key (--peers ID=ADDR#KEY). Empty: plain mode, which says so.
   std::string key_file;

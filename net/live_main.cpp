@@ -21,17 +21,28 @@ namespace {
 constexpr int kMaxParentsSearched = 16;
 
 const char* kLiveUsage =
-    "usage: crowdtrain live [SCENARIO] --id N --listen ADDR --peers ID=ADDR,ID=ADDR,...\n"
-    "                       [--key-file PATH] [--duration S] [--epoch UNIX_SECONDS] [--out DIR]\n"
-    "                       [--seed N] [--set key=value]... [--quiet]\n"
+    "usage: crowdtrain live [SCENARIO] --id N --listen ADDR [--initial-peers ADDR,ADDR,...]\n"
+    "                       [--swarm-key-file PATH] [--key-file PATH] [--duration S]\n"
+    "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n"
+    "                       [--quiet]\n"
+    "       crowdtrain live [SCENARIO] --id N --peers ID=ADDR,ID=ADDR,... [...]\n"
     "       crowdtrain live --key-file PATH --show-key\n"
+    "  Open membership (no --peers): a peer knows only its own address (--listen, which others\n"
+    "    must be able to reach) and a few peers' (--initial-peers; none for the first peer);\n"
+    "    it learns the others' from the swarm, and peers join and leave as they please.\n"
+    "    --id is the peer's place in the scenario (roles and data follow it), 0..peers.count-1.\n"
+    "  --peers: a fixed peer list instead (every peer's id and address).\n"
+    "  --swarm-key-file: the swarm's shared secret (created, mode 0600, when missing; copy it to\n"
+    "    every host): only peers that prove they hold it may join.\n"
     "  --key-file: this peer's CurveZMQ keypair (created, mode 0600, when missing): every socket\n"
-    "    is encrypted and authenticated, only the peers of --peers may connect, and each must be\n"
-    "    given with its public key, ID=ADDR#KEY (--show-key prints this peer's and exits).\n"
-    "    Without it the peer runs in plain mode (unencrypted, unauthenticated) and says so.\n"
+    "    is encrypted and authenticated. With --peers only the peers listed may connect, each\n"
+    "    given with its public key, ID=ADDR#KEY; in open mode the swarm key decides (required)\n"
+    "    and each initial peer is given with its public key, ADDR#KEY (--show-key prints this\n"
+    "    peer's and exits). Without it the peer runs in plain mode (unencrypted,\n"
+    "    unauthenticated) and says so.\n"
     "  SCENARIO defaults to scenarios/probe_world.json, looked up from the current folder "
     "upwards.\n"
-    "  --listen defaults to this peer's own entry in --peers.\n"
+    "  --listen defaults to this peer's own entry in --peers (required in open mode).\n"
     "  --epoch: the run's time 0 as Unix time in seconds (fractions allowed), the same for every\n"
     "    peer of the run, so that they share one timeline: scenario times (warmup_s, the\n"
     "    duration) and DHT expirations then agree across peers to within their clocks' skew\n"
@@ -107,6 +118,32 @@ std::string parse_peers(const std::string& text, std::map<PeerId, std::string>& 
   return "";
 }
 
+// "tcp://host:5500#KEY,tcp://..." into (address, key) pairs; an error message, or "".
+std::string parse_initial_peers(const std::string& text,
+                                std::vector<std::pair<std::string, std::string>>& out) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string addr = text.substr(pos, comma - pos), key;
+    if (const size_t hash = addr.find('#'); hash != std::string::npos) {
+      key = addr.substr(hash + 1);
+      addr = addr.substr(0, hash);
+      if (!valid_curve_key(key)) {
+        return "--initial-peers: '" + key + "' is not a public key (40 Z85 characters)";
+      }
+    }
+    if (addr.find("://") == std::string::npos) {
+      return "--initial-peers: '" + addr + "' is not an address like tcp://host:port";
+    }
+    out.emplace_back(addr, key);
+    if (out.size() > kMaxLivePeers)
+      return "--initial-peers: more than " + std::to_string(kMaxLivePeers);
+    pos = comma + 1;
+  }
+  return "";
+}
+
 // scenarios/probe_world.json in the current folder or the nearest parent that has one; "" if none.
 std::string find_default_scenario() {
   std::error_code ec;
@@ -128,6 +165,7 @@ struct LiveArgs {
   std::string seed_text;
   bool quiet = false;
   bool have_id = false;
+  bool have_initial = false;
   bool help = false;
   bool show_key = false;
   LiveOptions o;
@@ -155,6 +193,13 @@ std::string apply_flag(const std::string& flag, const std::string& arg,
   } else if (flag == "--peers") {
     if (!take()) return "--peers needs ID=ADDR,ID=ADDR,...";
     return parse_peers(value, o.peers, o.peer_keys);
+  } else if (flag == "--initial-peers") {
+    if (!take()) return "--initial-peers needs ADDR,ADDR,...";
+    a.have_initial = true;
+    return parse_initial_peers(value, o.initial_peers);
+  } else if (flag == "--swarm-key-file") {
+    if (!take() || value.empty()) return "--swarm-key-file needs a path";
+    o.swarm_key_file = value;
   } else if (flag == "--key-file") {
     if (!take() || value.empty()) return "--key-file needs a path";
     o.key_file = value;
@@ -182,6 +227,26 @@ std::string apply_flag(const std::string& flag, const std::string& arg,
     a.overrides.push_back(value);
   } else {
     return "unknown option " + arg;
+  }
+  return "";
+}
+
+// Open membership or a fixed list, and what each needs; "" or the usage error.
+std::string check_membership(const LiveArgs& a) {
+  const LiveOptions& o = a.o;
+  if (!o.peers.empty()) {
+    if (a.have_initial) return "--peers and --initial-peers do not go together";
+    return "";
+  }
+  if (o.listen.empty()) return "--listen is required in open mode (no --peers)";
+  if (!o.key_file.empty() && o.swarm_key_file.empty()) {
+    return "--key-file without --peers needs --swarm-key-file: in an open secure swarm the swarm "
+           "key decides who may join";
+  }
+  for (const auto& [addr, key] : o.initial_peers) {
+    if (!o.key_file.empty() && key.empty()) {
+      return "--key-file: initial peer " + addr + " has no public key (ADDR#KEY)";
+    }
   }
   return "";
 }
@@ -216,6 +281,7 @@ std::string parse_live_args(const std::vector<std::string>& args, LiveArgs& a) {
   if (a.help) return "";
   if (a.show_key) return a.o.key_file.empty() ? "--show-key needs --key-file" : "";
   if (!a.have_id) return "--id is required";
+  if (std::string e = check_membership(a); !e.empty()) return e;
   if (!a.o.key_file.empty()) {
     for (const auto& [id, addr] : a.o.peers) {
       if (id != a.o.id && !a.o.peer_keys.count(id)) {

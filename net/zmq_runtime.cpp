@@ -15,7 +15,10 @@ namespace crowdtrain::net {
 namespace {
 
 constexpr size_t kMaxIdentityBytes = 11;  // "p" + 10 digits
-constexpr size_t kMaxAddressBytes = 256;
+constexpr size_t kRecentSenders = 8;      // asked first where an unknown peer is
+constexpr size_t kMaxUnresolved = 256;    // peers whose address is being asked for at once
+constexpr Time kFirstFlushRetry = std::chrono::milliseconds(1);
+constexpr Time kJoinPoll = std::chrono::milliseconds(10);
 constexpr Time kMaxPoll = std::chrono::milliseconds(200);
 constexpr char kZapDomain[] = "crowdtrain";
 constexpr char kZapEndpoint[] = "inproc://zeromq.zap.01";  // RFC 27's fixed address
@@ -52,7 +55,11 @@ void set_common_options(zmq::socket_t& s, const ZmqRuntimeOptions& o) {
 }
 
 // Owns an encoded frame until ZeroMQ has sent it (zero-copy send).
-void free_encoded(void* /*data*/, void* hint) { delete static_cast<std::vector<uint8_t>*>(hint); }
+// (the hint: a reference of the body's own, so that a send that fails leaves the body to its
+// Outgoing).
+void free_encoded(void* /*data*/, void* hint) {
+  delete static_cast<std::shared_ptr<std::vector<uint8_t>>*>(hint);
+}
 
 }  // namespace
 
@@ -150,8 +157,7 @@ Status ZmqRuntime::bind() {
 Status ZmqRuntime::add_peer(PeerId id, const std::string& address, const std::string& public_key) {
   if (id == kNoPeer)
     return Status::error("peer directory: peer id " + std::to_string(id) + " is reserved");
-  if (address.empty() || address.size() > kMaxAddressBytes ||
-      address.find("://") == std::string::npos) {
+  if (!valid_peer_address(address)) {
     return Status::error("peer directory: peer " + std::to_string(id) + ": bad address '" +
                          address + "' (want e.g. tcp://host:port)");
   }
@@ -166,7 +172,11 @@ Status ZmqRuntime::add_peer(PeerId id, const std::string& address, const std::st
                          public_key + "'");
   }
   Destination& d = directory_[id];
-  if (d.address != address || d.public_key != public_key) d.socket.reset();
+  if (d.address != address || d.public_key != public_key) {
+    d.socket.reset();
+    d.up = false;
+  }
+  d.given = true;
   if (secure()) {
     std::lock_guard<std::mutex> lock(auth_mu_);
     if (!d.public_key.empty()) allowed_keys_.erase(d.public_key);
@@ -261,6 +271,12 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
     }
     s->connect(d.address);
     d.socket = std::move(s);
+    d.socket_created = now();
+    d.up = false;
+    if (options_.open_membership()) {  // a connection opens with who this peer is
+      d.pending.push_front(control_message(my_hello(0)));
+      schedule_flush(to, d);
+    }
   } catch (const zmq::error_t& e) {
     metrics_.count("net_connect_failed");
     metrics_.event("net_connect_failed",
@@ -332,37 +348,324 @@ void ZmqRuntime::send(PeerId to, Message msg) {
 }
 
 void ZmqRuntime::send_now(PeerId to, const Message& msg, std::optional<Time> due) {
-  auto it = directory_.find(to);
-  if (it == directory_.end()) {
-    metrics_.count("net_send_unknown_peer");
-    return;
-  }
   if (msg.wire_size() > options_.max_message_bytes()) {
     metrics_.count("net_send_oversize");
     metrics_.event("net_send_oversize", {{"to", to}, {"bytes", uint64_t{msg.wire_size()}}});
     return;
   }
-  zmq::socket_t* s = connect(to, it->second);
+  Outgoing out;
+  if (due) {
+    const auto stamp = delay_stamp(epoch_unix_ns_ + due->count());
+    out.head.assign(stamp.begin(), stamp.end());
+  }
+  out.body = std::make_shared<std::vector<uint8_t>>(encode(msg));
+  dispatch(to, std::move(out));
+}
+
+void ZmqRuntime::dispatch(PeerId to, Outgoing out) {
+  auto it = directory_.find(to);
+  if (it != directory_.end()) {
+    enqueue(to, it->second, std::move(out));
+  } else if (options_.open_membership() && to != self()) {
+    resolve(to, std::move(out));
+  } else {
+    metrics_.count("net_send_unknown_peer");
+  }
+}
+
+void ZmqRuntime::enqueue(PeerId to, Destination& d, Outgoing out) {
+  zmq::socket_t* s = connect(to, d);
   if (!s) return;
-  auto* frame = new std::vector<uint8_t>(encode(msg));
-  const size_t bytes = frame->size();
-  zmq::message_t m(frame->data(), frame->size(), free_encoded, frame);  // owns `frame` from here
+  if (d.pending.empty()) {
+    const size_t bytes = out.body->size() + out.head.size();
+    if (try_send(*s, out)) {
+      d.up = true;
+      count_sent(out, bytes);
+      return;
+    }
+  }
+  // Not taken: a connection still being set up holds it for a while; an established one whose
+  // queue is full (or a peer that never answered) loses it.
+  if (!d.up && now() - d.socket_created < options_.connect_grace() &&
+      d.pending.size() < options_.max_pending()) {
+    d.pending.push_back(std::move(out));
+    schedule_flush(to, d);
+    return;
+  }
+  metrics_.count(out.control ? "net_control_dropped" : "net_send_dropped");
+}
+
+bool ZmqRuntime::try_send(zmq::socket_t& s, Outgoing& out) {
+  const std::shared_ptr<std::vector<uint8_t>>& body = out.body;
   zmq::send_result_t sent;
   try {
-    if (due) {  // the parts of a message are queued together or not at all
-      const auto stamp = delay_stamp(epoch_unix_ns_ + due->count());
-      sent = s->send(zmq::buffer(stamp), zmq::send_flags::dontwait | zmq::send_flags::sndmore);
+    if (!out.head.empty()) {  // the parts of a message are queued together or not at all
+      sent = s.send(zmq::buffer(out.head), zmq::send_flags::dontwait | zmq::send_flags::sndmore);
+      if (!sent) return false;
     }
-    if (!due || sent) sent = s->send(m, zmq::send_flags::dontwait);
+    zmq::message_t m(body->data(), body->size(), free_encoded,
+                     new std::shared_ptr<std::vector<uint8_t>>(body));
+    sent = s.send(m, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
     sent.reset();
   }
-  if (!sent) {
-    metrics_.count("net_send_dropped");
+  return sent.has_value();
+}
+
+void ZmqRuntime::count_sent(const Outgoing& out, size_t bytes) {
+  if (out.control) {
+    metrics_.count("net_control_sent");
     return;
   }
   metrics_.count("messages_sent");
   metrics_.count("net_bytes_sent", static_cast<int64_t>(bytes));
+}
+
+void ZmqRuntime::schedule_flush(PeerId to, Destination& d) {
+  if (d.flush_scheduled || d.pending.empty()) return;
+  d.flush_scheduled = true;
+  schedule(kFirstFlushRetry, [this, to] { flush(to); });
+}
+
+// Sends what waits for a connection, in order; retries shortly while the grace lasts.
+void ZmqRuntime::flush(PeerId to) {
+  auto it = directory_.find(to);
+  if (it == directory_.end()) return;
+  Destination& d = it->second;
+  d.flush_scheduled = false;
+  while (!d.pending.empty() && d.socket) {
+    Outgoing& out = d.pending.front();
+    const size_t bytes = out.body->size() + out.head.size();
+    if (!try_send(*d.socket, out)) break;
+    d.up = true;
+    count_sent(out, bytes);
+    d.pending.pop_front();
+  }
+  if (d.pending.empty()) return;
+  if (d.up || !d.socket || now() - d.socket_created >= options_.connect_grace()) {
+    for (const Outgoing& out : d.pending) {
+      metrics_.count(out.control ? "net_control_dropped" : "net_send_dropped");
+    }
+    d.pending.clear();
+    return;
+  }
+  // Retries soon at first, then less often: about four times per doubling of the wait so far.
+  const Time waited = now() - d.socket_created;
+  d.flush_scheduled = true;
+  schedule(std::clamp(waited / 4, kFirstFlushRetry, Time(std::chrono::milliseconds(100))),
+           [this, to] { flush(to); });
+}
+
+ZmqRuntime::Outgoing ZmqRuntime::control_message(std::vector<uint8_t> body) const {
+  Outgoing out;
+  out.head.assign(std::begin(kControlTag), std::end(kControlTag));
+  out.body = std::make_shared<std::vector<uint8_t>>(std::move(body));
+  out.control = true;
+  return out;
+}
+
+std::vector<uint8_t> ZmqRuntime::my_hello(uint8_t flags) const {
+  Hello h;
+  h.flags = flags;
+  h.address = endpoint_;
+  if (!options_.swarm_key().empty()) {
+    h.mac = hello_mac(options_.swarm_key(), self(), options_.curve_public_key(), endpoint_);
+  }
+  return encode_hello(h);
+}
+
+void ZmqRuntime::send_control(PeerId to, std::vector<uint8_t> body) {
+  dispatch(to, control_message(std::move(body)));
+}
+
+void ZmqRuntime::heard_from(PeerId from) {
+  auto it = directory_.find(from);
+  if (it != directory_.end()) it->second.last_heard = now();
+  if (!recent_senders_.empty() && recent_senders_.front() == from) return;
+  recent_senders_.erase(std::remove(recent_senders_.begin(), recent_senders_.end(), from),
+                        recent_senders_.end());
+  recent_senders_.push_front(from);
+  if (recent_senders_.size() > kRecentSenders) recent_senders_.pop_back();
+}
+
+bool ZmqRuntime::learn_peer(PeerId id, const std::string& address, const std::string& key) {
+  if (!directory_.count(id) && directory_.size() >= options_.max_peers()) {
+    auto oldest = directory_.end();
+    for (auto it = directory_.begin(); it != directory_.end(); ++it) {
+      if (!it->second.given &&
+          (oldest == directory_.end() || it->second.last_heard < oldest->second.last_heard)) {
+        oldest = it;
+      }
+    }
+    if (oldest == directory_.end()) return false;
+    metrics_.count("net_peers_evicted");
+    directory_.erase(oldest);
+  }
+  Destination& d = directory_[id];
+  if (d.address != address || d.public_key != key) {
+    d.socket.reset();
+    d.up = false;
+  }
+  if (d.address.empty()) {
+    d.given = false;
+    metrics_.count("net_peers_learned");
+  }
+  d.address = address;
+  d.public_key = key;
+  d.last_heard = now();
+  if (!d.pending.empty() && connect(id, d)) schedule_flush(id, d);
+  return true;
+}
+
+void ZmqRuntime::on_hello(PeerId from, const std::string& key, const Hello& h) {
+  auto it = directory_.find(from);
+  if (it != directory_.end() && secure() && it->second.public_key != key) {
+    reject("hello: identity does not match its key", peer_identity(from));
+    return;
+  }
+  if (!options_.swarm_key().empty() &&
+      h.mac != hello_mac(options_.swarm_key(), from, key, h.address)) {
+    reject("hello does not prove the swarm key", peer_identity(from));
+    return;
+  }
+  if (it == directory_.end() && !options_.open_membership()) {
+    reject("unknown peer", peer_identity(from));
+    return;
+  }
+  const bool is_new = it == directory_.end() || it->second.address != h.address;
+  if (is_new && !learn_peer(from, h.address, key)) {
+    reject("directory full", peer_identity(from));
+    return;
+  }
+  heard_from(from);
+  if (is_new)
+    metrics_.event("net_peer_joined", {{"peer", from}, {"address", std::string_view(h.address)}});
+  if (h.flags & Hello::kAnswer) answered_.push_back(from);
+  if (h.flags & Hello::kAnswerMe) send_control(from, my_hello(Hello::kAnswer));
+}
+
+void ZmqRuntime::on_control(const std::string& identity, const std::string& key,
+                            const zmq::message_t& body) {
+  const std::optional<PeerId> from = parse_peer_identity(identity);
+  if (!from) return reject("malformed identity", identity);
+  Result<ControlMessage> m = decode_control(static_cast<const uint8_t*>(body.data()), body.size());
+  if (!m.ok()) return reject(m.error(), identity);
+  metrics_.count("net_control_received");
+  if (m.value().kind == ControlKind::kHello) return on_hello(*from, key, m.value().hello);
+  auto it = directory_.find(*from);
+  if (it == directory_.end()) return reject("unknown peer", identity);
+  if (secure() && it->second.public_key != key) {
+    return reject("identity does not match its key", identity);
+  }
+  heard_from(*from);
+  if (m.value().kind == ControlKind::kWho) {
+    auto known = directory_.find(m.value().who);
+    if (known != directory_.end() && known->first != *from) {
+      send_control(*from,
+                   encode_is({known->first, known->second.address, known->second.public_key}));
+    } else if (m.value().who == self()) {
+      send_control(*from, encode_is({self(), endpoint_, options_.curve_public_key()}));
+    }
+    return;
+  }
+  const PeerRecord& r = m.value().is;  // an answer: used only if this peer asked
+  if (!unresolved_.count(r.id) || r.id == self()) return;
+  if (secure() && r.public_key.empty()) return reject("is: no public key", identity);
+  if (learn_peer(r.id, r.address, r.public_key)) resolved(r.id);
+}
+
+// Asks where `to` is of the peers heard from last (then of those given), holding `out` meanwhile.
+void ZmqRuntime::resolve(PeerId to, Outgoing out) {
+  auto it = unresolved_.find(to);
+  if (it != unresolved_.end()) {
+    if (it->second.waiting.size() < options_.max_pending()) {
+      it->second.waiting.push_back(std::move(out));
+    } else {
+      metrics_.count("net_unresolved");
+    }
+    return;
+  }
+  std::vector<PeerId> ask(recent_senders_.begin(), recent_senders_.end());
+  for (const auto& [id, d] : directory_) {
+    if (d.given) ask.push_back(id);
+  }
+  std::vector<PeerId> asked;
+  for (PeerId p : ask) {
+    if (asked.size() >= options_.resolve_fanout()) break;
+    if (p == to || p == self() || !directory_.count(p)) continue;
+    if (std::find(asked.begin(), asked.end(), p) != asked.end()) continue;
+    asked.push_back(p);
+  }
+  if (asked.empty() || unresolved_.size() >= kMaxUnresolved) {
+    metrics_.count("net_unresolved");
+    return;
+  }
+  Unresolved& u = unresolved_[to];
+  u.waiting.push_back(std::move(out));
+  u.timer = schedule(options_.resolve_timeout(), [this, to] {
+    auto w = unresolved_.find(to);
+    if (w == unresolved_.end()) return;
+    metrics_.count("net_unresolved", static_cast<int64_t>(w->second.waiting.size()));
+    unresolved_.erase(w);
+  });
+  metrics_.count("net_resolve_asked");
+  for (PeerId p : asked) send_control(p, encode_who(to));
+}
+
+void ZmqRuntime::resolved(PeerId id) {
+  auto it = unresolved_.find(id);
+  if (it == unresolved_.end()) return;
+  Unresolved u = std::move(it->second);
+  unresolved_.erase(it);
+  cancel(u.timer);
+  metrics_.count("net_resolved");
+  auto d = directory_.find(id);
+  for (Outgoing& out : u.waiting) {
+    if (d == directory_.end()) break;
+    enqueue(id, d->second, std::move(out));
+  }
+}
+
+Result<std::vector<PeerId>> ZmqRuntime::join(const std::vector<InitialPeer>& initial, Time limit) {
+  const Time deadline = now() + limit;
+  std::vector<std::unique_ptr<zmq::socket_t>> sockets;
+  std::vector<bool> said;
+  for (const InitialPeer& p : initial) {
+    if (!valid_peer_address(p.address)) {
+      return Status::error("initial peer: bad address '" + p.address +
+                           "' (want e.g. tcp://host:port)");
+    }
+    if (secure() && !valid_curve_key(p.public_key)) {
+      return Status::error("initial peer " + p.address + ": a secure runtime needs its public key");
+    }
+    auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+    set_common_options(*s, options_);
+    s->set(zmq::sockopt::immediate, 1);
+    s->set(zmq::sockopt::routing_id, peer_identity(self()));
+    if (secure()) {
+      s->set(zmq::sockopt::curve_serverkey, p.public_key);
+      s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
+      s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
+    }
+    s->connect(p.address);
+    sockets.push_back(std::move(s));
+    said.push_back(false);
+  }
+  answered_.clear();
+  while (!stopped_.load() && now() < deadline) {
+    for (size_t i = 0; i < sockets.size(); ++i) {
+      if (said[i]) continue;
+      Outgoing hello = control_message(my_hello(Hello::kAnswerMe));
+      said[i] = try_send(*sockets[i], hello);
+    }
+    std::sort(answered_.begin(), answered_.end());
+    answered_.erase(std::unique(answered_.begin(), answered_.end()), answered_.end());
+    if (answered_.size() >= initial.size()) break;
+    (void)fire_due_timers();
+    zmq_pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, static_cast<long>(to_millis(kJoinPoll))) > 0) receive_some();
+  }
+  return answered_;
 }
 
 void ZmqRuntime::compute(ComputeCost /*cost*/, std::function<void()> work,
@@ -406,8 +709,13 @@ void ZmqRuntime::receive_some() {
     auto payload = std::make_shared<zmq::message_t>();
     (void)router_->recv(*payload, zmq::recv_flags::none);  // parts of a message arrive together
     std::optional<int64_t> due_unix_ns;
+    bool control = false;
     if (payload->more() && (due_unix_ns = parse_delay_stamp(*payload))) {
       (void)router_->recv(*payload, zmq::recv_flags::none);  // the message the stamp holds back
+    } else if (payload->more() && payload->size() == sizeof(kControlTag) &&
+               std::memcmp(payload->data(), kControlTag, sizeof(kControlTag)) == 0) {
+      control = true;
+      (void)router_->recv(*payload, zmq::recv_flags::none);  // the membership message
     }
     if (payload->more()) {
       zmq::message_t rest;
@@ -419,22 +727,28 @@ void ZmqRuntime::receive_some() {
       reject("multipart message (" + std::to_string(parts + 1) + " payload frames)", id_bytes);
       continue;
     }
+    // Secure mode: the ZAP handler named the connection by its client's public key.
+    const char* user = secure() ? zmq_msg_gets(payload->handle(), "User-Id") : nullptr;
+    const std::string key = user ? user : "";
+    if (control) {
+      on_control(id_bytes, key, *payload);
+      continue;
+    }
     const std::optional<PeerId> from = parse_peer_identity(id_bytes);
     if (!from) {
       reject("malformed identity", id_bytes);
       continue;
     }
-    if (!directory_.count(*from)) {
+    auto known = directory_.find(*from);
+    if (known == directory_.end()) {
       reject("unknown peer", id_bytes);
       continue;
     }
-    if (secure()) {  // the ZAP handler named the connection by its key's peer
-      const char* user = zmq_msg_gets(payload->handle(), "User-Id");
-      if (user == nullptr || id_bytes != user) {
-        reject("identity does not match its key", id_bytes);
-        continue;
-      }
+    if (secure() && (key.empty() || known->second.public_key != key)) {
+      reject("identity does not match its key", id_bytes);
+      continue;
     }
+    if (options_.open_membership()) heard_from(*from);
     metrics_.count("net_bytes_received", static_cast<int64_t>(payload->size()));
     // Decode in place when the frame is 8-aligned (tensors alias it); otherwise copy first.
     Result<Message> msg = Status::error("not decoded");
@@ -533,11 +847,9 @@ void ZmqRuntime::authenticate_loop(zmq::socket_t* zap) {
       char z85[41];
       zmq_z85_encode(z85, static_cast<const uint8_t*>(frames[6].data()), 32);
       std::lock_guard<std::mutex> lock(auth_mu_);
-      auto it = allowed_keys_.find(z85);
-      if (it != allowed_keys_.end()) {
-        ok = true;
-        user = peer_identity(it->second);
-      }
+      // With a swarm key anyone may connect: a peer is let in by its hello's proof of the key.
+      ok = allowed_keys_.count(z85) > 0 || !options_.swarm_key().empty();
+      if (ok) user = z85;
     }
     if (!ok) auth_refused_.fetch_add(1);
     const std::string request_id = frames.size() > 1 ? frames[1].to_string() : "";

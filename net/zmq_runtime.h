@@ -10,8 +10,10 @@
 // (connected lazily from the peer directory, routing id "p<self>") sends. A message is one frame of
 // the codec's bytes. Frames that fail to decode, come from a malformed or unknown identity, or are
 // multipart are counted ("net_rejected_messages"), logged and dropped; they never reach the app.
-// Sends never block: a full or unconnected pipe drops the message and counts it
-// ("net_send_dropped"). options.delay_ms holds every message back a drawn time first.
+// Sends never block: a message to a peer whose connection is still being set up waits for it
+// (options.connect_grace, at most options.max_pending); a full pipe, or a peer that never came up,
+// drops the message and counts it ("net_send_dropped"). options.delay_ms holds every message back
+// a drawn time first. With options.open_membership the directory grows by itself (see there).
 //
 // Security (options.curve_secret_key set): every socket speaks CurveZMQ (encrypted, each end
 // authenticated by its Curve25519 key). Only peers in the directory may connect: a ZAP handler (a
@@ -29,6 +31,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +52,7 @@
 #include "core/random.h"
 #include "core/runtime.h"
 #include "core/status.h"
+#include "net/membership_wire.h"
 
 namespace crowdtrain::net {
 
@@ -89,7 +93,28 @@ struct ZmqRuntimeOptions {
   // CurveZMQ keys of this peer (Z85, net/curve_keys.h); an empty secret key: plain mode.
   CT_OPT(std::string, curve_public_key, "")
   CT_OPT(std::string, curve_secret_key, "")
+  // Messages to a peer whose connection is still being set up wait for it this long, at most
+  // max_pending of them (then, and after, a message that cannot be queued is dropped).
+  CT_OPT(Time, connect_grace, Time(std::chrono::seconds(3)))
+  CT_OPT(size_t, max_pending, 256)
+  // Open membership (net/membership_wire.h): a peer not in the directory joins by the hello that
+  // opens each of its connections, and the address of a peer this one was not given is asked of
+  // the peers it heard from last (resolve_fanout of them; messages to it wait up to
+  // resolve_timeout, then are dropped as "net_unresolved"). The directory keeps at most max_peers:
+  // the peers heard from longest ago make room, never those given by add_peer. Who may join: with
+  // swarm_key, a peer whose hello proves that shared secret; without it, anyone in plain mode, and
+  // in secure mode only the keys the directory holds.
+  CT_OPT(bool, open_membership, false)
+  CT_OPT(std::string, swarm_key, "")
+  CT_OPT(Time, resolve_timeout, Time(std::chrono::seconds(3)))
+  CT_OPT(size_t, resolve_fanout, 3)
 #undef CT_OPT
+};
+
+// A peer known only by its address, for ZmqRuntime::join (and its public key in secure mode).
+struct InitialPeer {
+  std::string address;
+  std::string public_key;
 };
 
 class ZmqRuntime : public Runtime {
@@ -119,6 +144,10 @@ class ZmqRuntime : public Runtime {
   // connection has completed its handshake, or `limit` passes. Fires no timer and receives nothing
   // meanwhile (arrivals wait in ZeroMQ's bounded queue). Returns how many peers are connected.
   Result<size_t> await_connections(Time limit);
+  // Open membership: says hello to each initial peer (whose id this peer does not know yet) and
+  // waits until each has answered with its own, or `limit` passes; returns the ids of those that
+  // answered. Receives and fires timers meanwhile (no app should be running yet).
+  Result<std::vector<PeerId>> join(const std::vector<InitialPeer>& initial, Time limit);
   // Receives every message delivered to this peer (an app's on_message). Unset: counted, dropped.
   void set_handler(Handler handler) { handler_ = std::move(handler); }
 
@@ -140,10 +169,27 @@ class ZmqRuntime : public Runtime {
   Metrics& metrics() override { return metrics_; }
 
  private:
+  // A message on its way out: a small first frame (a delay stamp or the membership tag; none when
+  // empty) and the body (shared with ZeroMQ until it has sent it).
+  struct Outgoing {
+    std::vector<uint8_t> head;
+    std::shared_ptr<std::vector<uint8_t>> body;
+    bool control = false;  // a membership message (not counted as the app's)
+  };
   struct Destination {
     std::string address;
     std::string public_key;                 // secure mode
     std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
+    Time socket_created{0};
+    bool up = false;               // a send succeeded on this socket: it is connected
+    std::deque<Outgoing> pending;  // waiting for the connection (connect_grace), in order
+    bool flush_scheduled = false;
+    bool given = true;  // by add_peer (never evicted), not learned
+    Time last_heard{0};
+  };
+  struct Unresolved {  // messages to a peer whose address was asked for
+    std::deque<Outgoing> waiting;
+    TimerId timer = 0;
   };
   struct TimerEntry {
     Time deadline;
@@ -158,6 +204,27 @@ class ZmqRuntime : public Runtime {
   // Sends at once; with `due` (this runtime's time), a stamp frame first asks the receiver to hold
   // the message until then.
   void send_now(PeerId to, const Message& msg, std::optional<Time> due = std::nullopt);
+  // Sends `out` to `to`, or queues it until its connection is up (or its address known).
+  void dispatch(PeerId to, Outgoing out);
+  void enqueue(PeerId to, Destination& d, Outgoing out);
+  // Whether ZeroMQ took the message.
+  bool try_send(zmq::socket_t& s, Outgoing& out);
+  void flush(PeerId to);
+  void schedule_flush(PeerId to, Destination& d);
+  void count_sent(const Outgoing& out, size_t bytes);
+  void send_control(PeerId to, std::vector<uint8_t> body);
+  Outgoing control_message(std::vector<uint8_t> body) const;
+  std::vector<uint8_t> my_hello(uint8_t flags) const;
+  // A membership message from the connection named `identity` (`key`: its CurveZMQ key, secure
+  // mode).
+  void on_control(const std::string& identity, const std::string& key, const zmq::message_t& body);
+  void on_hello(PeerId from, const std::string& key, const Hello& h);
+  // Adds a peer learned from the network (a hello or an answer), making room if the directory is
+  // full; false when there is none.
+  bool learn_peer(PeerId id, const std::string& address, const std::string& key);
+  void resolve(PeerId to, Outgoing out);
+  void resolved(PeerId id);
+  void heard_from(PeerId from);
   // Hands a decoded message to the handler, at once or (a delay stamp still ahead) when it is due.
   void deliver(PeerId from, Message msg, std::optional<int64_t> due_unix_ns);
   // The DEALER to `to`, created and connected on first use; null when the address is refused.
@@ -204,6 +271,9 @@ class ZmqRuntime : public Runtime {
   std::thread auth_thread_;
   std::unique_ptr<zmq::socket_t> router_;
   std::map<PeerId, Destination> directory_;
+  std::map<PeerId, Unresolved> unresolved_;
+  std::deque<PeerId> recent_senders_;  // the last distinct peers heard from, newest first
+  std::vector<PeerId> answered_;       // join(): initial peers that answered
   uint64_t rejected_logged_ = 0;
   // Numbers the monitor endpoints: each await_connections() binds fresh ones, since a closed
   // monitor's inproc endpoint is released asynchronously and reusing its name may fail.

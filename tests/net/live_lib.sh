@@ -3,7 +3,10 @@
 # calls live_init; live_run starts the N peers on free-looking ports, waits for them with a
 # watchdog and retries once elsewhere when a port was taken; LIVE_AFTER_LAUNCH and LIVE_KILLED let
 # a test kill peers in between. LIVE_SECURE=1 gives every peer a CurveZMQ keypair
-# ($WORK/key<i>, --key-file) and the others' public keys in --peers (ID=ADDR#KEY). Outputs: $WORK/peer<i>/ (the run's
+# ($WORK/key<i>, --key-file) and the others' public keys in --peers (ID=ADDR#KEY). LIVE_OPEN=1
+# gives no peer list: peer 0 starts alone and every other peer knows only peer 0's address
+# (--initial-peers, with its key when secure; then every peer also holds one swarm key file).
+# LIVE_LATE="I S" starts peer I only S seconds after the others. Outputs: $WORK/peer<i>/ (the run's
 # folder) and $WORK/peer<i>.log. CT_KEEP_WORK=1 keeps $WORK.
 
 PY=/usr/bin/python3
@@ -33,6 +36,15 @@ fail() {
 
 now_s() { date +%s.%N; }
 
+# The public key of peer $1 (its keypair made on first use; cached, since each run of the binary
+# costs a second of start-up).
+live_key() {
+  if [ ! -s "$WORK/key$1.pub" ]; then
+    "$BIN" live --key-file "$WORK/key$1" --show-key >"$WORK/key$1.pub" || fail "no key for peer $1"
+  fi
+  cat "$WORK/key$1.pub"
+}
+
 # Starts the N peers on ports base..base+N-1 with `crowdtrain live SCENARIO ARGS...` (each also
 # gets --id, --peers, --out and --quiet); PIDS holds their process ids.
 live_launch() {
@@ -41,17 +53,33 @@ live_launch() {
   for i in $(seq 0 $((N - 1))); do
     key=""
     if [ -n "${LIVE_SECURE:-}" ]; then
-      key="#$("$BIN" live --key-file "$WORK/key$i" --show-key)" || fail "no key for peer $i"
+      key="#$(live_key "$i")"
     fi
     peers+="${peers:+,}$i=tcp://127.0.0.1:$((base + i))$key"
   done
   rm -rf "$WORK"/peer*
   PIDS=()
+  local membership key0=""
+  if [ -n "${LIVE_SECURE:-}" ]; then
+    key0="#$(live_key 0)"
+    if [ -n "${LIVE_OPEN:-}" ] && [ ! -f "$WORK/swarm" ]; then
+      (umask 077 && printf 'swarm=%s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
+         >"$WORK/swarm")
+    fi
+  fi
   for i in $(seq 0 $((N - 1))); do
     secure=()
     [ -n "${LIVE_SECURE:-}" ] && secure=(--key-file "$WORK/key$i")
-    (cd "$ROOT" && exec "$BIN" live "$scenario" --id "$i" --peers "$peers" "${secure[@]}" \
-       --out "$WORK/peer$i" --quiet "$@") >"$WORK/peer$i.log" 2>&1 &
+    membership=(--peers "$peers")
+    if [ -n "${LIVE_OPEN:-}" ]; then
+      membership=(--listen "tcp://127.0.0.1:$((base + i))")
+      [ "$i" -gt 0 ] && membership+=(--initial-peers "tcp://127.0.0.1:$base$key0")
+      [ -n "${LIVE_SECURE:-}" ] && membership+=(--swarm-key-file "$WORK/swarm")
+    fi
+    local late=0
+    if [ -n "${LIVE_LATE:-}" ] && [ "${LIVE_LATE%% *}" -eq "$i" ]; then late=${LIVE_LATE#* }; fi
+    (sleep "$late" && cd "$ROOT" && exec "$BIN" live "$scenario" --id "$i" "${membership[@]}" \
+       "${secure[@]}" --out "$WORK/peer$i" --quiet "$@") >"$WORK/peer$i.log" 2>&1 &
     PIDS+=($!)
   done
   LIVE_DEADLINE=$((SECONDS + WATCHDOG_S))
@@ -94,8 +122,11 @@ live_wait() {
 # rarely collide; one retry elsewhere if they do. "--epoch +S" among ARGS becomes an epoch S
 # seconds after each launch (LIVE_EPOCH). Sets PORT_BASE; fails the test when a peer fails.
 live_run() {
-  local scenario=$1 rc attempt slots=$((40000 / N))
+  local scenario=$1 rc attempt slots=$((40000 / N)) i
   shift
+  if [ -n "${LIVE_SECURE:-}" ]; then  # before the epoch is set: making keys takes a while
+    for i in $(seq 0 $((N - 1))); do live_key "$i" >/dev/null; done
+  fi
   for attempt in 0 1; do
     PORT_BASE=$((20000 + (($$ + attempt * slots / 2) % slots) * N))
     local args=() a prev=""

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Eight `crowdtrain live` processes on loopback run Moshpit All-Reduce (scenarios/moshpit_live_8.json)
+# (with LIVE_OPEN=1 LIVE_SECURE=1, as net_live_moshpit_eight_peers_open: no peer list, peer 0's
+# address and key only, a swarm key, CurveZMQ)
 # on one shared timeline (--epoch): 4,096 values each from N(0, 1) on a 2x2x2 grid, matchmaking
 # through the DHT in groups of 2, butterfly all-reduce over ZeroMQ on real tensors. Every process
 # knows the true mean (the values come from the seed), and its summary.json has the error of its own
@@ -24,7 +26,7 @@ live_init
 live_run scenarios/moshpit_live_8.json --epoch +3
 
 "$PY" - "$WORK" "$N" <<'PYEOF' || fail "the peers do not all hold the mean (see above)"
-import json, sys
+import json, os, sys
 work, n = sys.argv[1], int(sys.argv[2])
 bad, curves, missed = [], {}, 0
 for i in range(n):
@@ -44,6 +46,13 @@ for i in range(n):
           f"rejected {s['net_rejected_messages']}")
     if s["world"] != "live" or s["peer_id"] != i:
         bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']}")
+    # LIVE_OPEN: no peer list; each peer knew peer 0's address only and learned the others'.
+    want = ("open" if os.environ.get("LIVE_OPEN") else "list",
+            "curve" if os.environ.get("LIVE_SECURE") else "plain")
+    if (s["membership"], s["security"]) != want:
+        bad.append(f"peer {i}: membership {s['membership']}, security {s['security']}; want {want}")
+    if want[0] == "open" and s["peers"] < 2:
+        bad.append(f"peer {i}: knows {s['peers']} peers at the end: it learned none")
     if not curve.get(0, 0) > 0.1:
         bad.append(f"peer {i}: error before any round {curve.get(0)}: not the drawn values")
     if s["net_rejected_messages"] != 0:

@@ -41,8 +41,8 @@ bool drive(std::vector<ZmqRuntime*> rts, const std::function<bool()>& done,
   return true;
 }
 
-// Sends `make()` from `a` to `to` every 20 ms until `done` (a DEALER drops messages until its
-// connection is up, by design), while driving both.
+// Sends `make()` from `a` to `to` every 20 ms until `done` (a message to a peer that never comes
+// up is dropped after the connect grace), while driving both.
 bool send_until(ZmqRuntime& a, ZmqRuntime& b, PeerId to, const std::function<Message()>& make,
                 const std::function<bool()>& done) {
   std::function<void()> tick;
@@ -388,9 +388,13 @@ TEST(ZmqRuntimeTest, MalformedFramesAreRejectedAndCounted) {
   std::remove(events_path.c_str());
 }
 
+// Messages to a peer whose connection is not up wait connect_grace (at most max_pending of
+// them), then are dropped; sending never blocks.
 TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
   MetricsSink sink;
-  auto a = make_runtime(0, sink);
+  auto a = ZmqRuntime::create(
+               ZmqRuntimeOptions().id(0).connect_grace(milliseconds(100)).max_pending(64), sink)
+               .value();
   // Port 1 on loopback: nothing listens there.
   ASSERT_TRUE(a->add_peer(5, "tcp://127.0.0.1:1").ok());
   Message m(MsgType::kProbeRequest);
@@ -398,8 +402,10 @@ TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
   constexpr int kSends = 5000;
   const auto wall = std::chrono::steady_clock::now();
   for (int i = 0; i < kSends; ++i) a->send(5, m);
-  for (int i = 0; i < 10; ++i) a->send(42, m);  // not in the directory
-  a->run_until(a->now() + milliseconds(50));
+  for (int i = 0; i < 10; ++i) a->send(42, m);               // not in the directory
+  EXPECT_EQ(sink.counter("net_send_dropped"), kSends - 64);  // the rest wait
+  a->run_until(a->now() + milliseconds(150));
+  EXPECT_EQ(sink.counter("net_send_dropped"), kSends);  // the grace is over
   for (int i = 0; i < kSends; ++i) a->send(5, m);
   EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(3));
   EXPECT_EQ(sink.counter("net_send_dropped"), 2 * kSends);
@@ -570,6 +576,127 @@ TEST(ZmqRuntimeCurve, KeyFilesAreCreatedOnceAndChecked) {
   auto mismatch = load_or_create_keypair(path);
   ASSERT_FALSE(mismatch.ok());
   EXPECT_NE(mismatch.error().find("the public key is not the secret key's"), std::string::npos);
+}
+
+// Open membership: peers that know one address join through it, and learn the rest by asking.
+std::unique_ptr<ZmqRuntime> make_open(PeerId id, MetricsSink& sink, const std::string& swarm = "",
+                                      const CurveKeypair* keys = nullptr) {
+  ZmqRuntimeOptions o =
+      ZmqRuntimeOptions().id(id).open_membership(true).swarm_key(swarm).resolve_timeout(
+          milliseconds(300));
+  if (keys) o.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
+  auto rt = ZmqRuntime::create(o, sink);
+  EXPECT_TRUE(rt.ok()) << rt.error();
+  return std::move(rt).value();
+}
+
+// `joiner` joins through `initial` (driven on a thread of its own meanwhile); the ids that
+// answered.
+std::vector<PeerId> join_through(ZmqRuntime& joiner, ZmqRuntime& initial,
+                                 const std::string& key = "",
+                                 Time limit = std::chrono::seconds(3)) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    while (!done.load()) initial.run_until(initial.now() + milliseconds(5));
+  });
+  auto joined = joiner.join({InitialPeer{initial.endpoint(), key}}, limit);
+  done.store(true);
+  t.join();
+  EXPECT_TRUE(joined.ok()) << joined.error();
+  return joined.ok() ? joined.value() : std::vector<PeerId>{};
+}
+
+TEST(ZmqRuntimeOpen, PeersJoinThroughOneAddressAndFindEachOther) {
+  MetricsSink sa, sb, sc;
+  auto a = make_open(10, sa);
+  auto b = make_open(20, sb);
+  auto c = make_open(30, sc);
+  EXPECT_EQ(join_through(*b, *a), std::vector<PeerId>{10});
+  EXPECT_EQ(join_through(*c, *a), std::vector<PeerId>{10});
+  EXPECT_EQ(a->known_peers(), 2u);             // a learned both from their hellos
+  EXPECT_EQ(c->known_peers(), 1u);             // c knows only a
+  std::vector<std::pair<PeerId, PeerId>> got;  // (receiver, sender)
+  for (auto* rt : {a.get(), b.get(), c.get()}) {
+    rt->set_handler([&got, rt](PeerId from, Message msg) {
+      got.emplace_back(rt->self(), from);
+      if (msg.type == MsgType::kProbeRequest) rt->send(from, Message(MsgType::kProbeResponse));
+    });
+  }
+  // c has never heard of b: it asks a where b is, then b answers c (it learned c's address from
+  // the hello that opened c's connection).
+  c->send(20, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive({a.get(), b.get(), c.get()}, [&] { return got.size() >= 2; }));
+  EXPECT_EQ(got[0], std::make_pair(PeerId{20}, PeerId{30}));
+  EXPECT_EQ(got[1], std::make_pair(PeerId{30}, PeerId{20}));
+  EXPECT_EQ(sc.counter("net_resolve_asked"), 1);
+  EXPECT_EQ(sc.counter("net_resolved"), 1);
+  EXPECT_EQ(sb.counter("net_resolve_asked"), 0);
+  EXPECT_EQ(sa.counter("net_rejected_messages") + sb.counter("net_rejected_messages") +
+                sc.counter("net_rejected_messages"),
+            0);
+  // Nobody knows peer 99: the message is dropped after the resolve time-out, and counted.
+  c->send(99, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(
+      drive({a.get(), b.get(), c.get()}, [&] { return sc.counter("net_unresolved") == 1; }));
+  // A message to a known peer does not wait for its connection to be set up: no drop.
+  EXPECT_EQ(sa.counter("net_send_dropped") + sb.counter("net_send_dropped") +
+                sc.counter("net_send_dropped"),
+            0);
+}
+
+TEST(ZmqRuntimeOpen, ASwarmKeyDecidesWhoMayJoin) {
+  MetricsSink sa, sb, sx;
+  auto a = make_open(1, sa, "swarm secret");
+  auto b = make_open(2, sb, "swarm secret");
+  auto outsider = make_open(3, sx, "another secret");
+  auto no_key = make_open(4, sx);
+  EXPECT_EQ(join_through(*b, *a), std::vector<PeerId>{1});
+  EXPECT_TRUE(join_through(*outsider, *a, "", milliseconds(400)).empty());
+  EXPECT_TRUE(join_through(*no_key, *a, "", milliseconds(400)).empty());
+  EXPECT_EQ(a->known_peers(), 1u);
+  EXPECT_GE(sa.counter("net_rejected_messages"), 2);
+}
+
+TEST(ZmqRuntimeOpen, SecurePeersJoinWithTheSwarmKeyAndTalk) {
+  ASSERT_TRUE(curve_available());
+  const CurveKeypair ka = fresh_keys("open_a"), kb = fresh_keys("open_b"),
+                     kx = fresh_keys("open_x");
+  MetricsSink sa, sb, sx;
+  auto a = make_open(1, sa, "swarm secret", &ka);
+  auto b = make_open(2, sb, "swarm secret", &kb);
+  auto outsider = make_open(3, sx, "another secret", &kx);
+  EXPECT_EQ(join_through(*b, *a, ka.public_key), std::vector<PeerId>{1});
+  EXPECT_TRUE(join_through(*outsider, *a, ka.public_key, milliseconds(400)).empty());
+  int delivered = 0;
+  a->set_handler([&](PeerId from, Message) { delivered += from == 2; });
+  b->send(1, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive({a.get(), b.get()}, [&] { return delivered == 1; }));
+  // The outsider's messages never reach a's app, though its handshake passed.
+  outsider->add_peer(1, a->endpoint(), ka.public_key);
+  for (int i = 0; i < 5; ++i) outsider->send(1, Message(MsgType::kProbeRequest));
+  drive(
+      {a.get(), outsider.get()}, [] { return false; }, milliseconds(300));
+  EXPECT_EQ(delivered, 1);
+  EXPECT_GE(sa.counter("net_rejected_messages"), 1);
+}
+
+TEST(ZmqRuntimeOpen, MalformedMembershipMessagesAreRejected) {
+  MetricsSink sink;
+  auto a = make_open(1, sink);
+  zmq::context_t ctx(1);
+  zmq::socket_t raw = raw_dealer(ctx, "p5", a->endpoint());
+  const std::string tag(kControlTag, sizeof(kControlTag));
+  const std::vector<std::string> bodies = {"", "Z", std::string("H\x00\xff\xff", 4), "W\x01"};
+  for (const std::string& body : bodies) {
+    raw.send(zmq::buffer(tag), zmq::send_flags::sndmore);
+    raw.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  // A "who" from a peer that never said hello.
+  const std::vector<uint8_t> who = encode_who(1);
+  raw.send(zmq::buffer(tag), zmq::send_flags::sndmore);
+  raw.send(zmq::buffer(who), zmq::send_flags::none);
+  ASSERT_TRUE(drive({a.get()}, [&] { return sink.counter("net_rejected_messages") >= 5; }));
+  EXPECT_EQ(a->known_peers(), 0u);
 }
 
 }  // namespace
