@@ -172,10 +172,7 @@ Status ZmqRuntime::add_peer(PeerId id, const std::string& address, const std::st
                          public_key + "'");
   }
   Destination& d = directory_[id];
-  if (d.address != address || d.public_key != public_key) {
-    d.socket.reset();
-    d.up = false;
-  }
+  if (d.address != address || d.public_key != public_key) d.socket.reset();
   d.given = true;
   if (secure()) {
     std::lock_guard<std::mutex> lock(auth_mu_);
@@ -271,10 +268,9 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
     }
     s->connect(d.address);
     d.socket = std::move(s);
-    d.socket_created = now();
-    d.up = false;
     if (options_.open_membership()) {  // a connection opens with who this peer is
-      d.pending.push_front(control_message(my_hello(0)));
+      if (d.pending.empty()) d.pending_since = now();
+      queue_hello(d);
       schedule_flush(to, d);
     }
   } catch (const zmq::error_t& e) {
@@ -376,23 +372,34 @@ void ZmqRuntime::dispatch(PeerId to, Outgoing out) {
 void ZmqRuntime::enqueue(PeerId to, Destination& d, Outgoing out) {
   zmq::socket_t* s = connect(to, d);
   if (!s) return;
+  const size_t bytes = out.body->size() + out.head.size();
   if (d.pending.empty()) {
-    const size_t bytes = out.body->size() + out.head.size();
     if (try_send(*s, out)) {
-      d.up = true;
       count_sent(out, bytes);
       return;
     }
+    d.pending_since = now();
+    // The connection is down or being re-established: the peer may have restarted, and its new
+    // incarnation must hear who this is before anything else.
+    if (options_.open_membership()) queue_hello(d);
   }
-  // Not taken: a connection still being set up holds it for a while; an established one whose
-  // queue is full (or a peer that never answered) loses it.
-  if (!d.up && now() - d.socket_created < options_.connect_grace() &&
-      d.pending.size() < options_.max_pending()) {
+  // Not taken (a connection being set up or re-established, or a full pipe): it waits behind the
+  // others while they make progress within connect_grace, within the queue's bounds.
+  if (now() - d.pending_since < options_.connect_grace() &&
+      d.pending.size() < options_.max_pending() &&
+      d.pending_bytes + bytes <= options_.max_pending_bytes()) {
+    d.pending_bytes += bytes;
     d.pending.push_back(std::move(out));
     schedule_flush(to, d);
     return;
   }
   metrics_.count(out.control ? "net_control_dropped" : "net_send_dropped");
+}
+
+void ZmqRuntime::queue_hello(Destination& d) {
+  Outgoing hello = control_message(my_hello(0));
+  d.pending_bytes += hello.body->size() + hello.head.size();
+  d.pending.push_front(std::move(hello));
 }
 
 bool ZmqRuntime::try_send(zmq::socket_t& s, Outgoing& out) {
@@ -427,7 +434,7 @@ void ZmqRuntime::schedule_flush(PeerId to, Destination& d) {
   schedule(kFirstFlushRetry, [this, to] { flush(to); });
 }
 
-// Sends what waits for a connection, in order; retries shortly while the grace lasts.
+// Sends what waits, in order; retries shortly while the grace lasts, then drops it all.
 void ZmqRuntime::flush(PeerId to) {
   auto it = directory_.find(to);
   if (it == directory_.end()) return;
@@ -437,20 +444,22 @@ void ZmqRuntime::flush(PeerId to) {
     Outgoing& out = d.pending.front();
     const size_t bytes = out.body->size() + out.head.size();
     if (!try_send(*d.socket, out)) break;
-    d.up = true;
     count_sent(out, bytes);
+    d.pending_bytes -= bytes;
     d.pending.pop_front();
+    d.pending_since = now();  // progress: the rest waits afresh
   }
   if (d.pending.empty()) return;
-  if (d.up || !d.socket || now() - d.socket_created >= options_.connect_grace()) {
+  const Time waited = now() - d.pending_since;
+  if (!d.socket || waited >= options_.connect_grace()) {
     for (const Outgoing& out : d.pending) {
       metrics_.count(out.control ? "net_control_dropped" : "net_send_dropped");
     }
     d.pending.clear();
+    d.pending_bytes = 0;
     return;
   }
   // Retries soon at first, then less often: about four times per doubling of the wait so far.
-  const Time waited = now() - d.socket_created;
   d.flush_scheduled = true;
   schedule(std::clamp(waited / 4, kFirstFlushRetry, Time(std::chrono::milliseconds(100))),
            [this, to] { flush(to); });
@@ -502,10 +511,7 @@ bool ZmqRuntime::learn_peer(PeerId id, const std::string& address, const std::st
     directory_.erase(oldest);
   }
   Destination& d = directory_[id];
-  if (d.address != address || d.public_key != key) {
-    d.socket.reset();
-    d.up = false;
-  }
+  if (d.address != address || d.public_key != key) d.socket.reset();
   if (d.address.empty()) {
     d.given = false;
     metrics_.count("net_peers_learned");

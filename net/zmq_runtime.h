@@ -10,9 +10,9 @@
 // (connected lazily from the peer directory, routing id "p<self>") sends. A message is one frame of
 // the codec's bytes. Frames that fail to decode, come from a malformed or unknown identity, or are
 // multipart are counted ("net_rejected_messages"), logged and dropped; they never reach the app.
-// Sends never block: a message to a peer whose connection is still being set up waits for it
-// (options.connect_grace, at most options.max_pending); a full pipe, or a peer that never came up,
-// drops the message and counts it ("net_send_dropped"). options.delay_ms holds every message back
+// Sends never block: a message ZeroMQ cannot take at once (a connection being set up or
+// re-established, a full pipe) waits for it (options.connect_grace, bounded); one that still
+// cannot go is dropped and counted ("net_send_dropped"). options.delay_ms holds every message back
 // a drawn time first. With options.open_membership the directory grows by itself (see there).
 //
 // Security (options.curve_secret_key set): every socket speaks CurveZMQ (encrypted, each end
@@ -93,10 +93,12 @@ struct ZmqRuntimeOptions {
   // CurveZMQ keys of this peer (Z85, net/curve_keys.h); an empty secret key: plain mode.
   CT_OPT(std::string, curve_public_key, "")
   CT_OPT(std::string, curve_secret_key, "")
-  // Messages to a peer whose connection is still being set up wait for it this long, at most
-  // max_pending of them (then, and after, a message that cannot be queued is dropped).
+  // Messages that ZeroMQ cannot take at once (a connection being set up or re-established after
+  // the peer restarted, a full pipe) wait in order, at most max_pending of them and
+  // max_pending_bytes, while they make progress within connect_grace; then they are dropped.
   CT_OPT(Time, connect_grace, Time(std::chrono::seconds(3)))
   CT_OPT(size_t, max_pending, 256)
+  CT_OPT(size_t, max_pending_bytes, size_t{64} << 20)
   // Open membership (net/membership_wire.h): a peer not in the directory joins by the hello that
   // opens each of its connections, and the address of a peer this one was not given is asked of
   // the peers it heard from last (resolve_fanout of them; messages to it wait up to
@@ -180,9 +182,9 @@ class ZmqRuntime : public Runtime {
     std::string address;
     std::string public_key;                 // secure mode
     std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
-    Time socket_created{0};
-    bool up = false;               // a send succeeded on this socket: it is connected
     std::deque<Outgoing> pending;  // waiting for the connection (connect_grace), in order
+    size_t pending_bytes = 0;
+    Time pending_since{0};  // the last progress of `pending`
     bool flush_scheduled = false;
     bool given = true;  // by add_peer (never evicted), not learned
     Time last_heard{0};
@@ -209,6 +211,8 @@ class ZmqRuntime : public Runtime {
   void enqueue(PeerId to, Destination& d, Outgoing out);
   // Whether ZeroMQ took the message.
   bool try_send(zmq::socket_t& s, Outgoing& out);
+  // Puts this peer's hello first in `d`'s queue (open membership).
+  void queue_hello(Destination& d);
   void flush(PeerId to);
   void schedule_flush(PeerId to, Destination& d);
   void count_sent(const Outgoing& out, size_t bytes);

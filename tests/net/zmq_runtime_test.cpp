@@ -408,6 +408,8 @@ TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
   EXPECT_EQ(sink.counter("net_send_dropped"), kSends);  // the grace is over
   for (int i = 0; i < kSends; ++i) a->send(5, m);
   EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(3));
+  EXPECT_EQ(sink.counter("net_send_dropped"), 2 * kSends - 64);  // each wait starts afresh
+  a->run_until(a->now() + milliseconds(150));
   EXPECT_EQ(sink.counter("net_send_dropped"), 2 * kSends);
   EXPECT_EQ(sink.counter("net_send_unknown_peer"), 10);
   EXPECT_EQ(sink.counter("messages_sent"), 0);
@@ -415,7 +417,8 @@ TEST(ZmqRuntimeTest, SendingToADeadOrUnknownPeerDoesNotBlock) {
 
 TEST(ZmqRuntimeTest, SendingToAPeerThatDiedDoesNotBlock) {
   MetricsSink sink_a, sink_b;
-  auto a = make_runtime(0, sink_a);
+  auto a = ZmqRuntime::create(ZmqRuntimeOptions().id(0).connect_grace(milliseconds(100)), sink_a)
+               .value();
   auto b = make_runtime(1, sink_b);
   ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
   ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
@@ -434,9 +437,35 @@ TEST(ZmqRuntimeTest, SendingToAPeerThatDiedDoesNotBlock) {
   a->run_until(a->now() + milliseconds(20));
   for (int i = 0; i < kSends; ++i) a->send(1, m);
   EXPECT_LT(std::chrono::steady_clock::now() - wall, std::chrono::seconds(3));
+  a->run_until(a->now() + milliseconds(250));  // what waited for the dead peer is dropped
   const int64_t dropped = sink_a.counter("net_send_dropped") - dropped_before;
   EXPECT_EQ(sink_a.counter("messages_sent") - sent_before + dropped, 2 * kSends);
   EXPECT_GT(dropped, 0);
+}
+
+// A peer that restarts on its address within the connect grace gets what was sent meanwhile.
+TEST(ZmqRuntimeTest, MessagesWaitForAPeerThatRestarts) {
+  MetricsSink sink_a, sink_b, sink_b2;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  const std::string address = b->endpoint();
+  ASSERT_TRUE(a->add_peer(1, address).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  int delivered = 0;
+  b->set_handler([&](PeerId, Message) { ++delivered; });
+  ASSERT_TRUE(send_until(
+      *a, *b, 1, [] { return Message(MsgType::kProbeRequest); }, [&] { return delivered > 0; }));
+  b.reset();                                                   // the peer dies ...
+  a->run_until(a->now() + milliseconds(100));                  // ... a notices ...
+  for (int i = 0; i < 3; ++i) a->send(1, Message(MsgType::kProbeResponse));
+  a->run_until(a->now() + milliseconds(100));
+  auto b2 = ZmqRuntime::create(ZmqRuntimeOptions().id(1).listen(address), sink_b2);  // ... is back
+  ASSERT_TRUE(b2.ok()) << b2.error();
+  ASSERT_TRUE(b2.value()->add_peer(0, a->endpoint()).ok());
+  int again = 0;
+  b2.value()->set_handler([&](PeerId, Message m) { again += m.type == MsgType::kProbeResponse; });
+  EXPECT_TRUE(drive({a.get(), b2.value().get()}, [&] { return again == 3; }));
+  EXPECT_EQ(sink_a.counter("net_send_dropped"), 0);
 }
 
 TEST(ZmqRuntimeTest, AwaitConnectionsWaitsForLivePeersOnly) {

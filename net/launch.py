@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""`./crowdtrain launch SCENARIO --processes N`: a live swarm on this machine.
+
+Starts N `crowdtrain live` peers (ids 0..N-1, ports BASE+id on 127.0.0.1) on one timeline (one
+--epoch), with open membership: each peer is given only the addresses of up to three peers already
+running (none for the first). The scenario's churn and kill faults are applied to the processes:
+the launcher asks the simulator for the run's join/leave timeline (the same scenario with the
+probe workload, so that the world's own churn plan, preemption cap and kill faults decide; the
+draws do not depend on the workload) and then starts a process at each join and SIGKILLs it at
+each leave (SIGTERM for a preemption, which lets the peer write its outputs). A restarted peer is
+a new process with its own run folder (OUT/peer<i>/inc<k>/) and the peer's state folder
+(OUT/peer<i>/state, where checkpoints live) shared across its incarnations.
+
+At the end it writes OUT/summary.json (every incarnation, how it ended, the counters summed over
+all of them, what was not honoured) and OUT/events.jsonl (every incarnation's events on the shared
+timeline, in time order, each with its incarnation).
+
+Network: plain loopback; no network namespaces or kernel shaping yet, so bandwidth is loopback's;
+`network.delay_ms` is honoured by the live transport. Said at the start and in summary.json.
+
+usage: launch.py --bin CROWDTRAIN SCENARIO [--processes N] [--duration S] [--out DIR]
+                 [--base-port P] [--secure] [--lead S] [--set key=value]... [--seed N]
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+MAX_INITIAL = 3       # initial peers given to a joining process
+UP_BEFORE_S = 1.0     # a process counts as listening this long after its start
+END_MARGIN_S = 15.0   # after the run's end, how long processes get to write their outputs
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="crowdtrain launch", description=__doc__.split("\n")[0])
+    p.add_argument("--bin", required=True)
+    p.add_argument("scenario")
+    p.add_argument("--processes", type=int, default=0, help="peers (default: the scenario's)")
+    p.add_argument("--duration", type=float, default=0.0, help="seconds (default: the scenario's)")
+    p.add_argument("--out", default="")
+    p.add_argument("--base-port", type=int, default=0, help="default: derived from the pid")
+    p.add_argument("--secure", action="store_true",
+                   help="CurveZMQ on every socket, one keypair per peer and a swarm key")
+    p.add_argument("--lead", type=float, default=0.0,
+                   help="seconds from now to the epoch (default: 2 + 0.25 per process)")
+    p.add_argument("--set", action="append", default=[], dest="sets")
+    p.add_argument("--seed", default="")
+    a = p.parse_args(argv)
+    if a.processes < 0 or a.processes > 1000:
+        p.error("--processes must be 1..1000")
+    return a
+
+
+def sim_timeline(a, n, duration, workdir):
+    """[(t_s, "join"|"leave", peer, reason)] of the run, from the simulator (probe workload)."""
+    out = os.path.join(workdir, "sim_timeline")
+    cmd = [a.bin, "run", a.scenario, "--quiet", "--out", out,
+           "--set", f"peers.count={n}", "--set", f"duration_s={duration}",
+           "--set", 'workload={"kind": "probe"}', "--set", 'output={"events": "lifecycle"}']
+    for s in a.sets:
+        if not s.startswith(("workload", "peers.count", "duration_s", "output")):
+            cmd += ["--set", s]
+    if a.seed:
+        cmd += ["--seed", a.seed]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"crowdtrain launch: the simulator could not plan the churn:\n{r.stderr[-2000:]}")
+    steps = []
+    with open(os.path.join(out, "events.jsonl")) as f:
+        for line in f:
+            e = json.loads(line)
+            if e.get("ev") in ("join", "leave"):
+                steps.append((e["t_ns"] / 1e9, e["ev"], e["peer"], e.get("reason", "")))
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    return sorted(steps, key=lambda s: (s[0], s[1] != "leave")), summary
+
+
+class Swarm:
+    """The processes of the run, started and stopped on the shared timeline."""
+
+    def __init__(self, a, n, duration, out, base_port, epoch, keys, swarm_key):
+        self.a, self.n, self.duration, self.out = a, n, duration, out
+        self.base_port, self.epoch, self.keys, self.swarm_key = base_port, epoch, keys, swarm_key
+        self.running = {}       # peer -> (Popen, incarnation, started wall time)
+        self.incarnations = []  # dicts, one per process started
+        self.counts = {}        # peer -> incarnations so far
+
+    def address(self, peer):
+        return f"tcp://127.0.0.1:{self.base_port + peer}"
+
+    def start(self, peer, reason):
+        if peer in self.running:
+            return
+        k = self.counts.get(peer, 0)
+        self.counts[peer] = k + 1
+        d = os.path.join(self.out, f"peer{peer}", f"inc{k}")
+        os.makedirs(d, exist_ok=True)
+        state = os.path.join(self.out, f"peer{peer}", "state")
+        os.makedirs(state, exist_ok=True)
+        if not os.path.lexists(os.path.join(d, "state")):
+            os.symlink(os.path.join("..", "state"), os.path.join(d, "state"))
+        now = time.time()
+        up = [p for p, (_, _, t0) in self.running.items() if now - t0 >= UP_BEFORE_S]
+        up = sorted(up)[:MAX_INITIAL] or sorted(self.running)[:MAX_INITIAL]
+        cmd = [self.a.bin, "live", self.a.scenario, "--id", str(peer), "--listen",
+               self.address(peer), "--epoch", f"{self.epoch:.3f}", "--duration",
+               str(self.duration), "--out", d, "--quiet"]
+        if up:
+            cmd += ["--initial-peers", ",".join(
+                self.address(p) + (f"#{self.keys[p]}" if self.keys else "") for p in up)]
+        if self.keys:
+            cmd += ["--key-file", os.path.join(self.out, f"peer{peer}", "key"),
+                    "--swarm-key-file", self.swarm_key]
+        for s in self.a.sets:
+            cmd += ["--set", s]
+        if self.a.seed:
+            cmd += ["--seed", self.a.seed]
+        log = open(os.path.join(d, "live.log"), "w")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.running[peer] = (proc, k, now)
+        self.incarnations.append({"peer": peer, "incarnation": k, "reason": reason,
+                                  "start_s": now - self.epoch, "dir": d, "pid": proc.pid})
+
+    def stop(self, peer, reason):
+        if peer not in self.running:
+            return
+        proc, k, _ = self.running.pop(peer)
+        sig = signal.SIGTERM if reason == "preempted" else signal.SIGKILL
+        proc.send_signal(sig)
+        inc = self.find(peer, k)
+        inc["signal"] = int(sig)
+        inc["stop_reason"] = reason
+        inc["stop_s"] = time.time() - self.epoch
+        inc["proc"] = proc
+
+    def find(self, peer, k):
+        return next(i for i in self.incarnations if i["peer"] == peer and i["incarnation"] == k)
+
+    def finish(self):
+        deadline = self.epoch + self.duration + END_MARGIN_S
+        for peer, (proc, k, _) in list(self.running.items()):
+            self.find(peer, k)["proc"] = proc
+        for inc in self.incarnations:
+            proc = inc.pop("proc", None)
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                inc["stop_reason"] = "overran the run's end"
+            inc["exit"] = proc.returncode
+
+
+def make_keys(a, n, out):
+    """Per-peer keypairs (public keys by peer) and the swarm key file, or ({}, "")."""
+    if not a.secure:
+        return {}, ""
+    keys = {}
+    for p in range(n):
+        os.makedirs(os.path.join(out, f"peer{p}"), exist_ok=True)
+        r = subprocess.run([a.bin, "live", "--key-file", os.path.join(out, f"peer{p}", "key"),
+                            "--show-key"], stdout=subprocess.PIPE, text=True, check=True)
+        keys[p] = r.stdout.strip()
+    swarm = os.path.join(out, "swarm_key")
+    if not os.path.exists(swarm):
+        old = os.umask(0o077)
+        with open(swarm, "w") as f:
+            f.write("swarm=" + os.urandom(32).hex() + "\n")
+        os.umask(old)
+    return keys, swarm
+
+
+def merge(out, swarm, timeline, sim_summary, n, duration, a):
+    """OUT/summary.json and OUT/events.jsonl from every incarnation's."""
+    counters, events, not_honoured = {}, [], []
+    for inc in swarm.incarnations:
+        inc.pop("proc", None)
+        try:
+            s = json.load(open(os.path.join(inc["dir"], "summary.json")))
+        except (OSError, ValueError):
+            inc["summary"] = None  # killed before it wrote one
+        else:
+            inc["summary"] = os.path.join(inc["dir"], "summary.json")
+            for k, v in s.get("counters", {}).items():
+                if isinstance(v, (int, float)):
+                    counters[k] = counters.get(k, 0) + v
+            not_honoured = not_honoured or s.get("not_honoured", [])
+        try:
+            with open(os.path.join(inc["dir"], "events.jsonl")) as f:
+                for line in f:
+                    try:
+                        e = json.loads(line)
+                    except ValueError:
+                        continue  # the last line of a process killed mid-write
+                    e["incarnation"] = inc["incarnation"]
+                    events.append(e)
+        except OSError:
+            pass
+    events.sort(key=lambda e: (e.get("t_ns", 0), e.get("peer", 0)))
+    with open(os.path.join(out, "events.jsonl"), "w") as f:
+        for e in events:
+            f.write(json.dumps(e) + "\n")
+    summary = {
+        "world": "live-launch",
+        "scenario": a.scenario,
+        "processes": n,
+        "duration_s": duration,
+        "epoch_unix_s": swarm.epoch,
+        "security": "curve" if a.secure else "plain",
+        "membership": "open",
+        "network": "loopback: no network namespaces or kernel shaping (bandwidth is loopback's); "
+                   "network.delay_ms is honoured by the live transport",
+        "planned": {"joins": sum(1 for s in timeline if s[1] == "join"),
+                    "leaves": sum(1 for s in timeline if s[1] == "leave"),
+                    "from": "the simulator's churn plan for this scenario (probe workload)",
+                    "sim_joins": sim_summary.get("counters", {}).get("joins")},
+        "incarnations": swarm.incarnations,
+        "counters": counters,
+        "not_honoured": [x for x in not_honoured if not x.startswith("churn")],
+    }
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv):
+    a = parse_args(argv)
+    a.bin = os.path.abspath(a.bin)
+    scenario = json.load(open(a.scenario))
+    n = a.processes or int(scenario.get("peers", {}).get("count", 0))
+    duration = a.duration or float(scenario.get("duration_s", 0))
+    if not 1 <= n <= 1000 or duration <= 0:
+        sys.exit("crowdtrain launch: need 1..1000 processes and a duration > 0")
+    out = a.out or os.path.join("runs", scenario.get("name", "scenario"), "launch")
+    os.makedirs(out, exist_ok=True)
+    base = a.base_port or 20000 + (os.getpid() * 37 % 20000)
+    print(f"[launch] {n} live peers of {a.scenario} on plain loopback (ports {base}..{base + n - 1}); "
+          "no network namespaces or kernel shaping: bandwidth is loopback's", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as work:
+        timeline, sim_summary = sim_timeline(a, n, duration, work)
+    keys, swarm_key = make_keys(a, n, out)
+    epoch = time.time() + (a.lead or 2.0 + 0.25 * n)
+    swarm = Swarm(a, n, duration, out, base, epoch, keys, swarm_key)
+    print(f"[launch] {len(timeline)} joins and leaves planned; epoch {epoch:.3f}; outputs in {out}",
+          file=sys.stderr)
+    for t, kind, peer, reason in timeline:
+        # A process starts a little before its join time (its start-up takes about a second; a
+        # peer's join at t = 0 starts before the epoch and waits for it).
+        lead = 1.0 if kind == "join" else 0.0
+        wait = epoch + t - lead - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        (swarm.start if kind == "join" else swarm.stop)(peer, reason)
+    swarm.finish()
+    s = merge(out, swarm, timeline, sim_summary, n, duration, a)
+    ended = sum(1 for i in s["incarnations"] if i.get("exit") == 0)
+    # A process that ended otherwise than by its exit code 0 or the launcher's own signal failed.
+    bad = [i for i in s["incarnations"] if i.get("exit") not in (0, -i.get("signal", 0))]
+    for i in bad:
+        print(f"[launch] peer {i['peer']} incarnation {i['incarnation']} failed (exit "
+              f"{i.get('exit')}); its log: {i['dir']}/live.log", file=sys.stderr)
+    print(f"[launch] done: {len(s['incarnations'])} processes ({ended} ran to the end), "
+          f"{s['counters'].get('messages_delivered', 0)} messages delivered; {out}/summary.json",
+          file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
