@@ -15,12 +15,21 @@ At the end it writes OUT/summary.json (every incarnation, how it ended, the coun
 all of them, what was not honoured) and OUT/events.jsonl (every incarnation's events on the shared
 timeline, in time order, each with its incarnation).
 
-Network: plain loopback; no network namespaces or kernel shaping yet, so bandwidth is loopback's;
-`network.delay_ms` is honoured by the live transport. Said at the start and in summary.json.
+Network: run as root (and where `ip netns` works), each peer gets its own network namespace, joined
+to the others by a veth pair on one bridge, and its access link is shaped by the kernel: a token
+bucket (tbf) at the peer's upload rate on its side of the pair and at its download rate on the
+bridge's side. A peer's rates are the scenario's `network.upload_mbps` / `download_mbps`: a number
+as is; a distribution drawn by the launcher from the scenario's seed (not the simulator's own
+draws). Latency: `network.delay_ms` is applied by the live transport's delay stage (netem is not
+in these machines' kernel). Without root, or with --no-netns, the peers share plain loopback,
+unshaped, and the launcher says so. Namespaces and the bridge are removed at the end.
 
 usage: launch.py --bin CROWDTRAIN SCENARIO [--processes N] [--duration S] [--out DIR]
-                 [--base-port P] [--secure] [--lead S] [--set key=value]... [--seed N]
+                 [--base-port P] [--secure] [--no-netns] [--lead S] [--set key=value]...
+                 [--seed N]
 """
+import random
+import shutil
 import argparse
 import json
 import os
@@ -45,6 +54,8 @@ def parse_args(argv):
     p.add_argument("--base-port", type=int, default=0, help="default: derived from the pid")
     p.add_argument("--secure", action="store_true",
                    help="CurveZMQ on every socket, one keypair per peer and a swarm key")
+    p.add_argument("--no-netns", action="store_true",
+                   help="plain loopback even as root (no namespaces, no shaping)")
     p.add_argument("--lead", type=float, default=0.0,
                    help="seconds from now to the epoch (default: 2 + 0.25 per process)")
     p.add_argument("--set", action="append", default=[], dest="sets")
@@ -79,18 +90,120 @@ def sim_timeline(a, n, duration, workdir):
     return sorted(steps, key=lambda s: (s[0], s[1] != "leave")), summary
 
 
+def draw_mbps(spec, rng):
+    """A rate in Mb/s from a scenario distribution (number, constant, uniform, exponential,
+    lognormal, percentiles); None when unset."""
+    if spec is None:
+        return None
+    if isinstance(spec, (int, float)):
+        return float(spec)
+    kind = spec.get("dist", "constant")
+    if kind == "constant":
+        return float(spec["value"])
+    if kind == "uniform":
+        return rng.uniform(spec["min"], spec["max"])
+    if kind == "exponential":
+        return rng.expovariate(1.0 / spec["mean"])
+    if kind == "lognormal":
+        return spec["median"] * pow(2.718281828459045, rng.gauss(0.0, spec["sigma"]))
+    if kind == "percentiles":
+        u, table = rng.random(), spec["table"]
+        for (p0, v0), (p1, v1) in zip(table, table[1:]):
+            if p0 <= u <= p1:
+                return v0 if p1 == p0 else v0 + (u - p0) / (p1 - p0) * (v1 - v0)
+        return table[-1][1]
+    raise ValueError(f"network rate distribution {kind!r} is not supported by the launcher")
+
+
+class Netns:
+    """One network namespace per peer on a bridge, each access link shaped by tbf."""
+
+    SUBNET = "10.213"
+
+    def __init__(self, n, scenario, tag):
+        self.n, self.tag = n, tag
+        self.bridge = f"ctbr{tag}"
+        net = scenario.get("network", {})
+        rng = random.Random(int(scenario.get("seed", 1)) * 7919 + 17)
+        self.rates = [(draw_mbps(net.get("upload_mbps"), rng),
+                       draw_mbps(net.get("download_mbps"), rng)) for _ in range(n)]
+        self.made = []
+
+    def ns(self, peer):
+        return f"ct{self.tag}n{peer}"
+
+    def ip(self, peer):
+        return f"{self.SUBNET}.{peer // 250}.{peer % 250 + 1}"
+
+    def sh(self, *cmd):
+        r = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+
+    def shape(self, netns, dev, mbps):
+        if mbps is None or mbps <= 0:
+            return
+        # A burst of at least one MTU-sized packet per timer tick; 64 KiB keeps fast links fast.
+        burst = max(16 * 1024, int(mbps * 1e6 / 8 / 250))
+        cmd = ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{mbps:.3f}mbit",
+               "burst", str(burst), "latency", "200ms"]
+        self.sh(*(["ip", "netns", "exec", netns] + cmd if netns else cmd))
+
+    def setup(self):
+        self.sh("ip", "link", "add", self.bridge, "type", "bridge")
+        self.made.append(("link", self.bridge))
+        self.sh("ip", "link", "set", self.bridge, "up")
+        for p in range(self.n):
+            ns, host = self.ns(p), f"ctv{self.tag}p{p}"
+            self.sh("ip", "netns", "add", ns)
+            self.made.append(("netns", ns))
+            self.sh("ip", "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.sh("ip", "link", "set", host, "master", self.bridge, "up")
+            self.sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.ip(p)}/16", "dev", "eth0")
+            self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            self.sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            up, down = self.rates[p]
+            self.shape(ns, "eth0", up)
+            self.shape(None, host, down)
+
+    def teardown(self):
+        for kind, name in reversed(self.made):
+            cmd = ["ip", "netns", "del", name] if kind == "netns" else ["ip", "link", "del", name]
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.made = []
+
+
+def open_netns(a, n, scenario):
+    """The namespaces, set up; None (after saying why) for plain loopback."""
+    if a.no_netns:
+        return None
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None:
+        print("[launch] not root (or no ip/tc): plain loopback, unshaped", file=sys.stderr)
+        return None
+    net = Netns(n, scenario, f"{os.getpid() % 100000}")
+    try:
+        net.setup()
+    except (RuntimeError, ValueError) as e:
+        net.teardown()
+        print(f"[launch] network namespaces unavailable ({e}): plain loopback, unshaped",
+              file=sys.stderr)
+        return None
+    return net
+
+
 class Swarm:
     """The processes of the run, started and stopped on the shared timeline."""
 
-    def __init__(self, a, n, duration, out, base_port, epoch, keys, swarm_key):
-        self.a, self.n, self.duration, self.out = a, n, duration, out
+    def __init__(self, a, n, duration, out, base_port, epoch, keys, swarm_key, netns):
+        self.a, self.n, self.duration, self.out, self.netns = a, n, duration, out, netns
         self.base_port, self.epoch, self.keys, self.swarm_key = base_port, epoch, keys, swarm_key
         self.running = {}       # peer -> (Popen, incarnation, started wall time)
         self.incarnations = []  # dicts, one per process started
         self.counts = {}        # peer -> incarnations so far
 
     def address(self, peer):
-        return f"tcp://127.0.0.1:{self.base_port + peer}"
+        host = self.netns.ip(peer) if self.netns else "127.0.0.1"
+        return f"tcp://{host}:{self.base_port + peer}"
 
     def start(self, peer, reason):
         if peer in self.running:
@@ -106,7 +219,8 @@ class Swarm:
         now = time.time()
         up = [p for p, (_, _, t0) in self.running.items() if now - t0 >= UP_BEFORE_S]
         up = sorted(up)[:MAX_INITIAL] or sorted(self.running)[:MAX_INITIAL]
-        cmd = [self.a.bin, "live", self.a.scenario, "--id", str(peer), "--listen",
+        cmd = ["ip", "netns", "exec", self.netns.ns(peer)] if self.netns else []
+        cmd += [self.a.bin, "live", self.a.scenario, "--id", str(peer), "--listen",
                self.address(peer), "--epoch", f"{self.epoch:.3f}", "--duration",
                str(self.duration), "--out", d, "--quiet"]
         if up:
@@ -214,8 +328,12 @@ def merge(out, swarm, timeline, sim_summary, n, duration, a):
         "epoch_unix_s": swarm.epoch,
         "security": "curve" if a.secure else "plain",
         "membership": "open",
-        "network": "loopback: no network namespaces or kernel shaping (bandwidth is loopback's); "
-                   "network.delay_ms is honoured by the live transport",
+        "network": (("a network namespace per peer on a bridge, access links shaped by tbf "
+                     "(rates drawn by the launcher)") if swarm.netns else
+                    "loopback: no network namespaces or kernel shaping (bandwidth is loopback's)") +
+                   "; network.delay_ms is honoured by the live transport",
+        "links_mbps": ([{"peer": p, "upload": u, "download": d}
+                        for p, (u, d) in enumerate(swarm.netns.rates)] if swarm.netns else None),
         "planned": {"joins": sum(1 for s in timeline if s[1] == "join"),
                     "leaves": sum(1 for s in timeline if s[1] == "leave"),
                     "from": "the simulator's churn plan for this scenario (probe workload)",
@@ -240,24 +358,39 @@ def main(argv):
     out = a.out or os.path.join("runs", scenario.get("name", "scenario"), "launch")
     os.makedirs(out, exist_ok=True)
     base = a.base_port or 20000 + (os.getpid() * 37 % 20000)
-    print(f"[launch] {n} live peers of {a.scenario} on plain loopback (ports {base}..{base + n - 1}); "
-          "no network namespaces or kernel shaping: bandwidth is loopback's", file=sys.stderr)
     with tempfile.TemporaryDirectory() as work:
         timeline, sim_summary = sim_timeline(a, n, duration, work)
     keys, swarm_key = make_keys(a, n, out)
+    netns = open_netns(a, n, sim_summary.get("scenario_resolved") or scenario)
+    try:
+        return run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary)
+    finally:
+        if netns:
+            netns.teardown()
+
+
+def run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary):
+    where = (f"network namespaces {netns.ns(0)}.. on bridge {netns.bridge}" if netns else
+             "plain loopback, unshaped")
+    print(f"[launch] {n} live peers of {a.scenario} ({where}; ports {base}..)", file=sys.stderr)
     epoch = time.time() + (a.lead or 2.0 + 0.25 * n)
-    swarm = Swarm(a, n, duration, out, base, epoch, keys, swarm_key)
+    swarm = Swarm(a, n, duration, out, base, epoch, keys, swarm_key, netns)
     print(f"[launch] {len(timeline)} joins and leaves planned; epoch {epoch:.3f}; outputs in {out}",
           file=sys.stderr)
-    for t, kind, peer, reason in timeline:
-        # A process starts a little before its join time (its start-up takes about a second; a
-        # peer's join at t = 0 starts before the epoch and waits for it).
-        lead = 1.0 if kind == "join" else 0.0
-        wait = epoch + t - lead - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        (swarm.start if kind == "join" else swarm.stop)(peer, reason)
-    swarm.finish()
+    try:
+        for t, kind, peer, reason in timeline:
+            # A process starts a little before its join time (its start-up takes about a second;
+            # a peer's join at t = 0 starts before the epoch and waits for it).
+            lead = 1.0 if kind == "join" else 0.0
+            wait = epoch + t - lead - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            (swarm.start if kind == "join" else swarm.stop)(peer, reason)
+        swarm.finish()
+    except BaseException:  # Ctrl-C or a failure: no process outlives the launcher
+        for proc, _, _ in swarm.running.values():
+            proc.kill()
+        raise
     s = merge(out, swarm, timeline, sim_summary, n, duration, a)
     ended = sum(1 for i in s["incarnations"] if i.get("exit") == 0)
     # A process that ended otherwise than by its exit code 0 or the launcher's own signal failed.
