@@ -351,8 +351,9 @@ def main(argv):
     a = parse_args(argv)
     a.bin = os.path.abspath(a.bin)
     scenario = json.load(open(a.scenario))
-    n = a.processes or int(scenario.get("peers", {}).get("count", 0))
-    duration = a.duration or float(scenario.get("duration_s", 0))
+    sets = dict(x.split("=", 1) for x in a.sets if "=" in x)  # the run's own --set values win
+    n = a.processes or int(sets.get("peers.count", scenario.get("peers", {}).get("count", 0)))
+    duration = a.duration or float(sets.get("duration_s", scenario.get("duration_s", 0)))
     if not 1 <= n <= 1000 or duration <= 0:
         sys.exit("crowdtrain launch: need 1..1000 processes and a duration > 0")
     out = a.out or os.path.join("runs", scenario.get("name", "scenario"), "launch")
