@@ -19,20 +19,25 @@ OUT=${2:-runs/launch_vs_sim}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SCENARIO=scenarios/moshpit_live_8.json
-N=16
-SETS=(--set "peers.count=$N" --set workload.averaging.grid_size=4
-      --set workload.averaging.grid_dims=2 --set workload.averaging.vector_size=1000000
-      --set network.upload_mbps=50 --set network.download_mbps=50
+# Variants through the environment: PEERS (16), GRID (4) and DIMS (2) for the grid, MBPS (50) for
+# the links, SIM_MBPS (default MBPS) for the simulator's links alone.
+N=${PEERS:-16}
+MBPS=${MBPS:-50}
+SIM_MBPS=${SIM_MBPS:-$MBPS}
+SETS=(--set "peers.count=$N" --set "workload.averaging.grid_size=${GRID:-4}"
+      --set "workload.averaging.grid_dims=${DIMS:-2}" --set workload.averaging.vector_size=1000000
+      --set "network.upload_mbps=$MBPS" --set "network.download_mbps=$MBPS"
       --set workload.averaging.allreduce_timeout_s=5 --set workload.averaging.round_interval_s=8
       --set workload.averaging.rounds=3 --set workload.averaging.first_round_s=20
       --set duration_s=46)
 rm -rf "$OUT" && mkdir -p "$OUT"
-"$BIN" run "$SCENARIO" "${SETS[@]}" --quiet --out "$OUT/sim" >/dev/null
+"$BIN" run "$SCENARIO" "${SETS[@]}" --set "network.upload_mbps=$SIM_MBPS" \
+  --set "network.download_mbps=$SIM_MBPS" --quiet --out "$OUT/sim" >/dev/null
 "$PY" net/launch.py --bin "$BIN" "$SCENARIO" --processes "$N" "${SETS[@]}" --out "$OUT/launch"
 
-"$PY" - "$OUT" "$N" <<'PYEOF'
+"$PY" - "$OUT" "$N" "$MBPS" "$SIM_MBPS" <<'PYEOF'
 import csv, datetime, glob, json, os, statistics, sys
-out, n = sys.argv[1], int(sys.argv[2])
+out, n, mbps, sim_mbps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 def allreduce_ms(events_path):
     ms = []
@@ -54,7 +59,7 @@ sim = json.load(open(f"{out}/sim/summary.json"))
 sim_mse = {p["round"]: p["mse"] for p in sim["averaging"]["mse_by_round"]}
 ms = allreduce_ms(f"{out}/sim/events.jsonl")
 c = sim["counters"]
-rows.append(["sim", "message level, 50 Mb/s links", n, c.get("averaging_groups", 0),
+rows.append(["sim", f"message level, {sim_mbps} Mb/s links", n, c.get("averaging_groups", 0),
              c.get("averaging_no_group", 0), len(ms), statistics.median(ms), statistics.mean(ms),
              sim_mse.get(1), sim_mse.get(2), sim_mse.get(3)])
 launch = json.load(open(f"{out}/launch/summary.json"))
@@ -65,7 +70,8 @@ for s in peers:
         mse.setdefault(p["round"], []).append(p["mse"])
 ms = allreduce_ms(f"{out}/launch/events.jsonl")
 c = counters_of(peers)
-net = "namespaces, tbf 50 Mb/s" if launch.get("links_mbps") else "loopback, unshaped"
+net = (f"namespaces, {mbps} Mb/s to a TCP stream (tbf {float(mbps) / 0.92:.1f})"
+       if launch.get("links_mbps") else "loopback, unshaped")
 rows.append(["launch", net, n, c.get("averaging_groups", 0), c.get("averaging_no_group", 0),
              len(ms), statistics.median(ms) if ms else None, statistics.mean(ms) if ms else None,
              *[statistics.mean(mse[r]) if r in mse else None for r in (1, 2, 3)]])

@@ -18,7 +18,8 @@ timeline, in time order, each with its incarnation).
 Network: run as root (and where `ip netns` works), each peer gets its own network namespace, joined
 to the others by a veth pair on one bridge, and its access link is shaped by the kernel: a token
 bucket (tbf) at the peer's upload rate on its side of the pair and at its download rate on the
-bridge's side. A peer's rates are the scenario's `network.upload_mbps` / `download_mbps`: a number
+bridge's side (at the rate divided by TBF_TCP_SHARE, so that a TCP stream gets the scenario's
+rate, as in the simulator). A peer's rates are the scenario's `network.upload_mbps` / `download_mbps`: a number
 as is; a distribution drawn by the launcher from the scenario's seed (not the simulator's own
 draws). Latency: `network.delay_ms` is applied by the live transport's delay stage (netem is not
 in these machines' kernel). Without root, or with --no-netns, the peers share plain loopback,
@@ -40,6 +41,11 @@ import tempfile
 import time
 
 MAX_INITIAL = 3       # initial peers given to a joining process
+# One TCP stream through a tbf-shaped link carries about this share of the shaped rate (ZeroMQ
+# framing, TCP/IP headers, the bucket's pacing: 18.4 Mb/s through 20, tests/net/
+# launch_shaping_test.sh). The simulator's rates are what a stream gets, so links are shaped at the
+# scenario's rate divided by it.
+TBF_TCP_SHARE = 0.92
 UP_BEFORE_S = 1.0     # a process counts as listening this long after its start
 END_MARGIN_S = 15.0   # after the run's end, how long processes get to write their outputs
 
@@ -144,8 +150,9 @@ class Netns:
         if mbps is None or mbps <= 0:
             return
         # A burst of at least one MTU-sized packet per timer tick; 64 KiB keeps fast links fast.
-        burst = max(16 * 1024, int(mbps * 1e6 / 8 / 250))
-        cmd = ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{mbps:.3f}mbit",
+        burst = max(16 * 1024, int(mbps / TBF_TCP_SHARE * 1e6 / 8 / 250))
+        rate = mbps / TBF_TCP_SHARE
+        cmd = ["tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{rate:.3f}mbit",
                "burst", str(burst), "latency", "200ms"]
         self.sh(*(["ip", "netns", "exec", netns] + cmd if netns else cmd))
 
