@@ -792,11 +792,31 @@ void ZmqRuntime::deliver(PeerId from, Message msg, std::optional<int64_t> due_un
     }
   }
   if (!handler_) {
-    metrics_.count("net_undelivered");
+    const size_t bytes = msg.wire_size();
+    if (early_.size() >= kMaxEarlyMessages || early_bytes_ + bytes > kMaxEarlyBytes) {
+      metrics_.count("net_undelivered");
+    } else {
+      early_bytes_ += bytes;
+      early_.emplace_back(from, std::move(msg));
+    }
     return;
   }
   metrics_.count("messages_delivered");
   handler_(from, std::move(msg));
+}
+
+void ZmqRuntime::set_handler(Handler handler) {
+  handler_ = std::move(handler);
+  if (!handler_ || early_.empty()) return;
+  schedule(Time(0), [this] {  // not from inside the caller's own set-up
+    while (!early_.empty() && handler_) {
+      auto [from, msg] = std::move(early_.front());
+      early_.pop_front();
+      early_bytes_ -= std::min(early_bytes_, msg.wire_size());
+      metrics_.count("messages_delivered");
+      handler_(from, std::move(msg));
+    }
+  });
 }
 
 void ZmqRuntime::run_until(Time end) {

@@ -150,8 +150,11 @@ class ZmqRuntime : public Runtime {
   // waits until each has answered with its own, or `limit` passes; returns the ids of those that
   // answered. Receives and fires timers meanwhile (no app should be running yet).
   Result<std::vector<PeerId>> join(const std::vector<InitialPeer>& initial, Time limit);
-  // Receives every message delivered to this peer (an app's on_message). Unset: counted, dropped.
-  void set_handler(Handler handler) { handler_ = std::move(handler); }
+  // Receives every message delivered to this peer (an app's on_message). Messages that arrive
+  // before it is set (while a peer joins or warms up) wait, at most kMaxEarlyMessages and
+  // kMaxEarlyBytes of them (more are counted "net_undelivered" and dropped), and are delivered at
+  // the next turn after.
+  void set_handler(Handler handler);
 
   // Runs the loop (timers, receipt) until now() >= end or stop() is called.
   void run_until(Time end);
@@ -182,7 +185,7 @@ class ZmqRuntime : public Runtime {
     std::string address;
     std::string public_key;                 // secure mode
     std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
-    std::deque<Outgoing> pending;  // waiting for the connection (connect_grace), in order
+    std::deque<Outgoing> pending;           // waiting for the connection (connect_grace), in order
     size_t pending_bytes = 0;
     Time pending_since{0};  // the last progress of `pending`
     bool flush_scheduled = false;
@@ -278,11 +281,17 @@ class ZmqRuntime : public Runtime {
   std::map<PeerId, Unresolved> unresolved_;
   std::deque<PeerId> recent_senders_;  // the last distinct peers heard from, newest first
   std::vector<PeerId> answered_;       // join(): initial peers that answered
+  std::deque<std::pair<PeerId, Message>> early_;  // arrived before the handler was set
+  size_t early_bytes_ = 0;
   uint64_t rejected_logged_ = 0;
   // Numbers the monitor endpoints: each await_connections() binds fresh ones, since a closed
   // monitor's inproc endpoint is released asynchronously and reusing its name may fail.
   uint64_t monitor_seq_ = 0;
 };
+
+// Messages kept for a handler not set yet (ZmqRuntime::set_handler), and their bytes.
+constexpr size_t kMaxEarlyMessages = 1024;
+constexpr size_t kMaxEarlyBytes = size_t{64} << 20;
 
 // The delay stamp frame that precedes a held-back message: "ctdl" + the due wall-clock time in
 // nanoseconds since 1970-01-01 UTC (int64, little-endian).

@@ -455,8 +455,8 @@ TEST(ZmqRuntimeTest, MessagesWaitForAPeerThatRestarts) {
   b->set_handler([&](PeerId, Message) { ++delivered; });
   ASSERT_TRUE(send_until(
       *a, *b, 1, [] { return Message(MsgType::kProbeRequest); }, [&] { return delivered > 0; }));
-  b.reset();                                                   // the peer dies ...
-  a->run_until(a->now() + milliseconds(100));                  // ... a notices ...
+  b.reset();                                   // the peer dies ...
+  a->run_until(a->now() + milliseconds(100));  // ... a notices ...
   for (int i = 0; i < 3; ++i) a->send(1, Message(MsgType::kProbeResponse));
   a->run_until(a->now() + milliseconds(100));
   auto b2 = ZmqRuntime::create(ZmqRuntimeOptions().id(1).listen(address), sink_b2);  // ... is back
@@ -466,6 +466,23 @@ TEST(ZmqRuntimeTest, MessagesWaitForAPeerThatRestarts) {
   b2.value()->set_handler([&](PeerId, Message m) { again += m.type == MsgType::kProbeResponse; });
   EXPECT_TRUE(drive({a.get(), b2.value().get()}, [&] { return again == 3; }));
   EXPECT_EQ(sink_a.counter("net_send_dropped"), 0);
+}
+
+// What arrives before the app's handler is set (a peer still joining) waits for it.
+TEST(ZmqRuntimeTest, MessagesBeforeTheHandlerWaitForIt) {
+  MetricsSink sink_a, sink_b;
+  auto a = make_runtime(0, sink_a);
+  auto b = make_runtime(1, sink_b);
+  ASSERT_TRUE(a->add_peer(1, b->endpoint()).ok());
+  ASSERT_TRUE(b->add_peer(0, a->endpoint()).ok());
+  for (int i = 0; i < 3; ++i) a->send(1, Message(MsgType::kProbeRequest));
+  drive(
+      {a.get(), b.get()}, [] { return false; }, milliseconds(300));
+  EXPECT_EQ(sink_b.counter("messages_delivered"), 0);
+  int delivered = 0;
+  b->set_handler([&](PeerId from, Message) { delivered += from == 0; });
+  EXPECT_TRUE(drive({a.get(), b.get()}, [&] { return delivered == 3; }));
+  EXPECT_EQ(sink_b.counter("net_undelivered"), 0);
 }
 
 TEST(ZmqRuntimeTest, AwaitConnectionsWaitsForLivePeersOnly) {
