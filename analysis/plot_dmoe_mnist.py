@@ -27,6 +27,7 @@ LABELS = {
     "moe64_d1000_f10": ("64 experts, 1 s, 10% failures", "tab:blue"),
     "moe64_d1000_f10_elr1e3": ("64 experts, 1 s, 10% failures, expert lr 1e-3", "tab:red"),
     "moe64_d100_f10": ("64 experts, 100 ms, 10% failures", "tab:orange"),
+    "moe64_d100_f10_idx": ("64 experts, 100 ms, 10% failures, standard MNIST split", "tab:orange"),
     "moe64_d1000_f0": ("64 experts, 1 s, no failures", "tab:green"),
     "moe64_d100_f0": ("64 experts, 100 ms, no failures", "tab:olive"),
     "moe64_d1000_churn": ("64 experts, 1 s, servers crash 10% of the time", "tab:purple"),
