@@ -2,7 +2,7 @@
 // of the same bytes in the same run, so the figures read as fractions of memory bandwidth.
 // Bytes/s counts the float32 input (64 MiB) per iteration for every benchmark; one torch thread.
 //   ./averaging_bench --benchmark_min_time=0.5
-// Runs with the crowdtrain binary's allocator settings (keep_freed_memory); the codec benchmarks
+// Runs with the crowdtrain binary's allocator settings (bench_main.cpp); the codec benchmarks
 // also run with large blocks on 4 KiB pages, side by side.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
@@ -144,13 +144,3 @@ BENCHMARK(BM_AccumulateMean)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace crowdtrain
-
-// The allocator settings of the crowdtrain binary (core/allocator.h), then the benchmarks.
-int main(int argc, char** argv) {
-  crowdtrain::keep_freed_memory();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -10,7 +10,6 @@
 #include <memory>
 #include <string>
 
-#include "core/allocator.h"
 #include "core/message.h"
 #include "core/metrics.h"
 #include "net/curve_keys.h"
@@ -80,13 +79,3 @@ BENCHMARK(BM_Transfer)
 
 }  // namespace
 }  // namespace crowdtrain::net
-
-// With the crowdtrain binary's allocator settings (keep_freed_memory), as a live peer runs.
-int main(int argc, char** argv) {
-  crowdtrain::keep_freed_memory();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
