@@ -154,8 +154,32 @@ Status DhtNode::store_local(const StoreRecord& rec, bool in_cache) {
   if (Status s = validate(rec); !s.ok())
     return Status::error("refused by validator: " + s.message());
   Storage& where = in_cache ? cache_ : storage_;
+  if (Status s = check_owner(where, rec); !s.ok()) {
+    rt_.metrics().count("dht_forged_records");
+    return s;
+  }
   if (rec.has_subkey) return where.store_subkey(rec.key, rec.subkey, rec.value, rec.expiration);
   return where.store(rec.key, rec.value, rec.expiration);
+}
+
+// The owner rules of core/dht/record_signing.h against what `where` holds: a forged record is
+// refused, a record of an owned key must be its owner's, and the owner's replaces a squatter's.
+Status DhtNode::check_owner(Storage& where, const StoreRecord& rec) {
+  auto signer = check_record_signature(rec);
+  if (!signer.ok()) return Status::error(signer.error());
+  const DhtValue* held = where.peek(rec.key);
+  if (!held) return Status::ok_status();
+  std::optional<OwnerKey> key_owner;
+  if (!held->is_dictionary) key_owner = held_owner(held->plain.value);
+  for (auto it = held->dictionary.begin(); !key_owner && it != held->dictionary.end(); ++it) {
+    key_owner = held_owner(it->second.value);
+  }
+  if (key_owner && *signer != key_owner) {
+    return Status::error("the key is owned by " + owner_short(*key_owner) +
+                         ": only its owner's signed records change it");
+  }
+  if (!key_owner && held_owner(rec.value)) where.erase(rec.key);  // the owner's first record
+  return Status::ok_status();
 }
 
 std::optional<DhtValue> DhtNode::local_value(const DhtId& key) {

@@ -27,6 +27,7 @@
 #include "core/dht/dht_id.h"
 #include "core/dht/dht_options.h"
 #include "core/dht/protocol.h"
+#include "core/dht/record_signing.h"
 #include "core/dht/routing_table.h"
 #include "core/dht/storage.h"
 #include "core/dht/traverse.h"
@@ -83,6 +84,10 @@ class DhtNode {
   void find_nearest(const DhtId& target, size_t count, ContactsDone done);
 
   void set_validator(RecordValidator validator) { validator_ = std::move(validator); }
+  // Items stored through this node whose key or subkey names this key's owner marker are signed
+  // with it (core/dht/record_signing.h); without a key, nothing is signed.
+  void set_signing_key(SigningKey key) { signing_key_ = std::move(key); }
+  const std::optional<SigningKey>& signing_key() const { return signing_key_; }
   void set_store_observer(StoreObserver observer) { store_observer_ = std::move(observer); }
 
   const DhtId& id() const { return id_; }
@@ -106,6 +111,10 @@ class DhtNode {
   void serve_store(PeerId from, Message req, RpcEndpoint::Responder respond);
   void serve_find(PeerId from, Message req, RpcEndpoint::Responder respond);
   Status store_local(const StoreRecord& record, bool in_cache);
+  Status check_owner(Storage& where, const StoreRecord& record);
+  // Whether an answer's entry may be accepted: the validator, the signature, and for a key looked
+  // up by a name that names an owner, that owner's signature.
+  bool accept_entry(const StoreRecord& record) const;
   Status validate(const StoreRecord& record) const;
   std::optional<DhtValue> local_value(const DhtId& key);
 
@@ -149,6 +158,10 @@ class DhtNode {
   Storage storage_;
   Storage cache_;
   RecordValidator validator_;
+  std::optional<SigningKey> signing_key_;
+  // Keys looked up by a name that names an owner (with how many lookups want each): answers for
+  // them are accepted only with that owner's signature.
+  std::map<DhtId, std::pair<OwnerKey, int>> owned_lookups_;
   StoreObserver store_observer_;
   std::vector<Contact> newcomers_;  // met since the last hand-off round
   std::set<DhtId> met_;             // every node id a hand-off considered (bounded, see saw())

@@ -28,11 +28,20 @@ void DhtNode::get_many(std::vector<std::string> keys,
   auto out = std::make_shared<std::vector<Result<DhtValue>>>();
   std::vector<DhtId> ask;                      // distinct ids to look up
   std::map<DhtId, std::vector<size_t>> slots;  // id -> positions in `keys`
+  std::vector<DhtId> owned;                    // ids whose names name an owner
   for (size_t i = 0; i < keys.size(); ++i) {
     const DhtId id = DhtId::from_key(keys[i]);
     out->push_back(
         Status::error("dht get: key '" + keys[i] + "' (" + id.short_hex() + ") not found"));
+    if (auto o = owner_named_by(keys[i]); o.ok() && *o) {
+      auto [at, fresh] = owned_lookups_.emplace(id, std::make_pair(**o, 0));
+      if (fresh || at->second.first == **o) {
+        ++at->second.second;
+        owned.push_back(id);
+      }
+    }
     auto own = latest ? std::nullopt : local_value(id);
+    if (own) own = accept(id, std::move(*own));  // a squatter's record held here is not the owner's
     if (own) {
       out->back() = std::move(*own);
       continue;
@@ -41,7 +50,11 @@ void DhtNode::get_many(std::vector<std::string> keys,
     if (s.empty()) ask.push_back(id);
     s.push_back(i);
   }
-  auto finish = [this, out, done = std::move(done)]() {
+  auto finish = [this, out, owned, done = std::move(done)]() {
+    for (const DhtId& id : owned) {
+      auto at = owned_lookups_.find(id);
+      if (at != owned_lookups_.end() && --at->second.second == 0) owned_lookups_.erase(at);
+    }
     for (const auto& r : *out) rt_.metrics().count(r.ok() ? "dht_get_ok" : "dht_get_failed");
     done(std::move(*out));
   };

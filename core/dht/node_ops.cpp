@@ -96,11 +96,25 @@ void DhtNode::lookup(std::vector<DhtId> keys, Want want, LookupDone done) {
   *sync = false;
 }
 
+bool DhtNode::accept_entry(const StoreRecord& record) const {
+  if (!validate(record).ok()) return false;
+  auto signer = check_record_signature(record);
+  if (!signer.ok()) {
+    rt_.metrics().count("dht_forged_answers");
+    return false;
+  }
+  auto owned = owned_lookups_.find(record.key);
+  if (owned == owned_lookups_.end()) return true;
+  if (held_owner(record.value) == owned->second.first) return true;
+  rt_.metrics().count("dht_forged_answers");  // an owned key's value not signed by its owner
+  return false;
+}
+
 std::optional<DhtValue> DhtNode::accept(const DhtId& key, DhtValue v) const {
   const Time now = rt_.now();
   if (!v.is_dictionary) {
     if (v.plain.expiration <= now) return std::nullopt;
-    if (!validate(StoreRecord{key, false, "", v.plain.value, v.plain.expiration}).ok()) {
+    if (!accept_entry(StoreRecord{key, false, "", v.plain.value, v.plain.expiration})) {
       return std::nullopt;
     }
     return v;
@@ -108,7 +122,7 @@ std::optional<DhtValue> DhtNode::accept(const DhtId& key, DhtValue v) const {
   for (auto it = v.dictionary.begin(); it != v.dictionary.end();) {
     const bool keep =
         it->second.expiration > now &&
-        validate(StoreRecord{key, true, it->first, it->second.value, it->second.expiration}).ok();
+        accept_entry(StoreRecord{key, true, it->first, it->second.value, it->second.expiration});
     it = keep ? std::next(it) : v.dictionary.erase(it);
   }
   if (v.dictionary.empty()) return std::nullopt;
@@ -132,6 +146,12 @@ void DhtNode::store_many(std::vector<StoreItem> items,
   std::vector<size_t> origin;  // records[j] is items[origin[j]]
   for (size_t i = 0; i < items.size(); ++i) {
     StoreItem& it = items[i];
+    if (signing_key_) {
+      const std::string mark = signing_key_->marker();
+      const bool mine = it.key.find(mark) != std::string::npos ||
+                        (it.subkey && it.subkey->find(mark) != std::string::npos);
+      if (mine) it.value = signing_key_->sign(it.key, it.subkey, it.value, it.expiration);
+    }
     const bool too_big = it.value.size() > options_.max_value_bytes() ||
                          (it.subkey && it.subkey->size() > options_.max_subkey_bytes());
     if (too_big) continue;  // every peer would refuse it: fails with 0 stores

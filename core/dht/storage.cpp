@@ -140,6 +140,12 @@ std::optional<DhtValue> Storage::get(const DhtId& key) {
   return it->second.value;
 }
 
+const DhtValue* Storage::peek(const DhtId& key) {
+  auto it = data_.find(key);
+  if (it == data_.end() || !drop_expired(it, clock_())) return nullptr;
+  return &it->second.value;
+}
+
 size_t Storage::purge() {
   const Time now = clock_();
   size_t dropped = 0;

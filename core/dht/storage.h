@@ -58,6 +58,10 @@ class Storage {
   Status store_subkey(const DhtId& key, std::string subkey, std::string value, Time expiration);
   // The unexpired value under `key`, if any. Drops what has expired first.
   std::optional<DhtValue> get(const DhtId& key);
+  // The same without a copy: valid until the storage next changes; nullptr when nothing is held.
+  const DhtValue* peek(const DhtId& key);
+  // Drops whatever is held under `key` (an owner's record replacing a squatter's).
+  void erase(const DhtId& key) { data_.erase(key); }
   // Drops every expired value and subkey; returns how many keys vanished.
   size_t purge();
   // Every unexpired (key, value), in key order (for republishing).
