@@ -17,6 +17,10 @@
 
 namespace crowdtrain {
 
+namespace dht {
+class SigningKey;
+}
+
 // State that the peers of one simulated run share — a board that measures the whole swarm, an
 // oracle of what was stored, data loaded once. Each workload subclasses it; the world only holds it
 // and hands it to every app (WorkloadContext::shared). The live world has none.
@@ -46,6 +50,10 @@ struct WorkloadContext {
   // peer resumes from). Simulated world: <run folder>/state/peer-<id>, emptied when a run starts;
   // live world: <run folder>/state, kept across process restarts; "" when the run writes no files.
   std::string state_dir;
+  // This peer's Ed25519 identity, which signs the DHT records it owns (core/dht/record_signing.h).
+  // Simulated world: drawn from the run's seed and the peer's id (kept across its incarnations);
+  // live world: --identity-file, or a fresh key from the OS's randomness. Null: no identity.
+  std::shared_ptr<const dht::SigningKey> identity;
 };
 
 // The peers a peer contacts first to join an overlay (DHT bootstrap): context.bootstrap when the

@@ -74,6 +74,48 @@ Result<std::string> load_or_create_swarm_key(const std::string& path) {
   return key;
 }
 
+Result<dht::SigningKey> load_or_create_identity(const std::string& path) {
+  static const char* kHex = "0123456789abcdef";
+  std::ifstream in(path);
+  if (!in) {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0) return Status::error(path + ": cannot read the identity file");
+    const dht::SigningKey key = dht::SigningKey::generate();
+    std::string hex;
+    for (unsigned char c : key.secret()) {
+      hex += kHex[c >> 4];
+      hex += kHex[c & 15];
+    }
+    const mode_t old = umask(077);
+    std::ofstream out(path);
+    umask(old);
+    out << "# crowdtrain peer identity (Ed25519, signs the DHT records it owns); keep it private\n"
+        << "ed25519=" << hex << "\n";
+    out.close();
+    if (!out) return Status::error(path + ": cannot write the identity file");
+    chmod(path.c_str(), 0600);
+    return key;
+  }
+  std::string line, hex;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("ed25519=", 0) != 0 || !hex.empty()) {
+      return Status::error(path + ": expected one line ed25519=<128 hex digits>");
+    }
+    hex = line.substr(8);
+  }
+  if (hex.size() != 128 || !all_hex(hex)) {
+    return Status::error(path + ": the identity must be 128 hex digits");
+  }
+  std::string raw;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  auto key = dht::SigningKey::from_secret(raw);
+  if (!key.ok()) return Status::error(path + ": " + key.error());
+  return key;
+}
+
 bool valid_curve_key(const std::string& key) {
   if (key.size() != kZ85KeyChars) return false;
   for (char c : key) {

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/dht/record_signing.h"
 #include "core/status.h"
 
 namespace crowdtrain::net {
@@ -24,6 +25,10 @@ Result<CurveKeypair> load_or_create_keypair(const std::string& path);
 // written there when the file does not exist: the shared secret whose holders may join an open
 // swarm (copy the file to every host). Errors name the file and what is wrong.
 Result<std::string> load_or_create_swarm_key(const std::string& path);
+// The Ed25519 identity at `path` (a line "ed25519=<128 hex digits>": libsodium's 64-byte secret
+// key, mode 0600) that signs the DHT records this peer owns (core/dht/record_signing.h), or a fresh
+// one written there when the file does not exist. Errors name the file and what is wrong.
+Result<dht::SigningKey> load_or_create_identity(const std::string& path);
 // Whether this libzmq can do CURVE (built with libsodium or its own tweetnacl).
 bool curve_available();
 

@@ -90,6 +90,7 @@ std::string join_live_flags(const LiveOptions& o) {
   if (!initial.empty()) s += " --initial-peers " + initial;
   if (!o.swarm_key_file.empty()) s += " --swarm-key-file " + o.swarm_key_file;
   if (!o.key_file.empty()) s += " --key-file " + o.key_file;
+  if (!o.identity_file.empty()) s += " --identity-file " + o.identity_file;
   s += std::string(" --duration ") + duration;
   if (!o.out_dir.empty()) s += " --out " + o.out_dir;
   if (o.epoch_unix_s) {
@@ -385,6 +386,16 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     context.bootstrap = std::make_shared<const std::vector<PeerId>>(start.joined);
   }
   context.state_dir = dir + "/state";
+  if (o.identity_file.empty()) {
+    context.identity = std::make_shared<const dht::SigningKey>(dht::SigningKey::generate());
+  } else {
+    auto identity = load_or_create_identity(o.identity_file);
+    if (!identity.ok()) {
+      std::fprintf(stderr, "crowdtrain live: --identity-file: %s\n", identity.error().c_str());
+      return 2;
+    }
+    context.identity = std::make_shared<const dht::SigningKey>(std::move(identity.value()));
+  }
   auto made = make_workload_app(s, rt, context);
   if (!made.ok()) {
     std::fprintf(stderr, "crowdtrain live: %s\n", made.error().c_str());

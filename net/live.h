@@ -31,6 +31,9 @@ struct LiveOptions {
   // peer's public key (--peers ID=ADDR#KEY). Empty: plain mode, which says so.
   std::string key_file;
   std::map<PeerId, std::string> peer_keys;
+  // This peer's Ed25519 identity file (--identity-file; created when missing), which signs the
+  // DHT records it owns. Empty: a fresh identity for this process.
+  std::string identity_file;
   double duration_s = 10.0;  // overrides scenario.duration_s when > 0
   std::string out_dir;       // "" = runs/<scenario>/live-<id>/
   // The run's time 0, in seconds since 1970-01-01 UTC, given alike to every peer of the run so that

@@ -22,7 +22,8 @@ constexpr int kMaxParentsSearched = 16;
 
 const char* kLiveUsage =
     "usage: crowdtrain live [SCENARIO] --id N --listen ADDR [--initial-peers ADDR,ADDR,...]\n"
-    "                       [--swarm-key-file PATH] [--key-file PATH] [--duration S]\n"
+    "                       [--swarm-key-file PATH] [--key-file PATH] [--identity-file PATH]\n"
+    "                       [--duration S]\n"
     "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n"
     "                       [--quiet]\n"
     "       crowdtrain live [SCENARIO] --id N --peers ID=ADDR,ID=ADDR,... [...]\n"
@@ -40,6 +41,9 @@ const char* kLiveUsage =
     "    and each initial peer is given with its public key, ADDR#KEY (--show-key prints this\n"
     "    peer's and exits). Without it the peer runs in plain mode (unencrypted,\n"
     "    unauthenticated) and says so.\n"
+    "  --identity-file: this peer's Ed25519 identity (created, mode 0600, when missing), which\n"
+    "    signs the DHT records it owns (keys or subkeys with its [owner:...] marker, e.g. expert\n"
+    "    declarations with workload.moe.server.sign_declarations); default: a fresh one per run.\n"
     "  SCENARIO defaults to scenarios/probe_world.json, looked up from the current folder "
     "upwards.\n"
     "  --listen defaults to this peer's own entry in --peers (required in open mode).\n"
@@ -203,6 +207,9 @@ std::string apply_flag(const std::string& flag, const std::string& arg,
   } else if (flag == "--key-file") {
     if (!take() || value.empty()) return "--key-file needs a path";
     o.key_file = value;
+  } else if (flag == "--identity-file") {
+    if (!take() || value.empty()) return "--identity-file needs a path";
+    o.identity_file = value;
   } else if (flag == "--show-key") {
     a.show_key = true;
   } else if (flag == "--duration") {

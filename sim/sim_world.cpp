@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 
+#include "core/dht/record_signing.h"
 #include "core/run_output.h"
 #include "core/workload.h"
 #include "sim/churn.h"
@@ -169,6 +170,9 @@ void World::join(PeerId p, const char* reason) {
   context.upload_mbps = topology_.peer(p).up_bps / 1e6;
   context.download_mbps = topology_.peer(p).down_bps / 1e6;
   if (!state_root_.empty()) context.state_dir = state_root_ + "/peer-" + std::to_string(p);
+  Rng identity_rng(derive_seed(s_.seed, "identity", p));  // the same key in every incarnation
+  context.identity =
+      std::make_shared<const dht::SigningKey>(dht::SigningKey::from_rng(identity_rng));
   auto app = make_workload_app(s_, *slot.rt, context);
   if (!app.ok()) {  // e.g. its data is missing: the run ends with that error, nothing crashes
     if (app_error_.empty()) {

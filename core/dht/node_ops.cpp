@@ -150,7 +150,10 @@ void DhtNode::store_many(std::vector<StoreItem> items,
       const std::string mark = signing_key_->marker();
       const bool mine = it.key.find(mark) != std::string::npos ||
                         (it.subkey && it.subkey->find(mark) != std::string::npos);
-      if (mine) it.value = signing_key_->sign(it.key, it.subkey, it.value, it.expiration);
+      if (mine) {
+        it.value = signing_key_->sign(it.key, it.subkey, it.value, it.expiration);
+        rt_.metrics().count("dht_records_signed");
+      }
     }
     const bool too_big = it.value.size() > options_.max_value_bytes() ||
                          (it.subkey && it.subkey->size() > options_.max_subkey_bytes());

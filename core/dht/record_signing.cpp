@@ -67,6 +67,15 @@ SigningKey SigningKey::from_seed(const std::array<uint8_t, 32>& seed) {
   return k;
 }
 
+SigningKey SigningKey::from_rng(Rng& rng) {
+  std::array<uint8_t, 32> seed{};
+  for (size_t i = 0; i < seed.size(); i += 8) {
+    const uint64_t v = rng.next_u64();
+    for (size_t b = 0; b < 8; ++b) seed[i + b] = static_cast<uint8_t>(v >> (8 * b));
+  }
+  return from_seed(seed);
+}
+
 SigningKey SigningKey::generate() {
   init_sodium();
   SigningKey k;

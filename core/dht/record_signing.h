@@ -40,6 +40,8 @@ class SigningKey {
  public:
   // From a 32-byte seed (the simulator draws it from the run's seed: deterministic runs).
   static SigningKey from_seed(const std::array<uint8_t, 32>& seed);
+  // From 32 bytes drawn from `rng` (the simulated world: a peer's identity from the run's seed).
+  static SigningKey from_rng(Rng& rng);
   // From the operating system's randomness (live peers).
   static SigningKey generate();
   // A 64-byte libsodium secret key (seed followed by the public key), as kept in a file; an error

@@ -47,7 +47,8 @@ std::optional<std::pair<int64_t, PeerId>> parse_entry(const std::string& subkey,
                                                       bool last) {
   const size_t dot = last ? subkey.find('.') : std::string::npos;
   auto coord = parse_coordinate(subkey.substr(0, dot), size);
-  auto server = parse_server_value(dot == std::string::npos ? value : subkey.substr(dot + 1));
+  auto server =
+      parse_server_value(dot == std::string::npos ? value : without_owner(subkey.substr(dot + 1)));
   if (!coord || !server) return std::nullopt;
   return std::make_pair(*coord, *server);
 }
@@ -63,7 +64,9 @@ void DhtExpertDirectory::get_many(std::vector<std::string> keys,
         for (size_t i = 0; i < values.size(); ++i) {
           if (!values[i].ok() || !values[i]->is_dictionary) continue;
           Dict dict;
-          for (const auto& [subkey, entry] : values[i]->dictionary) dict[subkey] = entry.value;
+          for (const auto& [subkey, entry] : values[i]->dictionary) {
+            dict[subkey] = std::string(dht::payload_of(entry.value));  // without a signature
+          }
           if (!dict.empty()) out[i] = std::move(dict);
         }
         done(std::move(out));

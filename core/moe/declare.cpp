@@ -13,8 +13,9 @@ constexpr Time kAloneRetry = std::chrono::seconds(2);
 }  // namespace
 
 std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& uids, PeerId server,
-                                              Time expiration) {
+                                              Time expiration, const std::string& owner) {
   const std::string server_str = std::to_string(server);
+  const std::string server_entry = server_str + owner;
   std::vector<dht::StoreItem> items;
   for (const std::string& text : uids) {
     auto uid = parse_expert_uid(text);
@@ -24,10 +25,10 @@ std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& ui
       // The last level names the replica too ("<coord>.<server>"), so that every server of an
       // expert has its own entry and a beam search sees all of them in one lookup.
       std::string subkey = std::to_string(uid->coords[depth]);
-      if (depth + 1 == dims) subkey += "." + server_str;
+      if (depth + 1 == dims) subkey += "." + server_entry;
       items.push_back(dht::StoreItem{uid_prefix(*uid, depth), subkey, server_str, expiration});
     }
-    items.push_back(dht::StoreItem{uid->str(), server_str, "", expiration});
+    items.push_back(dht::StoreItem{uid->str(), server_entry, "", expiration});
   }
   auto order = [](const dht::StoreItem& a, const dht::StoreItem& b) {
     return std::tie(a.key, a.subkey) < std::tie(b.key, b.subkey);
@@ -38,6 +39,11 @@ std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& ui
   std::sort(items.begin(), items.end(), order);
   items.erase(std::unique(items.begin(), items.end(), same), items.end());
   return items;
+}
+
+std::string without_owner(const std::string& subkey) {
+  const size_t at = subkey.find("[owner:");
+  return at != std::string::npos && subkey.back() == ']' ? subkey.substr(0, at) : subkey;
 }
 
 std::optional<PeerId> parse_server_value(const std::string& value) {
@@ -111,7 +117,9 @@ void ExpertDeclarer::remove(const std::vector<std::string>& uids) {
 void ExpertDeclarer::declare(const std::vector<std::string>& uids) {
   if (uids.empty()) return;
   ++rounds_;
-  auto items = declaration_items(uids, rt_.self(), rt_.now() + options_.expiration());
+  const auto& key = node_.signing_key();
+  const std::string owner = options_.sign() && key ? key->marker() : std::string();
+  auto items = declaration_items(uids, rt_.self(), rt_.now() + options_.expiration(), owner);
   node_.store_many(std::move(items), [this, alive = alive_](std::vector<size_t> stored) {
     if (!*alive) return;
     for (size_t n : stored) rt_.metrics().count(n > 0 ? "moe_declare_ok" : "moe_declare_failed");

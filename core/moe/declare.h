@@ -24,8 +24,14 @@ namespace crowdtrain::moe {
 // The DHT records that declare `uids` (each must parse with parse_expert_uid: CT_CHECKed) as
 // hosted by `server` until `expiration`: deduplicated (one item per key and subkey) and sorted by
 // key, then subkey.
+// With an `owner` marker (core/dht/record_signing.h), the entries that name the server (the
+// last level's "<coord>.<server>" and the uid's "<server>") end with it, so that the DHT takes them
+// only signed by that owner: no other peer can overwrite them.
 std::vector<dht::StoreItem> declaration_items(const std::vector<std::string>& uids, PeerId server,
-                                              Time expiration);
+                                              Time expiration, const std::string& owner = "");
+
+// A declaration subkey without its owner marker, when it ends with one.
+std::string without_owner(const std::string& subkey);
 
 // A server id as declared: decimal digits only, no sign, no leading zero (except "0"), below
 // kNoPeer. nullopt for anything else.
@@ -38,6 +44,8 @@ class ExpertDeclarerOptions {
   CT_DECLARER_OPTION(Time, period, std::chrono::seconds(30))      // between declarations
   CT_DECLARER_OPTION(Time, expiration, std::chrono::seconds(60))  // records live this long
   CT_DECLARER_OPTION(size_t, max_uids, 4096)                      // uids one server declares
+  // Sign the entries that name this server with the DHT node's key (when it has one).
+  CT_DECLARER_OPTION(bool, sign, false)
 #undef CT_DECLARER_OPTION
 };
 

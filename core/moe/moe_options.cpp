@@ -57,6 +57,7 @@ void read_server(JsonReader& r, MoeServerOptions& s) {
   r.read("checkpoint_interval_s", s.checkpoint_interval_s, NumberRange::non_negative());
   r.read("declare_period_s", s.declare_period_s, NumberRange::positive());
   r.read("declare_expiration_s", s.declare_expiration_s, NumberRange::positive());
+  r.read("sign_declarations", s.sign_declarations);
   r.read("backup_interval_s", s.backup_interval_s, NumberRange::non_negative());
   r.read("takeover_after_s", s.takeover_after_s, NumberRange::non_negative());
   r.read("failure_prob", s.failure_prob, NumberRange::half_open(0, 1));

@@ -22,6 +22,9 @@ struct MoeServerOptions {
   double checkpoint_interval_s = 0;  // 0 = no checkpoints (else into the peer's state folder)
   double declare_period_s = 30;      // re-declare the hosted experts in the DHT this often
   double declare_expiration_s = 60;  // a declaration expires this long after it is made
+  // The declarations that name this server carry its owner marker and signature, so that no other
+  // peer can overwrite them (core/dht/record_signing.h; costs an Ed25519 check per entry read).
+  bool sign_declarations = false;
   double backup_interval_s = 0;      // guardians pull their experts' state this often; 0 = off
   double takeover_after_s = 0;       // record empty this long: adopt; 0 = declare_period_s
   double failure_prob = 0;           // each expert request fails with this probability (the

@@ -110,7 +110,8 @@ class ServerApp final : public MoePeer {
         rt_, *node_, uids_,
         ExpertDeclarerOptions()
             .period(from_seconds(o_.server.declare_period_s))
-            .expiration(from_seconds(o_.server.declare_expiration_s)));
+            .expiration(from_seconds(o_.server.declare_expiration_s))
+            .sign(o_.server.sign_declarations));
     declarer_->start();
     rt_.metrics().event("moe_server_up", {{"experts", static_cast<int64_t>(uids_.size())}});
     if (o_.server.backup_interval_s > 0 && !guarded_.empty()) start_guardian();

