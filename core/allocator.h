@@ -11,7 +11,9 @@
 // blocks (kHugeBlockBytes and up) are therefore aligned to 2 MiB and advised as transparent huge
 // pages (MADV_HUGEPAGE; the kernel's default THP mode "madvise" honours it), one fault per 2 MiB:
 // keep_freed_memory() installs a LibTorch CPU allocator that does so, and alloc_bytes() gives
-// message buffers the same.
+// message buffers the same. Freed blocks above 32 MiB (which glibc would unmap) are kept, up to
+// 256 MiB in all, for the next allocation of the same size: a tensor made every round (an
+// all-reduce's delta) reuses its pages instead of faulting in and zeroing fresh ones.
 //
 // Call keep_freed_memory() once, first thing in main(); a no-op off glibc/Linux, and when the
 // environment sets CROWDTRAIN_MALLOC_DEFAULTS (to measure the difference).
@@ -29,6 +31,9 @@ void keep_freed_memory();
 
 // An uninitialised buffer of `size` bytes (64-byte aligned; large ones as above).
 std::shared_ptr<uint8_t> alloc_bytes(size_t size);
+
+// Bytes of freed big blocks kept for reuse (at most 256 MiB).
+size_t cached_block_bytes();
 
 // Whether large blocks are advised as huge pages (on by default; off to measure the difference in
 // one process, e.g. the averaging benchmark).

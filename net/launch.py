@@ -236,6 +236,8 @@ class Swarm:
         if self.keys:
             cmd += ["--key-file", os.path.join(self.out, f"peer{peer}", "key"),
                     "--swarm-key-file", self.swarm_key]
+        # The swarm's size is --processes: roles, data shards and group sizes follow it.
+        cmd += ["--set", f"peers.count={self.n}"]
         for s in self.a.sets:
             cmd += ["--set", s]
         if self.a.seed:

@@ -13,6 +13,10 @@ class Tensor;
 
 namespace crowdtrain {
 
+// Whether every element of floating tensor `t` is finite. Contiguous float32 on the CPU is checked
+// in one pass over the memory, without the bool tensor and reduction of torch::isfinite().all().
+bool all_finite(const at::Tensor& t);
+
 class WeightedAccumulator {
  public:
   // A zero sum shaped, typed and placed like `like`.

@@ -304,7 +304,7 @@ void AllReduceRound::State::on_part(size_t member, const ChunkHeader& h, const M
   if (!ct.ok()) return refuse("malformed", member, true, true);
   auto part = decompress(*ct, opt.compression(), dtype, span.size);
   if (!part.ok()) return refuse("bad_tensor", member, true, true);
-  if (!opt.allow_nan() && !torch::isfinite(*part).all().item<bool>()) {
+  if (!opt.allow_nan() && !all_finite(*part)) {
     return refuse("non_finite", member, true, true);
   }
   ++stats.chunks_received;
@@ -351,7 +351,8 @@ void AllReduceRound::State::maybe_complete(int64_t k) {
   const at::Tensor mean = c.acc->mean();
   c.acc.reset();
   if (slot_of[me] >= 0) {
-    delta.narrow(0, span.offset, span.size).copy_(mean - local.narrow(0, span.offset, span.size));
+    at::Tensor d = delta.narrow(0, span.offset, span.size);
+    at::sub_out(d, mean, local.narrow(0, span.offset, span.size));
     averaged += span.size;
   }
   std::vector<size_t> to;
@@ -392,7 +393,7 @@ void AllReduceRound::State::on_result(size_t member, const ChunkHeader& h, const
     bad = "malformed";
   } else if (!avg.ok()) {
     bad = "bad_tensor";
-  } else if (!opt.allow_nan() && !torch::isfinite(*avg).all().item<bool>()) {
+  } else if (!opt.allow_nan() && !all_finite(*avg)) {
     bad = "non_finite";
   }
   if (bad) {  // a reducer that sends garbage is not trusted with the rest of its part
@@ -408,7 +409,8 @@ void AllReduceRound::State::on_result(size_t member, const ChunkHeader& h, const
   run(
       span.size,
       [this, a, span] {
-        delta.narrow(0, span.offset, span.size).copy_(a - local.narrow(0, span.offset, span.size));
+        at::Tensor d = delta.narrow(0, span.offset, span.size);
+        at::sub_out(d, a, local.narrow(0, span.offset, span.size));
       },
       [] {});
 }

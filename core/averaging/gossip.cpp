@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/averaging/accumulator.h"
 #include "core/averaging/round_slots.h"
 #include "core/averaging/strategies.h"
 #include "core/tensor_codec.h"
@@ -161,7 +162,7 @@ void GossipAverager::on_message(PeerId from, Message msg) {
   if (!c.ok()) return refuse(from, "malformed");
   auto t = decompress(*c, options_.compression, dtype_, numel_);
   if (!t.ok()) return refuse(from, "bad_tensor");
-  if (!options_.allow_nan && !torch::isfinite(*t).all().item<bool>()) {
+  if (!options_.allow_nan && !all_finite(*t)) {
     return refuse(from, "not_finite");
   }
   auto& box = inbox_[*round];

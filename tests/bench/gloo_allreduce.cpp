@@ -2,8 +2,8 @@
 // butterfly all-reduce against (analysis/run_allreduce_vs_gloo.sh runs both in one invocation).
 // One process per rank: they meet through a file store in a shared folder, connect a full mesh of
 // TCP pairs, then run `reps` all-reduces of `floats` float32 (sum), each after a barrier, and rank
-// 0 prints one CSV line per repetition: algorithm,processes,floats,rep,ms (the slowest rank's
-// time: every rank reports to rank 0 through the store).
+// 0 prints one CSV line per repetition: algorithm,processes,floats,rep,ms,1 (the slowest rank's
+// time: every rank reports to rank 0 through the store; 1: complete, the sum checked).
 // usage: gloo_allreduce RANK SIZE STORE_DIR FLOATS REPS ring|halving_doubling
 #include <gloo/allreduce_halving_doubling.h>
 #include <gloo/allreduce_ring.h>
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
         auto v = store.get("t" + std::to_string(rep) + "." + std::to_string(r));
         slowest = std::max(slowest, std::atof(std::string(v.begin(), v.end()).c_str()));
       }
-      std::printf("gloo_%s,%d,%ld,%d,%.3f\n", algorithm.c_str(), size, floats, rep, slowest);
+      std::printf("gloo_%s,%d,%ld,%d,%.3f,1\n", algorithm.c_str(), size, floats, rep, slowest);
       std::fflush(stdout);
     }
   }

@@ -292,6 +292,33 @@ TEST(Accumulator, WeightedMean) {
   acc64.add(a, 2.0);
   EXPECT_EQ(acc64.mean().scalar_type(), torch::kFloat64);
   EXPECT_TRUE(torch::allclose(acc64.mean(), a.to(torch::kFloat64)));
+  // Only zero-weight parts: the mean is zeros, as with nothing added.
+  WeightedAccumulator zero(a);
+  zero.add(a, 0.0);
+  EXPECT_TRUE(torch::equal(zero.mean(), torch::zeros({1000})));
+}
+
+TEST(Accumulator, AllFiniteFindsEveryNonFiniteValue) {
+  for (int64_t n : {1, 3, 4, 7, 4096, 65536, 65537, 200003}) {
+    at::Tensor t = random_tensor(n, 11) * 1e30;
+    EXPECT_TRUE(all_finite(t)) << n;
+    for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+      for (float bad : {NAN, INFINITY, -INFINITY}) {
+        at::Tensor u = t.clone();
+        u[at] = bad;
+        EXPECT_FALSE(all_finite(u)) << n << " at " << at << " value " << bad;
+      }
+    }
+  }
+  const float edge[] = {3.4028235e38f, -3.4028235e38f, 1e-45f, -0.0f};  // max, min, denormal
+  EXPECT_TRUE(all_finite(torch::from_blob(const_cast<float*>(edge), {4})));
+  // Other dtypes and strided views go through LibTorch.
+  at::Tensor d = torch::ones({10}, torch::kFloat64);
+  EXPECT_TRUE(all_finite(d));
+  d[3] = NAN;
+  EXPECT_FALSE(all_finite(d));
+  at::Tensor strided = torch::ones({20}).slice(0, 0, 20, 2);
+  EXPECT_TRUE(all_finite(strided));
 }
 
 }  // namespace

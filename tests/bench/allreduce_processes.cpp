@@ -1,0 +1,188 @@
+// Our butterfly all-reduce (core/averaging/allreduce.h) between processes on loopback, in the same
+// harness as gloo_allreduce.cpp so that analysis/run_allreduce_vs_gloo.sh compares like with like:
+// one process per rank, a fixed peer list of ZmqRuntimes (plain, or CurveZMQ with `curve`), then
+// `reps` all-reduces of `floats` float32, each after a barrier (every rank tells rank 0 it is
+// ready, rank 0 says go), each checked (every rank holds the exact mean). Rank 0 prints one CSV
+// line per repetition: crowdtrain_<plain|curve>,processes,floats,rep,ms,complete — the slowest
+// rank's time, which every rank sends to rank 0.
+// usage: allreduce_processes RANK SIZE BASE_PORT KEY_DIR FLOATS REPS plain|curve
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/allocator.h"
+#include "core/averaging/allreduce.h"
+#include "core/message.h"
+#include "core/metrics.h"
+#include "net/curve_keys.h"
+#include "net/zmq_runtime.h"
+
+namespace ct = crowdtrain;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint16_t kTagRep = 16, kTagMs = 17;
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: allreduce_processes RANK SIZE BASE_PORT KEY_DIR FLOATS REPS plain|curve\n");
+  return 2;
+}
+
+std::string address(int base, int rank) {
+  return "tcp://127.0.0.1:" + std::to_string(base + rank);
+}
+
+// Rank r's public key, once it has written it (its keypair file is KEY_DIR/r).
+std::string public_key_of(const std::string& dir, int rank) {
+  const std::string path = dir + "/" + std::to_string(rank) + ".pub";
+  for (int i = 0; i < 600; ++i) {
+    std::ifstream in(path);
+    std::string key;
+    if (in >> key && ct::net::valid_curve_key(key)) return key;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::fprintf(stderr, "allreduce_processes: no public key at %s\n", path.c_str());
+  std::exit(1);
+}
+
+struct Rank {
+  int rank = 0, size = 0;
+  ct::MetricsSink sink;
+  std::unique_ptr<ct::net::ZmqRuntime> rt;
+  std::unique_ptr<ct::AllReduceRound> round;
+  std::map<uint64_t, int> ready;                 // rank 0: ready messages per repetition
+  std::map<uint64_t, std::vector<double>> times;  // rank 0: reported times per repetition
+  std::map<uint64_t, bool> go;                    // others: go received per repetition
+
+  void on_message(ct::PeerId from, ct::Message m) {
+    if (round && round->handle(from, m)) return;
+    if (m.type != ct::MsgType::kProbeRequest && m.type != ct::MsgType::kProbeResponse) return;
+    uint64_t rep = 0;
+    double ms = -1;
+    for (const ct::Field& f : m.fields) {
+      if (f.tag == kTagRep) rep = std::get<uint64_t>(f.value);
+      if (f.tag == kTagMs) ms = std::get<double>(f.value);
+    }
+    if (m.type == ct::MsgType::kProbeResponse) {
+      go[rep] = true;
+    } else if (ms >= 0) {
+      times[rep].push_back(ms);
+    } else {
+      ++ready[rep];
+    }
+  }
+  void run_until(const std::function<bool()>& cond) {
+    while (!cond()) rt->run_until(rt->now() + 1ms);
+  }
+  void send(int to, ct::MsgType type, uint64_t rep, double ms = -1) {
+    ct::Message m(type);
+    m.add_u64(kTagRep, rep);
+    if (ms >= 0) m.add_f64(kTagMs, ms);
+    rt->send(static_cast<ct::PeerId>(to), std::move(m));
+  }
+  // Every rank ready, then all start together (as gloo's barrier).
+  void barrier(uint64_t rep) {
+    if (rank == 0) {
+      run_until([&] { return ready[rep] == size - 1; });
+      for (int r = 1; r < size; ++r) send(r, ct::MsgType::kProbeResponse, rep);
+    } else {
+      send(0, ct::MsgType::kProbeRequest, rep);
+      run_until([&] { return go[rep]; });
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ct::keep_freed_memory();
+  if (argc != 8) return usage();
+  Rank me;
+  me.rank = std::atoi(argv[1]);
+  me.size = std::atoi(argv[2]);
+  const int base = std::atoi(argv[3]);
+  const std::string key_dir = argv[4], mode = argv[7];
+  const long floats = std::atol(argv[5]);
+  const int reps = std::atoi(argv[6]);
+  if (me.rank < 0 || me.size < 2 || me.rank >= me.size || base <= 0 || floats <= 0 || reps <= 0 ||
+      (mode != "plain" && mode != "curve")) {
+    return usage();
+  }
+  torch::set_num_threads(1);
+  auto options = ct::net::ZmqRuntimeOptions()
+                     .id(static_cast<ct::PeerId>(me.rank))
+                     .listen(address(base, me.rank));
+  if (mode == "curve") {
+    auto keys = ct::net::load_or_create_keypair(key_dir + "/" + std::to_string(me.rank));
+    if (!keys.ok()) return std::fprintf(stderr, "%s\n", keys.error().c_str()), 1;
+    options.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
+    std::ofstream(key_dir + "/" + std::to_string(me.rank) + ".pub") << keys->public_key << "\n";
+  }
+  auto created = ct::net::ZmqRuntime::create(options, me.sink);
+  if (!created.ok()) return std::fprintf(stderr, "%s\n", created.error().c_str()), 1;
+  me.rt = std::move(created.value());
+  for (int r = 0; r < me.size; ++r) {
+    if (r == me.rank) continue;
+    (void)me.rt->add_peer(static_cast<ct::PeerId>(r), address(base, r),
+                          mode == "curve" ? public_key_of(key_dir, r) : "");
+  }
+  me.rt->set_handler([&me](ct::PeerId from, ct::Message m) { me.on_message(from, std::move(m)); });
+  if (!me.rt->await_connections(60s).ok()) return std::fprintf(stderr, "no connections\n"), 1;
+
+  const at::Tensor local = torch::full({floats}, static_cast<float>(me.rank + 1));
+  const float want = static_cast<float>(me.size + 1) / 2;
+  std::vector<ct::GroupMember> members;
+  for (int r = 0; r < me.size; ++r) members.push_back(ct::GroupMember{static_cast<ct::PeerId>(r)});
+  for (int rep = 0; rep < reps; ++rep) {
+    me.barrier(static_cast<uint64_t>(rep));
+    std::optional<ct::Result<ct::AllReduceOutcome>> out;
+    const auto t0 = std::chrono::steady_clock::now();
+    me.round = std::make_unique<ct::AllReduceRound>(
+        *me.rt, ct::AllReduceGroup{1000 + static_cast<uint64_t>(rep), static_cast<uint64_t>(rep), members},
+        local, ct::AllReduceOptions().timeout(60s),
+        [&out](ct::Result<ct::AllReduceOutcome> r) { out = std::move(r); });
+    me.round->start();
+    me.run_until([&] { return out.has_value(); });
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    bool complete = out->ok() && (*out)->stats.elements_local == 0;
+    if (complete) {
+      const at::Tensor mean = local + *(*out)->delta;
+      complete = mean[0].item<float>() == want && mean[floats - 1].item<float>() == want;
+      if (!complete) {
+        std::fprintf(stderr, "rank %d rep %d: mean %g .. %g, want %g\n", me.rank, rep,
+                     mean[0].item<float>(), mean[floats - 1].item<float>(), want);
+      }
+    } else {
+      std::fprintf(stderr, "rank %d rep %d: %s\n", me.rank, rep,
+                   out->ok() ? ("left " + std::to_string((*out)->stats.elements_local) +
+                                " local, refused " + std::to_string((*out)->stats.refused))
+                                   .c_str()
+                             : out->error().c_str());
+    }
+    if (me.rank != 0) {
+      me.send(0, ct::MsgType::kProbeRequest, static_cast<uint64_t>(rep), complete ? ms : 1e9);
+      continue;
+    }
+    me.times[rep].push_back(complete ? ms : 1e9);
+    me.run_until([&] { return static_cast<int>(me.times[rep].size()) == me.size; });
+    double slowest = 0;
+    for (double t : me.times[rep]) slowest = std::max(slowest, t);
+    std::printf("crowdtrain_%s,%d,%ld,%d,%.3f,%d\n", mode.c_str(), me.size, floats, rep,
+                slowest < 1e9 ? slowest : 0.0, slowest < 1e9 ? 1 : 0);
+    std::fflush(stdout);
+  }
+  // Let the last messages leave before the sockets close.
+  me.rt->run_until(me.rt->now() + 300ms);
+  return 0;
+}
