@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "core/allocator.h"
 #include "core/averaging/allreduce.h"
@@ -60,12 +62,22 @@ struct Rank {
   ct::MetricsSink sink;
   std::unique_ptr<ct::net::ZmqRuntime> rt;
   std::unique_ptr<ct::AllReduceRound> round;
-  std::map<uint64_t, int> ready;                 // rank 0: ready messages per repetition
+  std::map<uint64_t, std::set<ct::PeerId>> ready;  // rank 0: the ranks ready, per repetition
+  std::set<uint64_t> released;                      // rank 0: repetitions it said go to
   std::map<uint64_t, std::vector<double>> times;  // rank 0: reported times per repetition
   std::map<uint64_t, bool> go;                    // others: go received per repetition
 
+  // All-reduce messages that came before this rank started their round (another rank heard go
+  // first): handed to the next round once it has started.
+  std::vector<std::pair<ct::PeerId, ct::Message>> early;
+
   void on_message(ct::PeerId from, ct::Message m) {
     if (round && round->handle(from, m)) return;
+    if (m.type == ct::MsgType::kAvgPart || m.type == ct::MsgType::kAvgResult ||
+        m.type == ct::MsgType::kAvgRefuse) {
+      if (early.size() < 4096) early.emplace_back(from, std::move(m));
+      return;
+    }
     if (m.type != ct::MsgType::kProbeRequest && m.type != ct::MsgType::kProbeResponse) return;
     uint64_t rep = 0;
     double ms = -1;
@@ -78,11 +90,18 @@ struct Rank {
     } else if (ms >= 0) {
       times[rep].push_back(ms);
     } else {
-      ++ready[rep];
+      ready[rep].insert(from);
+      if (released.count(rep)) send(static_cast<int>(from), ct::MsgType::kProbeResponse, rep);
     }
   }
-  void run_until(const std::function<bool()>& cond) {
-    while (!cond()) rt->run_until(rt->now() + 1ms);
+  // Runs the loop until `cond`; false when `limit` passed first.
+  bool run_until(const std::function<bool()>& cond, ct::Time limit = std::chrono::seconds(60)) {
+    const ct::Time end = rt->now() + limit;
+    while (!cond()) {
+      if (rt->now() >= end) return false;
+      rt->run_until(rt->now() + 1ms);
+    }
+    return true;
   }
   void send(int to, ct::MsgType type, uint64_t rep, double ms = -1) {
     ct::Message m(type);
@@ -90,14 +109,30 @@ struct Rank {
     if (ms >= 0) m.add_f64(kTagMs, ms);
     rt->send(static_cast<ct::PeerId>(to), std::move(m));
   }
-  // Every rank ready, then all start together (as gloo's barrier).
+  // Every rank ready, then all start together (as gloo's barrier). A rank says ready again every
+  // 200 ms until it hears go: a message sent while the secure handshake was still being refused
+  // (the other rank did not know this one's key yet) is dropped after the connect grace.
   void barrier(uint64_t rep) {
     if (rank == 0) {
-      run_until([&] { return ready[rep] == size - 1; });
+      if (!run_until([&] { return static_cast<int>(ready[rep].size()) == size - 1; })) {
+        std::fprintf(stderr, "allreduce_processes: rank 0: not every rank ready for %llu\n",
+                     static_cast<unsigned long long>(rep));
+        std::exit(1);
+      }
+      released.insert(rep);
       for (int r = 1; r < size; ++r) send(r, ct::MsgType::kProbeResponse, rep);
-    } else {
+      return;
+    }
+    const ct::Time give_up = rt->now() + std::chrono::seconds(60);
+    while (!go[rep]) {
+      if (rt->now() >= give_up) {
+        std::fprintf(stderr, "allreduce_processes: rank %d: no go for %llu\n", rank,
+                     static_cast<unsigned long long>(rep));
+        std::exit(1);
+      }
       send(0, ct::MsgType::kProbeRequest, rep);
-      run_until([&] { return go[rep]; });
+      const auto until = rt->now() + 200ms;
+      while (!go[rep] && rt->now() < until) rt->run_until(rt->now() + 1ms);
     }
   }
 };
@@ -128,13 +163,18 @@ int main(int argc, char** argv) {
     options.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
     std::ofstream(key_dir + "/" + std::to_string(me.rank) + ".pub") << keys->public_key << "\n";
   }
+  // Every key before any socket: a rank that connected while the other did not know its key yet
+  // was refused by the other's ZAP handler, and that direction never came up (libzmq 4.3.4 does
+  // not retry a refused handshake).
+  std::map<int, std::string> keys;
+  for (int r = 0; r < me.size; ++r) {
+    if (r != me.rank) keys[r] = mode == "curve" ? public_key_of(key_dir, r) : "";
+  }
   auto created = ct::net::ZmqRuntime::create(options, me.sink);
   if (!created.ok()) return std::fprintf(stderr, "%s\n", created.error().c_str()), 1;
   me.rt = std::move(created.value());
-  for (int r = 0; r < me.size; ++r) {
-    if (r == me.rank) continue;
-    (void)me.rt->add_peer(static_cast<ct::PeerId>(r), address(base, r),
-                          mode == "curve" ? public_key_of(key_dir, r) : "");
+  for (const auto& [r, key] : keys) {
+    (void)me.rt->add_peer(static_cast<ct::PeerId>(r), address(base, r), key);
   }
   me.rt->set_handler([&me](ct::PeerId from, ct::Message m) { me.on_message(from, std::move(m)); });
   if (!me.rt->await_connections(60s).ok()) return std::fprintf(stderr, "no connections\n"), 1;
@@ -149,9 +189,10 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     me.round = std::make_unique<ct::AllReduceRound>(
         *me.rt, ct::AllReduceGroup{1000 + static_cast<uint64_t>(rep), static_cast<uint64_t>(rep), members},
-        local, ct::AllReduceOptions().timeout(60s),
+        local, ct::AllReduceOptions().timeout(10s),
         [&out](ct::Result<ct::AllReduceOutcome> r) { out = std::move(r); });
     me.round->start();
+    for (auto& [from, m] : std::exchange(me.early, {})) me.round->handle(from, m);
     me.run_until([&] { return out.has_value(); });
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -163,7 +204,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "rank %d rep %d: mean %g .. %g, want %g\n", me.rank, rep,
                      mean[0].item<float>(), mean[floats - 1].item<float>(), want);
       }
-    } else {
+    }
+    if (out->ok() && (*out)->stats.refused > 0) {
+      for (const auto& [why, n] : (*out)->stats.refused_by_reason) {
+        std::fprintf(stderr, "rank %d rep %d: refused %s x%lld\n", me.rank, rep, why.c_str(),
+                     static_cast<long long>(n));
+      }
+    }
+    if (!complete) {
       std::fprintf(stderr, "rank %d rep %d: %s\n", me.rank, rep,
                    out->ok() ? ("left " + std::to_string((*out)->stats.elements_local) +
                                 " local, refused " + std::to_string((*out)->stats.refused))
@@ -175,7 +223,8 @@ int main(int argc, char** argv) {
       continue;
     }
     me.times[rep].push_back(complete ? ms : 1e9);
-    me.run_until([&] { return static_cast<int>(me.times[rep].size()) == me.size; });
+    me.run_until([&] { return static_cast<int>(me.times[rep].size()) == me.size; }, 15s);
+    if (static_cast<int>(me.times[rep].size()) < me.size) me.times[rep].push_back(1e9);
     double slowest = 0;
     for (double t : me.times[rep]) slowest = std::max(slowest, t);
     std::printf("crowdtrain_%s,%d,%ld,%d,%.3f,%d\n", mode.c_str(), me.size, floats, rep,
