@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -16,20 +17,26 @@ constexpr size_t kZ85KeyChars = 40;
 constexpr char kZ85Alphabet[] =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
-Status write_keypair(const std::string& path, const CurveKeypair& k) {
+// Writes `text` to a new file at `path` readable by its owner only; errors name the file and
+// `what` it is.
+Status write_private(const std::string& path, const std::string& text, const std::string& what) {
   const mode_t old = umask(077);
   std::ofstream out(path);
   umask(old);
-  if (!out) return Status::error(path + ": cannot create the key file");
-  out << "# crowdtrain live peer keypair (CurveZMQ, Z85); keep the secret key private\n"
-      << "public=" << k.public_key << "\nsecret=" << k.secret_key << "\n";
+  if (!out) return Status::error(path + ": cannot create the " + what + " file");
+  out << text;
   out.close();
-  if (!out) return Status::error(path + ": cannot write the key file");
+  if (!out) return Status::error(path + ": cannot write the " + what + " file");
   chmod(path.c_str(), 0600);
   return Status::ok_status();
 }
 
-constexpr size_t kSwarmKeyHexChars = 64;
+Status write_keypair(const std::string& path, const CurveKeypair& k) {
+  return write_private(path,
+                       "# crowdtrain live peer keypair (CurveZMQ, Z85); keep the secret key "
+                       "private\npublic=" + k.public_key + "\nsecret=" + k.secret_key + "\n",
+                       "key");
+}
 
 bool all_hex(const std::string& s) {
   for (char c : s) {
@@ -38,78 +45,80 @@ bool all_hex(const std::string& s) {
   return true;
 }
 
-}  // namespace
+std::string to_hex(const std::string& bytes) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
 
-Result<std::string> load_or_create_swarm_key(const std::string& path) {
+// A file of one line "<name>=<hex_chars hex digits>" (and # comments): the digits, or an error that
+// names the file. nullopt when there is no file at `path` (the caller creates one).
+Result<std::optional<std::string>> read_hex_line(const std::string& path, const std::string& name,
+                                                 size_t hex_chars, const std::string& what) {
   std::ifstream in(path);
   if (!in) {
     struct stat st {};
-    if (stat(path.c_str(), &st) == 0)
-      return Status::error(path + ": cannot read the swarm key file");
-    std::random_device rd;  // the kernel's entropy: the key must not be guessable
-    static const char* kHex = "0123456789abcdef";
-    std::string key;
-    for (size_t i = 0; i < kSwarmKeyHexChars; ++i) key.push_back(kHex[rd() & 0xF]);
-    const mode_t old = umask(077);
-    std::ofstream out(path);
-    umask(old);
-    out << "# crowdtrain swarm key: every peer of the swarm holds this file; keep it private\n"
-        << "swarm=" << key << "\n";
-    out.close();
-    if (!out) return Status::error(path + ": cannot write the swarm key file");
-    chmod(path.c_str(), 0600);
-    return key;
+    if (stat(path.c_str(), &st) == 0) return Status::error(path + ": cannot read the " + what + " file");
+    return std::optional<std::string>();
   }
-  std::string line, key;
+  const std::string want = name + "=<" + std::to_string(hex_chars) + " hex digits>";
+  std::string line, hex;
+  bool seen = false;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("swarm=", 0) != 0 || !key.empty()) {
-      return Status::error(path + ": expected one line swarm=<64 hex digits>");
+    if (line.rfind(name + "=", 0) != 0 || seen) {
+      return Status::error(path + ": expected one line " + want);
     }
-    key = line.substr(6);
+    hex = line.substr(name.size() + 1);
+    seen = true;
   }
-  if (key.size() != kSwarmKeyHexChars || !all_hex(key)) {
-    return Status::error(path + ": the swarm key must be 64 hex digits");
+  if (hex.size() != hex_chars || !all_hex(hex)) {
+    return Status::error(path + ": the " + what + " must be " + std::to_string(hex_chars) +
+                         " hex digits");
   }
+  return std::optional<std::string>(hex);
+}
+
+constexpr size_t kSwarmKeyHexChars = 64;
+
+}  // namespace
+
+Result<std::string> load_or_create_swarm_key(const std::string& path) {
+  auto held = read_hex_line(path, "swarm", kSwarmKeyHexChars, "swarm key");
+  if (!held.ok()) return held.status();
+  if (*held) return **held;
+  std::random_device rd;  // the kernel's entropy: the key must not be guessable
+  std::string raw;
+  for (size_t i = 0; i < kSwarmKeyHexChars / 2; ++i) raw.push_back(static_cast<char>(rd() & 0xFF));
+  const std::string key = to_hex(raw);
+  Status st = write_private(
+      path,
+      "# crowdtrain swarm key: every peer of the swarm holds this file; keep it private\nswarm=" +
+          key + "\n",
+      "swarm key");
+  if (!st.ok()) return st;
   return key;
 }
 
 Result<dht::SigningKey> load_or_create_identity(const std::string& path) {
-  static const char* kHex = "0123456789abcdef";
-  std::ifstream in(path);
-  if (!in) {
-    struct stat st {};
-    if (stat(path.c_str(), &st) == 0) return Status::error(path + ": cannot read the identity file");
+  auto held = read_hex_line(path, "ed25519", 128, "identity");
+  if (!held.ok()) return held.status();
+  if (!*held) {
     const dht::SigningKey key = dht::SigningKey::generate();
-    std::string hex;
-    for (unsigned char c : key.secret()) {
-      hex += kHex[c >> 4];
-      hex += kHex[c & 15];
-    }
-    const mode_t old = umask(077);
-    std::ofstream out(path);
-    umask(old);
-    out << "# crowdtrain peer identity (Ed25519, signs the DHT records it owns); keep it private\n"
-        << "ed25519=" << hex << "\n";
-    out.close();
-    if (!out) return Status::error(path + ": cannot write the identity file");
-    chmod(path.c_str(), 0600);
+    Status st = write_private(path,
+                              "# crowdtrain peer identity (Ed25519, signs the DHT records it "
+                              "owns); keep it private\ned25519=" + to_hex(key.secret()) + "\n",
+                              "identity");
+    if (!st.ok()) return st;
     return key;
   }
-  std::string line, hex;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (line.rfind("ed25519=", 0) != 0 || !hex.empty()) {
-      return Status::error(path + ": expected one line ed25519=<128 hex digits>");
-    }
-    hex = line.substr(8);
-  }
-  if (hex.size() != 128 || !all_hex(hex)) {
-    return Status::error(path + ": the identity must be 128 hex digits");
-  }
   std::string raw;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i < (*held)->size(); i += 2) {
+    raw.push_back(static_cast<char>(std::stoi((*held)->substr(i, 2), nullptr, 16)));
   }
   auto key = dht::SigningKey::from_secret(raw);
   if (!key.ok()) return Status::error(path + ": " + key.error());

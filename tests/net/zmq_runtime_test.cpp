@@ -5,6 +5,7 @@
 #include "net/curve_keys.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -622,6 +623,39 @@ TEST(ZmqRuntimeCurve, KeyFilesAreCreatedOnceAndChecked) {
   auto mismatch = load_or_create_keypair(path);
   ASSERT_FALSE(mismatch.ok());
   EXPECT_NE(mismatch.error().find("the public key is not the secret key's"), std::string::npos);
+}
+
+TEST(ZmqRuntimeCurve, SwarmKeyAndIdentityFilesAreCreatedOnceAndChecked) {
+  const std::string dir = ::testing::TempDir() + "/keys_" + std::to_string(::getpid());
+  const std::string swarm = dir + ".swarm", identity = dir + ".identity";
+  std::remove(swarm.c_str());
+  std::remove(identity.c_str());
+  auto s1 = load_or_create_swarm_key(swarm), s2 = load_or_create_swarm_key(swarm);
+  ASSERT_TRUE(s1.ok() && s2.ok()) << s1.error();
+  EXPECT_EQ(*s1, *s2);
+  EXPECT_EQ(s1->size(), 64u);
+  auto i1 = load_or_create_identity(identity), i2 = load_or_create_identity(identity);
+  ASSERT_TRUE(i1.ok() && i2.ok()) << i1.error();
+  EXPECT_EQ(i1->public_key(), i2->public_key());
+  struct stat st {};
+  ASSERT_EQ(stat(identity.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::ofstream(swarm) << "swarm=abc\n";
+  auto short_key = load_or_create_swarm_key(swarm);
+  ASSERT_FALSE(short_key.ok());
+  EXPECT_NE(short_key.error().find("must be 64 hex digits"), std::string::npos);
+  std::ofstream(identity) << "ed25519=" << std::string(128, 'a') << "\nextra=1\n";
+  auto two_lines = load_or_create_identity(identity);
+  ASSERT_FALSE(two_lines.ok());
+  EXPECT_NE(two_lines.error().find("expected one line ed25519=<128 hex digits>"),
+            std::string::npos)
+      << two_lines.error();
+  std::ofstream(identity) << "ed25519=" << std::string(128, 'a') << "\n";
+  auto mismatch = load_or_create_identity(identity);  // its public half is not its seed's
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_NE(mismatch.error().find("does not match"), std::string::npos) << mismatch.error();
+  std::remove(swarm.c_str());
+  std::remove(identity.c_str());
 }
 
 // Open membership: peers that know one address join through it, and learn the rest by asking.

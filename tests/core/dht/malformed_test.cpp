@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/dht/dht_app.h"
+#include "tests/core/dht/raw_peer.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::dht {
@@ -11,14 +12,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using crowdtrain::testing::FakeWorld;
-
-class RawPeer : public PeerApp {
- public:
-  explicit RawPeer(Runtime& rt) : rpc(rt) {}
-  void start() override {}
-  void on_message(PeerId from, Message m) override { rpc.handle(from, std::move(m)); }
-  RpcEndpoint rpc;
-};
 
 struct Fixture {
   FakeWorld world{3};

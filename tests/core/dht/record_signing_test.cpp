@@ -7,6 +7,7 @@
 
 #include "core/dht/dht_app.h"
 #include "core/dht/node.h"
+#include "tests/core/dht/raw_peer.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain::dht {
@@ -86,14 +87,6 @@ TEST(RecordSigning, OwnerMarkersAndSecretKeys) {
 }
 
 // One DHT node and a raw peer that sends it store requests of its choosing.
-class RawPeer : public PeerApp {
- public:
-  explicit RawPeer(Runtime& rt) : rpc(rt) {}
-  void start() override {}
-  void on_message(PeerId from, Message m) override { rpc.handle(from, std::move(m)); }
-  RpcEndpoint rpc;
-};
-
 struct Target {
   FakeWorld world{5};
   DhtApp app{world.add_peer(0), DhtId::from_key("node"), DhtOptions(), {}};

@@ -109,6 +109,23 @@ void check_search(Swarm& s, PeerId from, const ExpertGrid& grid,
   }
 }
 
+// The servers that the replica dictionary of `uid` names, as peer `from` reads it (owner markers
+// dropped); with `signed_entries`, every entry must carry a signature.
+std::set<PeerId> replica_servers(Swarm& s, PeerId from, const std::string& uid,
+                                 bool signed_entries = false) {
+  std::optional<Result<dht::DhtValue>> replicas;
+  s.node(from).get(uid, [&](Result<dht::DhtValue> r) { replicas = std::move(r); });
+  s.world.run_for(5s);
+  std::set<PeerId> named;
+  EXPECT_TRUE(replicas && replicas->ok());
+  if (!replicas || !replicas->ok()) return named;
+  for (const auto& [subkey, entry] : (*replicas)->dictionary) {
+    named.insert(*parse_server_value(without_owner(subkey)));
+    if (signed_entries) EXPECT_TRUE(dht::split_signed(entry.value).has_value()) << subkey;
+  }
+  return named;
+}
+
 TEST(BeamSearchOverDht, FindsExactlyWhatTheServersDeclared) {
   Swarm s;
   // "ffn": a partial 2-D grid, 20 of 64 experts, 2 replicas each, declared by ExpertDeclarers.
@@ -148,15 +165,7 @@ TEST(BeamSearchOverDht, FindsExactlyWhatTheServersDeclared) {
 
   // The replica dictionary of one "ffn" expert names both of its hosts.
   const auto& [uid, servers] = *ffn_hosts.begin();
-  std::optional<Result<dht::DhtValue>> replicas;
-  s.node(5).get(uid, [&](Result<dht::DhtValue> r) { replicas = std::move(r); });
-  s.world.run_for(5s);
-  ASSERT_TRUE(replicas && replicas->ok());
-  std::set<PeerId> named;
-  for (const auto& [subkey, entry] : (*replicas)->dictionary) {
-    named.insert(*parse_server_value(subkey));
-  }
-  EXPECT_EQ(named, servers);
+  EXPECT_EQ(replica_servers(s, 5, uid), servers);
 
   // Two minutes later the declarers have re-declared (records live 60 s): still found.
   s.world.run_for(120s);
@@ -192,7 +201,6 @@ TEST(BeamSearchOverDht, SignedDeclarationsAreFoundAndCannotBeOverwritten) {
   // to point elsewhere, and to declare server 0's expert unsigned under the same subkeys.
   const std::string owner = s.node(0).signing_key()->marker();
   const std::string uid = (*assignment)[0].front();
-  const ExpertUid parsed = *parse_expert_uid(uid);
   std::vector<dht::StoreItem> forged;
   for (const auto& item : declaration_items({uid}, 0, s.world.now() + 3600s, owner)) {
     if (item.subkey && item.subkey->find(owner) != std::string::npos) forged.push_back(item);
@@ -206,17 +214,7 @@ TEST(BeamSearchOverDht, SignedDeclarationsAreFoundAndCannotBeOverwritten) {
   EXPECT_EQ(stored[1], 0u);
   EXPECT_GT(s.world.sink.counter("dht_forged_records"), 0);
   // The replica dictionary still names server 0, signed by it.
-  std::optional<Result<dht::DhtValue>> replicas;
-  s.node(5).get(uid, [&](Result<dht::DhtValue> r) { replicas = std::move(r); });
-  s.world.run_for(5s);
-  ASSERT_TRUE(replicas && replicas->ok());
-  std::set<PeerId> named;
-  for (const auto& [subkey, entry] : (*replicas)->dictionary) {
-    named.insert(*parse_server_value(without_owner(subkey)));
-    EXPECT_TRUE(dht::split_signed(entry.value).has_value()) << subkey;
-  }
-  EXPECT_EQ(named, hosts.at(uid));
-  EXPECT_EQ(parsed.str(), uid);
+  EXPECT_EQ(replica_servers(s, 5, uid, /*signed_entries=*/true), hosts.at(uid));
 }
 
 }  // namespace
