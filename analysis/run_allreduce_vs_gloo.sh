@@ -5,7 +5,8 @@
 # build/tests/gloo_allreduce: one process per rank, a barrier before each repetition, the slowest
 # rank's time). Besides, the same all-reduce inside the live averaging workload
 # (crowdtrain launch of scenarios/allreduce_live_10m.json: matchmaking through the DHT first, no
-# barrier, the allreduce_done event's ms; crowdtrain_launch_*). Ten repetitions each (six rounds
+# barrier, the allreduce_done event's ms; crowdtrain_launch_*), and the simulator's prediction for
+# that scenario (10 Gb/s links standing for loopback, its compute cost model; simulator). Ten repetitions each (six rounds
 # for the launches). Writes docs/results/allreduce_vs_gloo.csv (every repetition; complete = 0
 # when some peer left part of the vector unaveraged) and prints the medians of the complete
 # repetitions without the first (connections and first-touch page faults).
@@ -65,7 +66,24 @@ for rep, k in enumerate(sorted(rounds)):
     print(f"crowdtrain_launch_{mode},{n},{floats},{rep},{max(r['ms']):.3f},{complete}")
 PYEOF
 }
+simulated() {  # $1 processes: the simulator's prediction on the same scenario (its cost model)
+  "$BUILD/crowdtrain" run "$ROOT/scenarios/allreduce_live_10m.json" --set peers.count="$1" \
+    --out "$WORK/sim-$1" --quiet >/dev/null
+  /usr/bin/python3 - "$WORK/sim-$1/events.jsonl" "$1" "$FLOATS" >>"$WORK/rows.csv" <<'PYEOF'
+import json, sys
+path, n, floats = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rounds = {}
+for line in open(path):
+    e = json.loads(line)
+    if e.get("ev") == "allreduce_done":
+        rounds.setdefault(e["round"], []).append((e["ms"], e["local"] == 0))
+for rep, k in enumerate(sorted(rounds)):
+    ms = max(m for m, _ in rounds[k])
+    print(f"simulator,{n},{floats},{rep},{ms:.3f},{int(all(c for _, c in rounds[k]) and len(rounds[k]) == n)}")
+PYEOF
+}
 for n in 2 4; do
+  simulated "$n"
   gloo ring "$n"
   gloo halving_doubling "$n"
   ours plain "$n"
