@@ -137,6 +137,94 @@ struct Rank {
   }
 };
 
+// The rank's runtime, connected to every other rank (plain, or CurveZMQ with every rank's key).
+bool connect(Rank& me, int base, const std::string& key_dir, const std::string& mode) {
+  auto options = ct::net::ZmqRuntimeOptions()
+                     .id(static_cast<ct::PeerId>(me.rank))
+                     .listen(address(base, me.rank));
+  if (mode == "curve") {
+    auto keys = ct::net::load_or_create_keypair(key_dir + "/" + std::to_string(me.rank));
+    if (!keys.ok()) return std::fprintf(stderr, "%s\n", keys.error().c_str()), false;
+    options.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
+    std::ofstream(key_dir + "/" + std::to_string(me.rank) + ".pub") << keys->public_key << "\n";
+  }
+  // Every key before any socket: a rank that connected while the other did not know its key yet
+  // was refused by the other's ZAP handler, and that direction never came up (libzmq 4.3.4 does
+  // not retry a refused handshake).
+  std::map<int, std::string> keys;
+  for (int r = 0; r < me.size; ++r) {
+    if (r != me.rank) keys[r] = mode == "curve" ? public_key_of(key_dir, r) : "";
+  }
+  auto created = ct::net::ZmqRuntime::create(options, me.sink);
+  if (!created.ok()) return std::fprintf(stderr, "%s\n", created.error().c_str()), false;
+  me.rt = std::move(created.value());
+  for (const auto& [r, key] : keys) {
+    (void)me.rt->add_peer(static_cast<ct::PeerId>(r), address(base, r), key);
+  }
+  me.rt->set_handler([&me](ct::PeerId from, ct::Message m) { me.on_message(from, std::move(m)); });
+  if (!me.rt->await_connections(60s).ok()) return std::fprintf(stderr, "no connections\n"), false;
+  return true;
+}
+
+// One all-reduce of `local` (after the barrier); its time in ms, or nullopt when it did not end
+// with every rank holding the exact mean `want` (what went wrong goes to stderr).
+std::optional<double> one_round(Rank& me, const at::Tensor& local, float want, int rep) {
+  me.barrier(static_cast<uint64_t>(rep));
+  std::vector<ct::GroupMember> members;
+  for (int r = 0; r < me.size; ++r) members.push_back(ct::GroupMember{static_cast<ct::PeerId>(r)});
+  std::optional<ct::Result<ct::AllReduceOutcome>> out;
+  const auto t0 = std::chrono::steady_clock::now();
+  me.round = std::make_unique<ct::AllReduceRound>(
+      *me.rt,
+      ct::AllReduceGroup{1000 + static_cast<uint64_t>(rep), static_cast<uint64_t>(rep), members},
+      local, ct::AllReduceOptions().timeout(10s),
+      [&out](ct::Result<ct::AllReduceOutcome> r) { out = std::move(r); });
+  me.round->start();
+  for (auto& [from, m] : std::exchange(me.early, {})) me.round->handle(from, m);
+  me.run_until([&] { return out.has_value(); });
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!out->ok()) {
+    std::fprintf(stderr, "rank %d rep %d: %s\n", me.rank, rep, out->error().c_str());
+    return std::nullopt;
+  }
+  const ct::AllReduceStats& stats = (*out)->stats;
+  for (const auto& [why, n] : stats.refused_by_reason) {
+    std::fprintf(stderr, "rank %d rep %d: refused %s x%lld\n", me.rank, rep, why.c_str(),
+                 static_cast<long long>(n));
+  }
+  if (stats.elements_local != 0) {
+    std::fprintf(stderr, "rank %d rep %d: %lld elements left local\n", me.rank, rep,
+                 static_cast<long long>(stats.elements_local));
+    return std::nullopt;
+  }
+  const at::Tensor mean = local + *(*out)->delta;
+  const float first = mean[0].item<float>(), last = mean[-1].item<float>();
+  if (first != want || last != want) {
+    std::fprintf(stderr, "rank %d rep %d: mean %g .. %g, want %g\n", me.rank, rep, first, last,
+                 want);
+    return std::nullopt;
+  }
+  return ms;
+}
+
+// Rank 0 prints the slowest rank's time of repetition `rep`; the others send theirs to it.
+void report(Rank& me, int rep, std::optional<double> ms, const std::string& mode, long floats) {
+  const double mine = ms.value_or(1e9);
+  if (me.rank != 0) {
+    me.send(0, ct::MsgType::kProbeRequest, static_cast<uint64_t>(rep), mine);
+    return;
+  }
+  me.times[rep].push_back(mine);
+  me.run_until([&] { return static_cast<int>(me.times[rep].size()) == me.size; }, 15s);
+  if (static_cast<int>(me.times[rep].size()) < me.size) me.times[rep].push_back(1e9);
+  double slowest = 0;
+  for (double t : me.times[rep]) slowest = std::max(slowest, t);
+  std::printf("crowdtrain_%s,%d,%ld,%d,%.3f,%d\n", mode.c_str(), me.size, floats, rep,
+              slowest < 1e9 ? slowest : 0.0, slowest < 1e9 ? 1 : 0);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,84 +242,10 @@ int main(int argc, char** argv) {
     return usage();
   }
   torch::set_num_threads(1);
-  auto options = ct::net::ZmqRuntimeOptions()
-                     .id(static_cast<ct::PeerId>(me.rank))
-                     .listen(address(base, me.rank));
-  if (mode == "curve") {
-    auto keys = ct::net::load_or_create_keypair(key_dir + "/" + std::to_string(me.rank));
-    if (!keys.ok()) return std::fprintf(stderr, "%s\n", keys.error().c_str()), 1;
-    options.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
-    std::ofstream(key_dir + "/" + std::to_string(me.rank) + ".pub") << keys->public_key << "\n";
-  }
-  // Every key before any socket: a rank that connected while the other did not know its key yet
-  // was refused by the other's ZAP handler, and that direction never came up (libzmq 4.3.4 does
-  // not retry a refused handshake).
-  std::map<int, std::string> keys;
-  for (int r = 0; r < me.size; ++r) {
-    if (r != me.rank) keys[r] = mode == "curve" ? public_key_of(key_dir, r) : "";
-  }
-  auto created = ct::net::ZmqRuntime::create(options, me.sink);
-  if (!created.ok()) return std::fprintf(stderr, "%s\n", created.error().c_str()), 1;
-  me.rt = std::move(created.value());
-  for (const auto& [r, key] : keys) {
-    (void)me.rt->add_peer(static_cast<ct::PeerId>(r), address(base, r), key);
-  }
-  me.rt->set_handler([&me](ct::PeerId from, ct::Message m) { me.on_message(from, std::move(m)); });
-  if (!me.rt->await_connections(60s).ok()) return std::fprintf(stderr, "no connections\n"), 1;
-
+  if (!connect(me, base, key_dir, mode)) return 1;
   const at::Tensor local = torch::full({floats}, static_cast<float>(me.rank + 1));
   const float want = static_cast<float>(me.size + 1) / 2;
-  std::vector<ct::GroupMember> members;
-  for (int r = 0; r < me.size; ++r) members.push_back(ct::GroupMember{static_cast<ct::PeerId>(r)});
-  for (int rep = 0; rep < reps; ++rep) {
-    me.barrier(static_cast<uint64_t>(rep));
-    std::optional<ct::Result<ct::AllReduceOutcome>> out;
-    const auto t0 = std::chrono::steady_clock::now();
-    me.round = std::make_unique<ct::AllReduceRound>(
-        *me.rt, ct::AllReduceGroup{1000 + static_cast<uint64_t>(rep), static_cast<uint64_t>(rep), members},
-        local, ct::AllReduceOptions().timeout(10s),
-        [&out](ct::Result<ct::AllReduceOutcome> r) { out = std::move(r); });
-    me.round->start();
-    for (auto& [from, m] : std::exchange(me.early, {})) me.round->handle(from, m);
-    me.run_until([&] { return out.has_value(); });
-    const double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    bool complete = out->ok() && (*out)->stats.elements_local == 0;
-    if (complete) {
-      const at::Tensor mean = local + *(*out)->delta;
-      complete = mean[0].item<float>() == want && mean[floats - 1].item<float>() == want;
-      if (!complete) {
-        std::fprintf(stderr, "rank %d rep %d: mean %g .. %g, want %g\n", me.rank, rep,
-                     mean[0].item<float>(), mean[floats - 1].item<float>(), want);
-      }
-    }
-    if (out->ok() && (*out)->stats.refused > 0) {
-      for (const auto& [why, n] : (*out)->stats.refused_by_reason) {
-        std::fprintf(stderr, "rank %d rep %d: refused %s x%lld\n", me.rank, rep, why.c_str(),
-                     static_cast<long long>(n));
-      }
-    }
-    if (!complete) {
-      std::fprintf(stderr, "rank %d rep %d: %s\n", me.rank, rep,
-                   out->ok() ? ("left " + std::to_string((*out)->stats.elements_local) +
-                                " local, refused " + std::to_string((*out)->stats.refused))
-                                   .c_str()
-                             : out->error().c_str());
-    }
-    if (me.rank != 0) {
-      me.send(0, ct::MsgType::kProbeRequest, static_cast<uint64_t>(rep), complete ? ms : 1e9);
-      continue;
-    }
-    me.times[rep].push_back(complete ? ms : 1e9);
-    me.run_until([&] { return static_cast<int>(me.times[rep].size()) == me.size; }, 15s);
-    if (static_cast<int>(me.times[rep].size()) < me.size) me.times[rep].push_back(1e9);
-    double slowest = 0;
-    for (double t : me.times[rep]) slowest = std::max(slowest, t);
-    std::printf("crowdtrain_%s,%d,%ld,%d,%.3f,%d\n", mode.c_str(), me.size, floats, rep,
-                slowest < 1e9 ? slowest : 0.0, slowest < 1e9 ? 1 : 0);
-    std::fflush(stdout);
-  }
-  // Let the last messages leave before the sockets close.
-  me.rt->run_until(me.rt->now() + 300ms);
+  for (int rep = 0; rep < reps; ++rep) report(me, rep, one_round(me, local, want, rep), mode, floats);
+  me.rt->run_until(me.rt->now() + 300ms);  // let the last messages leave before the sockets close
   return 0;
 }
