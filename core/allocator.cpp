@@ -5,11 +5,11 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <atomic>
+#include <cstdlib>  // defines __GLIBC__ (features.h)
 #include <map>
 #include <mutex>
-#include <unordered_map>
-#include <cstdlib>  // defines __GLIBC__ (features.h)
 #include <new>
+#include <unordered_map>
 
 #if defined(__GLIBC__)
 #include <malloc.h>

@@ -34,7 +34,8 @@ Status write_private(const std::string& path, const std::string& text, const std
 Status write_keypair(const std::string& path, const CurveKeypair& k) {
   return write_private(path,
                        "# crowdtrain live peer keypair (CurveZMQ, Z85); keep the secret key "
-                       "private\npublic=" + k.public_key + "\nsecret=" + k.secret_key + "\n",
+                       "private\npublic=" +
+                           k.public_key + "\nsecret=" + k.secret_key + "\n",
                        "key");
 }
 
@@ -62,7 +63,8 @@ Result<std::optional<std::string>> read_hex_line(const std::string& path, const 
   std::ifstream in(path);
   if (!in) {
     struct stat st {};
-    if (stat(path.c_str(), &st) == 0) return Status::error(path + ": cannot read the " + what + " file");
+    if (stat(path.c_str(), &st) == 0)
+      return Status::error(path + ": cannot read the " + what + " file");
     return std::optional<std::string>();
   }
   const std::string want = name + "=<" + std::to_string(hex_chars) + " hex digits>";
@@ -111,7 +113,8 @@ Result<dht::SigningKey> load_or_create_identity(const std::string& path) {
     const dht::SigningKey key = dht::SigningKey::generate();
     Status st = write_private(path,
                               "# crowdtrain peer identity (Ed25519, signs the DHT records it "
-                              "owns); keep it private\ned25519=" + to_hex(key.secret()) + "\n",
+                              "owns); keep it private\ned25519=" +
+                                  to_hex(key.secret()) + "\n",
                               "identity");
     if (!st.ok()) return st;
     return key;

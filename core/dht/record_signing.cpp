@@ -86,9 +86,8 @@ SigningKey SigningKey::generate() {
 Result<SigningKey> SigningKey::from_secret(std::string_view secret) {
   init_sodium();
   if (secret.size() != crypto_sign_SECRETKEYBYTES) {
-    return Status::error("an Ed25519 secret key has " +
-                         std::to_string(crypto_sign_SECRETKEYBYTES) + " bytes, not " +
-                         std::to_string(secret.size()));
+    return Status::error("an Ed25519 secret key has " + std::to_string(crypto_sign_SECRETKEYBYTES) +
+                         " bytes, not " + std::to_string(secret.size()));
   }
   std::array<uint8_t, 32> seed{};
   std::memcpy(seed.data(), secret.data(), seed.size());

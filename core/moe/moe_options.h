@@ -25,10 +25,10 @@ struct MoeServerOptions {
   // The declarations that name this server carry its owner marker and signature, so that no other
   // peer can overwrite them (core/dht/record_signing.h; costs an Ed25519 check per entry read).
   bool sign_declarations = false;
-  double backup_interval_s = 0;      // guardians pull their experts' state this often; 0 = off
-  double takeover_after_s = 0;       // record empty this long: adopt; 0 = declare_period_s
-  double failure_prob = 0;           // each expert request fails with this probability (the
-                                     // paper's failure emulation); 0 = never
+  double backup_interval_s = 0;  // guardians pull their experts' state this often; 0 = off
+  double takeover_after_s = 0;   // record empty this long: adopt; 0 = declare_period_s
+  double failure_prob = 0;       // each expert request fails with this probability (the
+                                 // paper's failure emulation); 0 = never
   // What a stale backward does to its expert (core/moe/server.h): "apply" (the paper), "scale"
   // (lr / (1 + staleness)), "skip" (no step when staler than max_staleness).
   StaleUpdates stale_updates = StaleUpdates::kApply;

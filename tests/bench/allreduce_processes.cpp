@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -40,9 +40,7 @@ int usage() {
   return 2;
 }
 
-std::string address(int base, int rank) {
-  return "tcp://127.0.0.1:" + std::to_string(base + rank);
-}
+std::string address(int base, int rank) { return "tcp://127.0.0.1:" + std::to_string(base + rank); }
 
 // Rank r's public key, once it has written it (its keypair file is KEY_DIR/r).
 std::string public_key_of(const std::string& dir, int rank) {
@@ -63,9 +61,9 @@ struct Rank {
   std::unique_ptr<ct::net::ZmqRuntime> rt;
   std::unique_ptr<ct::AllReduceRound> round;
   std::map<uint64_t, std::set<ct::PeerId>> ready;  // rank 0: the ranks ready, per repetition
-  std::set<uint64_t> released;                      // rank 0: repetitions it said go to
-  std::map<uint64_t, std::vector<double>> times;  // rank 0: reported times per repetition
-  std::map<uint64_t, bool> go;                    // others: go received per repetition
+  std::set<uint64_t> released;                     // rank 0: repetitions it said go to
+  std::map<uint64_t, std::vector<double>> times;   // rank 0: reported times per repetition
+  std::map<uint64_t, bool> go;                     // others: go received per repetition
 
   // All-reduce messages that came before this rank started their round (another rank heard go
   // first): handed to the next round once it has started.
@@ -245,7 +243,8 @@ int main(int argc, char** argv) {
   if (!connect(me, base, key_dir, mode)) return 1;
   const at::Tensor local = torch::full({floats}, static_cast<float>(me.rank + 1));
   const float want = static_cast<float>(me.size + 1) / 2;
-  for (int rep = 0; rep < reps; ++rep) report(me, rep, one_round(me, local, want, rep), mode, floats);
+  for (int rep = 0; rep < reps; ++rep)
+    report(me, rep, one_round(me, local, want, rep), mode, floats);
   me.rt->run_until(me.rt->now() + 300ms);  // let the last messages leave before the sockets close
   return 0;
 }

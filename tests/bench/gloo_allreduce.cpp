@@ -33,7 +33,8 @@ int usage() {
 std::unique_ptr<gloo::Algorithm> make_algorithm(const std::string& name,
                                                 const std::shared_ptr<gloo::Context>& ctx,
                                                 float* data, int count) {
-  if (name == "ring") return std::make_unique<gloo::AllreduceRing<float>>(ctx, std::vector<float*>{data}, count);
+  if (name == "ring")
+    return std::make_unique<gloo::AllreduceRing<float>>(ctx, std::vector<float*>{data}, count);
   if (name == "halving_doubling") {
     return std::make_unique<gloo::AllreduceHalvingDoubling<float>>(ctx, std::vector<float*>{data},
                                                                    count);

@@ -647,8 +647,7 @@ TEST(ZmqRuntimeCurve, SwarmKeyAndIdentityFilesAreCreatedOnceAndChecked) {
   std::ofstream(identity) << "ed25519=" << std::string(128, 'a') << "\nextra=1\n";
   auto two_lines = load_or_create_identity(identity);
   ASSERT_FALSE(two_lines.ok());
-  EXPECT_NE(two_lines.error().find("expected one line ed25519=<128 hex digits>"),
-            std::string::npos)
+  EXPECT_NE(two_lines.error().find("expected one line ed25519=<128 hex digits>"), std::string::npos)
       << two_lines.error();
   std::ofstream(identity) << "ed25519=" << std::string(128, 'a') << "\n";
   auto mismatch = load_or_create_identity(identity);  // its public half is not its seed's

@@ -180,9 +180,8 @@ TEST(DhtForgedRecords, AGetterDropsForgedAnswers) {
   for (PeerId i = 0; i < 4; ++i) {
     std::vector<PeerId> initial;
     for (PeerId j = 0; j < i; ++j) initial.push_back(j);
-    apps.push_back(std::make_unique<DhtApp>(world.add_peer(i),
-                                            DhtId::from_key("n" + std::to_string(i)),
-                                            DhtOptions(), initial));
+    apps.push_back(std::make_unique<DhtApp>(
+        world.add_peer(i), DhtId::from_key("n" + std::to_string(i)), DhtOptions(), initial));
     world.attach(i, apps.back().get());
     apps.back()->start();
     world.run_for(1s);
@@ -195,7 +194,8 @@ TEST(DhtForgedRecords, AGetterDropsForgedAnswers) {
   ASSERT_TRUE(malicious.storage().store(id, "forged", exp + 60s).ok());
   auto get = [&](DhtNode& node, bool latest) {
     std::optional<Result<DhtValue>> out;
-    node.get_many({name}, [&](std::vector<Result<DhtValue>> r) { out = std::move(r[0]); }, latest);
+    node.get_many(
+        {name}, [&](std::vector<Result<DhtValue>> r) { out = std::move(r[0]); }, latest);
     world.run_for(5s);
     CT_CHECK(out.has_value());
     return std::move(*out);
@@ -204,8 +204,11 @@ TEST(DhtForgedRecords, AGetterDropsForgedAnswers) {
   EXPECT_FALSE(get(apps[0]->node(), false).ok());
   EXPECT_GE(world.sink.counter("dht_forged_answers"), 1);
   // The owner's record at an honest node: asking everyone, the getter keeps only it.
-  ASSERT_TRUE(
-      apps[1]->node().storage().store(id, owner.sign(name, std::nullopt, "genuine", exp), exp).ok());
+  ASSERT_TRUE(apps[1]
+                  ->node()
+                  .storage()
+                  .store(id, owner.sign(name, std::nullopt, "genuine", exp), exp)
+                  .ok());
   auto r = get(apps[2]->node(), true);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(payload_of(r->plain.value), "genuine");
@@ -217,8 +220,7 @@ TEST(DhtForgedRecords, AGetterDropsForgedAnswers) {
   ASSERT_TRUE(stored.has_value());
   EXPECT_GE(*stored, 3u);
   std::optional<Result<DhtValue>> got;
-  apps[0]->node().get("weights" + owner.marker(),
-                      [&](Result<DhtValue> v) { got = std::move(v); });
+  apps[0]->node().get("weights" + owner.marker(), [&](Result<DhtValue> v) { got = std::move(v); });
   world.run_for(5s);
   ASSERT_TRUE(got.has_value() && got->ok());
   EXPECT_EQ(payload_of((*got)->plain.value), "w");

@@ -185,9 +185,8 @@ TEST(BeamSearchOverDht, SignedDeclarationsAreFoundAndCannotBeOverwritten) {
   ASSERT_TRUE(assignment.ok());
   std::vector<std::unique_ptr<ExpertDeclarer>> declarers;
   for (PeerId p = 0; p < kPeers; ++p) {
-    declarers.push_back(std::make_unique<ExpertDeclarer>(*s.runtimes[p], s.node(p),
-                                                         (*assignment)[p],
-                                                         ExpertDeclarerOptions().sign(true)));
+    declarers.push_back(std::make_unique<ExpertDeclarer>(
+        *s.runtimes[p], s.node(p), (*assignment)[p], ExpertDeclarerOptions().sign(true)));
     declarers.back()->start();
   }
   s.world.run_for(10s);
