@@ -46,16 +46,6 @@ bool all_hex(const std::string& s) {
   return true;
 }
 
-std::string to_hex(const std::string& bytes) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
 // A file of one line "<name>=<hex_chars hex digits>" (and # comments): the digits, or an error that
 // names the file. nullopt when there is no file at `path` (the caller creates one).
 Result<std::optional<std::string>> read_hex_line(const std::string& path, const std::string& name,
@@ -96,7 +86,7 @@ Result<std::string> load_or_create_swarm_key(const std::string& path) {
   std::random_device rd;  // the kernel's entropy: the key must not be guessable
   std::string raw;
   for (size_t i = 0; i < kSwarmKeyHexChars / 2; ++i) raw.push_back(static_cast<char>(rd() & 0xFF));
-  const std::string key = to_hex(raw);
+  const std::string key = dht::hex_encode(raw);
   Status st = write_private(
       path,
       "# crowdtrain swarm key: every peer of the swarm holds this file; keep it private\nswarm=" +
@@ -114,16 +104,12 @@ Result<dht::SigningKey> load_or_create_identity(const std::string& path) {
     Status st = write_private(path,
                               "# crowdtrain peer identity (Ed25519, signs the DHT records it "
                               "owns); keep it private\ned25519=" +
-                                  to_hex(key.secret()) + "\n",
+                                  dht::hex_encode(key.secret()) + "\n",
                               "identity");
     if (!st.ok()) return st;
     return key;
   }
-  std::string raw;
-  for (size_t i = 0; i < (*held)->size(); i += 2) {
-    raw.push_back(static_cast<char>(std::stoi((*held)->substr(i, 2), nullptr, 16)));
-  }
-  auto key = dht::SigningKey::from_secret(raw);
+  auto key = dht::SigningKey::from_secret(*dht::hex_decode(**held));  // read_hex_line checked it
   if (!key.ok()) return Status::error(path + ": " + key.error());
   return key;
 }

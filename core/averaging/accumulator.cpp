@@ -71,7 +71,7 @@ bool all_finite(const at::Tensor& t) {
 
 at::Tensor WeightedAccumulator::mean() const {
   torch::NoGradGuard no_grad;
-  if (!(total_weight_ > 0) || contributions_ == 0) return torch::zeros_like(*sum_);
+  if (!(total_weight_ > 0)) return torch::zeros_like(*sum_);  // also: nothing added yet
   return *sum_ / total_weight_;
 }
 

@@ -169,11 +169,11 @@ Status DhtNode::check_owner(Storage& where, const StoreRecord& rec) {
   if (!signer.ok()) return Status::error(signer.error());
   const DhtValue* held = where.peek(rec.key);
   if (!held) return Status::ok_status();
-  std::optional<OwnerKey> key_owner;
-  if (!held->is_dictionary) key_owner = held_owner(held->plain.value);
-  for (auto it = held->dictionary.begin(); !key_owner && it != held->dictionary.end(); ++it) {
-    key_owner = held_owner(it->second.value);
-  }
+  // Every record of an owned key is its owner's (others are refused, and the owner's first record
+  // cleared the key), so one record tells whether the key is owned.
+  const std::string& any =
+      held->is_dictionary ? held->dictionary.begin()->second.value : held->plain.value;
+  const std::optional<OwnerKey> key_owner = held_owner(any);
   if (key_owner && *signer != key_owner) {
     return Status::error("the key is owned by " + owner_short(*key_owner) +
                          ": only its owner's signed records change it");

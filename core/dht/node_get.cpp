@@ -41,7 +41,8 @@ void DhtNode::get_many(std::vector<std::string> keys,
       }
     }
     auto own = latest ? std::nullopt : local_value(id);
-    if (own) own = accept(id, std::move(*own));  // a squatter's record held here is not the owner's
+    // A squatter's record held here for an owned key is not the owner's: look further.
+    if (own && !owned.empty() && owned.back() == id) own = accept(id, std::move(*own));
     if (own) {
       out->back() = std::move(*own);
       continue;

@@ -144,12 +144,12 @@ void DhtNode::store_many(std::vector<StoreItem> items,
                          std::function<void(std::vector<size_t>)> done) {
   std::vector<StoreRecord> records;
   std::vector<size_t> origin;  // records[j] is items[origin[j]]
+  const std::string* mark = signing_key_ ? &signing_key_->marker() : nullptr;
   for (size_t i = 0; i < items.size(); ++i) {
     StoreItem& it = items[i];
-    if (signing_key_) {
-      const std::string mark = signing_key_->marker();
-      const bool mine = it.key.find(mark) != std::string::npos ||
-                        (it.subkey && it.subkey->find(mark) != std::string::npos);
+    if (mark) {
+      const bool mine = it.key.find(*mark) != std::string::npos ||
+                        (it.subkey && it.subkey->find(*mark) != std::string::npos);
       if (mine) {
         it.value = signing_key_->sign(it.key, it.subkey, it.value, it.expiration);
         rt_.metrics().count("dht_records_signed");

@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include <cctype>
 #include <cstring>
 #include <mutex>
 
@@ -22,16 +23,6 @@ constexpr size_t kMarkerHex = 64;
 void init_sodium() {
   static std::once_flag once;
   std::call_once(once, [] { CT_CHECK(sodium_init() >= 0); });
-}
-
-std::string to_hex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
 }
 
 int hex_digit(char c) {
@@ -64,6 +55,7 @@ SigningKey SigningKey::from_seed(const std::array<uint8_t, 32>& seed) {
   init_sodium();
   SigningKey k;
   crypto_sign_seed_keypair(k.public_.data(), k.secret_.data(), seed.data());
+  k.marker_ = owner_marker(k.public_);
   return k;
 }
 
@@ -80,6 +72,7 @@ SigningKey SigningKey::generate() {
   init_sodium();
   SigningKey k;
   crypto_sign_keypair(k.public_.data(), k.secret_.data());
+  k.marker_ = owner_marker(k.public_);
   return k;
 }
 
@@ -97,8 +90,6 @@ Result<SigningKey> SigningKey::from_secret(std::string_view secret) {
   }
   return k;
 }
-
-std::string SigningKey::marker() const { return owner_marker(public_); }
 
 std::string SigningKey::sign(std::string_view key_name, const std::optional<std::string>& subkey,
                              std::string_view payload, Time expiration) const {
@@ -118,11 +109,38 @@ std::string SigningKey::sign(std::string_view key_name, const std::optional<std:
   return out;
 }
 
-std::string owner_marker(const OwnerKey& key) {
-  return std::string(kMarkerOpen) + to_hex(key.data(), key.size()) + "]";
+std::string hex_encode(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
 }
 
-std::string owner_short(const OwnerKey& key) { return to_hex(key.data(), 4); }
+std::optional<std::string> hex_decode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = hex_digit(static_cast<char>(std::tolower(static_cast<unsigned char>(hex[i]))));
+    const int lo =
+        hex_digit(static_cast<char>(std::tolower(static_cast<unsigned char>(hex[i + 1]))));
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+std::string owner_marker(const OwnerKey& key) {
+  return std::string(kMarkerOpen) +
+         hex_encode({reinterpret_cast<const char*>(key.data()), key.size()}) + "]";
+}
+
+std::string owner_short(const OwnerKey& key) {
+  return hex_encode({reinterpret_cast<const char*>(key.data()), 4});
+}
 
 Result<std::optional<OwnerKey>> owner_named_by(std::string_view name) {
   const size_t at = name.find(kMarkerOpen);

@@ -51,7 +51,7 @@ class SigningKey {
   const OwnerKey& public_key() const { return public_; }
   std::string secret() const { return std::string(secret_.begin(), secret_.end()); }
   // This key's owner marker, "[owner:<hex>]", to put into a key name or a subkey.
-  std::string marker() const;
+  const std::string& marker() const { return marker_; }
   // `payload` with the owner's trailer for the record (key_name, subkey, expiration).
   std::string sign(std::string_view key_name, const std::optional<std::string>& subkey,
                    std::string_view payload, Time expiration) const;
@@ -59,6 +59,7 @@ class SigningKey {
  private:
   OwnerKey public_{};
   std::array<uint8_t, 64> secret_{};
+  std::string marker_;
 };
 
 // The marker "[owner:<hex>]" of `key`.
@@ -85,6 +86,11 @@ Result<std::optional<OwnerKey>> check_record_signature(const StoreRecord& record
 // The owner of a value that is already held (a signed value whose key name names its signer);
 // nullopt for anything else. Does not verify again: held values were checked when stored.
 std::optional<OwnerKey> held_owner(std::string_view value);
+
+// Bytes as lowercase hex digits, and back (nullopt for an odd length or a non-hex digit; upper
+// case accepted).
+std::string hex_encode(std::string_view bytes);
+std::optional<std::string> hex_decode(std::string_view hex);
 
 // A short printable form of an owner key (the first 8 hex digits), for reasons and logs.
 std::string owner_short(const OwnerKey& key);

@@ -84,6 +84,10 @@ TEST(RecordSigning, OwnerMarkersAndSecretKeys) {
   EXPECT_FALSE(SigningKey::from_secret(bad).ok());
   EXPECT_FALSE(SigningKey::from_secret("short").ok());
   EXPECT_NE(SigningKey::generate().public_key(), SigningKey::generate().public_key());
+  EXPECT_EQ(hex_encode(std::string("\x00\xab\xff", 3)), "00abff");
+  EXPECT_EQ(hex_decode("00ABff"), std::string("\x00\xab\xff", 3));
+  EXPECT_FALSE(hex_decode("abc").has_value());
+  EXPECT_FALSE(hex_decode("zz").has_value());
 }
 
 // One DHT node and a raw peer that sends it store requests of its choosing.
