@@ -72,11 +72,20 @@ Result<ControlMessage> decode_hello(Reader& r) {
   ControlMessage m;
   m.kind = ControlKind::kHello;
   if (!r.u8(m.hello.flags)) return Status::error("hello: truncated");
-  if (m.hello.flags & ~(Hello::kAnswerMe | Hello::kAnswer)) {
+  if (m.hello.flags & ~(Hello::kAnswerMe | Hello::kAnswer | Hello::kClient)) {
     return Status::error("hello: unknown flags " + std::to_string(m.hello.flags));
   }
-  if (Status s = read_address(r, m.hello.address); !s.ok())
+  if (m.hello.flags & Hello::kAnswer) {
+    if (!r.u32(m.hello.id)) return Status::error("hello: truncated peer id");
+    if (m.hello.id == kNoPeer) return Status::error("hello: reserved peer id");
+  }
+  if (m.hello.flags & Hello::kClient) {  // a client has no address: an empty one, nothing else
+    size_t len = 0;
+    if (!r.u16(len)) return Status::error("hello: truncated address length");
+    if (len != 0) return Status::error("hello: a client announces no address");
+  } else if (Status s = read_address(r, m.hello.address); !s.ok()) {
     return Status::error("hello: " + s.message());
+  }
   uint8_t mac_len = 0;
   if (!r.u8(mac_len)) return Status::error("hello: truncated MAC length");
   if (mac_len != 0 && mac_len != kMacBytes) {
@@ -116,6 +125,7 @@ bool valid_peer_address(std::string_view address) {
 
 std::vector<uint8_t> encode_hello(const Hello& h) {
   std::vector<uint8_t> b{static_cast<uint8_t>(ControlKind::kHello), h.flags};
+  if (h.flags & Hello::kAnswer) put_u32(b, h.id);
   put_u16(b, h.address.size());
   put_bytes(b, h.address);
   b.push_back(static_cast<uint8_t>(h.mac.size()));

@@ -4,12 +4,16 @@
 //   hello  "I am the peer of this connection, reachable at ADDRESS" (the first message on every
 //          connection; with a swarm key, a MAC that proves the sender holds it). Flags: kAnswerMe
 //          (a newcomer contacting an address whose peer id it does not know yet: answer with your
-//          own hello), kAnswer (such an answer).
+//          own hello), kAnswer (such an answer; it names the answerer's peer id, since a client
+//          hears it on a connection that carries no routing identity), kClient (the sender cannot
+//          be called, behind NAT or a firewall: no address; reach it over the connection it
+//          opened).
 //   who    "where is peer ID?", asked of peers this one has heard from.
 //   is     "peer ID is at ADDRESS (with this public key)", the answer of a peer that knows.
 //
 // On the wire a membership message is two frames: kControlTag, then the body (little-endian):
-//   hello: 'H', u8 flags, u16 address length, address, u8 MAC length (0 or 32), MAC
+//   hello: 'H', u8 flags, [u32 peer id: kAnswer only], u16 address length, address (empty
+//          exactly when kClient), u8 MAC length (0 or 32), MAC
 //   who:   'W', u32 peer id
 //   is:    'I', u32 peer id, u16 address length, address, u8 key length (0 or 40), Z85 key
 // Decoders refuse anything else (unknown kinds or flags, lengths past the end, trailing bytes, a
@@ -38,9 +42,11 @@ enum class ControlKind : uint8_t { kHello = 'H', kWho = 'W', kIs = 'I' };
 struct Hello {
   static constexpr uint8_t kAnswerMe = 1;
   static constexpr uint8_t kAnswer = 2;
+  static constexpr uint8_t kClient = 4;
   uint8_t flags = 0;
-  std::string address;
-  std::string mac;  // empty, or kMacBytes bytes
+  PeerId id = kNoPeer;  // kAnswer: the answerer
+  std::string address;  // empty for a client
+  std::string mac;      // empty, or kMacBytes bytes
 };
 
 struct PeerRecord {  // the body of "is"

@@ -120,6 +120,11 @@ Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& 
   if (secure && !curve_available()) {
     return Status::error("zmq runtime: this libzmq has no CURVE support");
   }
+  if (options.client_mode() && !options.open_membership()) {
+    return Status::error(
+        "zmq runtime: client mode needs open membership (peers learn a client "
+        "from its hello)");
+  }
   if (options.max_message_bytes() < kHeaderBytes) {
     return Status::error("zmq runtime: max_message_bytes must be >= " +
                          std::to_string(kHeaderBytes));
@@ -131,6 +136,7 @@ Result<std::unique_ptr<ZmqRuntime>> ZmqRuntime::create(const ZmqRuntimeOptions& 
 }
 
 Status ZmqRuntime::bind() {
+  if (options_.client_mode()) return Status::ok_status();  // calls out only: nothing to bind
   if (secure()) {
     if (Status s = start_authenticator(); !s.ok()) return s;
   }
@@ -145,6 +151,9 @@ Status ZmqRuntime::bind() {
     router_->set(zmq::sockopt::rcvhwm, options_.recv_hwm());
     // A restarted peer (same identity, new connection) takes over from its old incarnation.
     router_->set(zmq::sockopt::router_handover, 1);
+    // A message to a client whose connection is gone fails (and waits, connect_grace) rather
+    // than vanish.
+    router_->set(zmq::sockopt::router_mandatory, 1);
     router_->bind(options_.listen());
     endpoint_ = router_->get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -249,7 +258,8 @@ zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* mon
     auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
     set_common_options(*s, options_);
     s->set(zmq::sockopt::sndhwm, options_.send_hwm());
-    s->set(zmq::sockopt::rcvhwm, 1);     // nothing is ever sent back on this socket
+    // Only a client hears anything back on its DEALERs.
+    s->set(zmq::sockopt::rcvhwm, options_.client_mode() ? options_.recv_hwm() : 1);
     s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
     s->set(zmq::sockopt::routing_id, peer_identity(self()));
     if (secure()) {
@@ -370,18 +380,17 @@ void ZmqRuntime::dispatch(PeerId to, Outgoing out) {
 }
 
 void ZmqRuntime::enqueue(PeerId to, Destination& d, Outgoing out) {
-  zmq::socket_t* s = connect(to, d);
-  if (!s) return;
+  if (!d.client && !connect(to, d)) return;
   const size_t bytes = out.body->size() + out.head.size();
   if (d.pending.empty()) {
-    if (try_send(*s, out)) {
+    if (send_to(to, d, out)) {
       count_sent(out, bytes);
       return;
     }
     d.pending_since = now();
     // The connection is down or being re-established: the peer may have restarted, and its new
-    // incarnation must hear who this is before anything else.
-    if (options_.open_membership()) queue_hello(d);
+    // incarnation must hear who this is before anything else (a client says hello itself).
+    if (options_.open_membership() && !d.client) queue_hello(d);
   }
   // Not taken (a connection being set up or re-established, or a full pipe): it waits behind the
   // others while they make progress within connect_grace, within the queue's bounds.
@@ -402,10 +411,19 @@ void ZmqRuntime::queue_hello(Destination& d) {
   d.pending.push_front(std::move(hello));
 }
 
-bool ZmqRuntime::try_send(zmq::socket_t& s, Outgoing& out) {
+bool ZmqRuntime::send_to(PeerId to, Destination& d, Outgoing& out) {
+  if (d.client) return router_ && try_send(*router_, out, peer_identity(to));
+  return d.socket && try_send(*d.socket, out);
+}
+
+bool ZmqRuntime::try_send(zmq::socket_t& s, Outgoing& out, const std::string& route) {
   const std::shared_ptr<std::vector<uint8_t>>& body = out.body;
   zmq::send_result_t sent;
   try {
+    if (!route.empty()) {  // ROUTER_MANDATORY: refused here when the route is gone or full
+      sent = s.send(zmq::buffer(route), zmq::send_flags::dontwait | zmq::send_flags::sndmore);
+      if (!sent) return false;
+    }
     if (!out.head.empty()) {  // the parts of a message are queued together or not at all
       sent = s.send(zmq::buffer(out.head), zmq::send_flags::dontwait | zmq::send_flags::sndmore);
       if (!sent) return false;
@@ -440,10 +458,10 @@ void ZmqRuntime::flush(PeerId to) {
   if (it == directory_.end()) return;
   Destination& d = it->second;
   d.flush_scheduled = false;
-  while (!d.pending.empty() && d.socket) {
+  while (!d.pending.empty() && (d.socket || d.client)) {
     Outgoing& out = d.pending.front();
     const size_t bytes = out.body->size() + out.head.size();
-    if (!try_send(*d.socket, out)) break;
+    if (!send_to(to, d, out)) break;
     count_sent(out, bytes);
     d.pending_bytes -= bytes;
     d.pending.pop_front();
@@ -451,7 +469,7 @@ void ZmqRuntime::flush(PeerId to) {
   }
   if (d.pending.empty()) return;
   const Time waited = now() - d.pending_since;
-  if (!d.socket || waited >= options_.connect_grace()) {
+  if ((!d.socket && !d.client) || waited >= options_.connect_grace()) {
     for (const Outgoing& out : d.pending) {
       metrics_.count(out.control ? "net_control_dropped" : "net_send_dropped");
     }
@@ -475,7 +493,8 @@ ZmqRuntime::Outgoing ZmqRuntime::control_message(std::vector<uint8_t> body) cons
 
 std::vector<uint8_t> ZmqRuntime::my_hello(uint8_t flags) const {
   Hello h;
-  h.flags = flags;
+  h.flags = flags | (options_.client_mode() ? Hello::kClient : 0);
+  if (flags & Hello::kAnswer) h.id = self();
   h.address = endpoint_;
   if (!options_.swarm_key().empty()) {
     h.mac = hello_mac(options_.swarm_key(), self(), options_.curve_public_key(), endpoint_);
@@ -497,7 +516,8 @@ void ZmqRuntime::heard_from(PeerId from) {
   if (recent_senders_.size() > kRecentSenders) recent_senders_.pop_back();
 }
 
-bool ZmqRuntime::learn_peer(PeerId id, const std::string& address, const std::string& key) {
+bool ZmqRuntime::learn_peer(PeerId id, const std::string& address, const std::string& key,
+                            bool client) {
   if (!directory_.count(id) && directory_.size() >= options_.max_peers()) {
     auto oldest = directory_.end();
     for (auto it = directory_.begin(); it != directory_.end(); ++it) {
@@ -510,16 +530,18 @@ bool ZmqRuntime::learn_peer(PeerId id, const std::string& address, const std::st
     metrics_.count("net_peers_evicted");
     directory_.erase(oldest);
   }
+  const bool fresh = !directory_.count(id);
   Destination& d = directory_[id];
-  if (d.address != address || d.public_key != key) d.socket.reset();
-  if (d.address.empty()) {
+  if (d.address != address || d.public_key != key || d.client != client) d.socket.reset();
+  if (fresh) {
     d.given = false;
-    metrics_.count("net_peers_learned");
+    metrics_.count(client ? "net_clients_learned" : "net_peers_learned");
   }
   d.address = address;
   d.public_key = key;
+  d.client = client;
   d.last_heard = now();
-  if (!d.pending.empty() && connect(id, d)) schedule_flush(id, d);
+  if (!d.pending.empty() && (client || connect(id, d))) schedule_flush(id, d);
   return true;
 }
 
@@ -538,14 +560,22 @@ void ZmqRuntime::on_hello(PeerId from, const std::string& key, const Hello& h) {
     reject("unknown peer", peer_identity(from));
     return;
   }
-  const bool is_new = it == directory_.end() || it->second.address != h.address;
-  if (is_new && !learn_peer(from, h.address, key)) {
+  const bool client = h.flags & Hello::kClient;
+  if (client && options_.client_mode()) {  // nobody could answer it: two clients never meet
+    reject("hello: a client reached a client", peer_identity(from));
+    return;
+  }
+  const bool is_new =
+      it == directory_.end() || it->second.address != h.address || it->second.client != client;
+  if (is_new && !learn_peer(from, h.address, key, client)) {
     reject("directory full", peer_identity(from));
     return;
   }
   heard_from(from);
-  if (is_new)
-    metrics_.event("net_peer_joined", {{"peer", from}, {"address", std::string_view(h.address)}});
+  if (is_new) {
+    metrics_.event("net_peer_joined",
+                   {{"peer", from}, {"address", std::string_view(client ? "client" : h.address)}});
+  }
   if (h.flags & Hello::kAnswer) answered_.push_back(from);
   if (h.flags & Hello::kAnswerMe) send_control(from, my_hello(Hello::kAnswer));
 }
@@ -557,7 +587,13 @@ void ZmqRuntime::on_control(const std::string& identity, const std::string& key,
   Result<ControlMessage> m = decode_control(static_cast<const uint8_t*>(body.data()), body.size());
   if (!m.ok()) return reject(m.error(), identity);
   metrics_.count("net_control_received");
-  if (m.value().kind == ControlKind::kHello) return on_hello(*from, key, m.value().hello);
+  if (m.value().kind == ControlKind::kHello) {
+    const Hello& h = m.value().hello;
+    if ((h.flags & Hello::kAnswer) && h.id != *from) {
+      return reject("hello: an answer that names another peer", identity);
+    }
+    return on_hello(*from, key, h);
+  }
   auto it = directory_.find(*from);
   if (it == directory_.end()) return reject("unknown peer", identity);
   if (secure() && it->second.public_key != key) {
@@ -566,10 +602,11 @@ void ZmqRuntime::on_control(const std::string& identity, const std::string& key,
   heard_from(*from);
   if (m.value().kind == ControlKind::kWho) {
     auto known = directory_.find(m.value().who);
-    if (known != directory_.end() && known->first != *from) {
+    // A client has no address to give away: only the peers it reached can reach it.
+    if (known != directory_.end() && known->first != *from && !known->second.client) {
       send_control(*from,
                    encode_is({known->first, known->second.address, known->second.public_key}));
-    } else if (m.value().who == self()) {
+    } else if (m.value().who == self() && !options_.client_mode()) {
       send_control(*from, encode_is({self(), endpoint_, options_.curve_public_key()}));
     }
     return;
@@ -648,6 +685,7 @@ Result<std::vector<PeerId>> ZmqRuntime::join(const std::vector<InitialPeer>& ini
     set_common_options(*s, options_);
     s->set(zmq::sockopt::immediate, 1);
     s->set(zmq::sockopt::routing_id, peer_identity(self()));
+    if (options_.client_mode()) s->set(zmq::sockopt::rcvhwm, options_.recv_hwm());
     if (secure()) {
       s->set(zmq::sockopt::curve_serverkey, p.public_key);
       s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
@@ -668,8 +706,11 @@ Result<std::vector<PeerId>> ZmqRuntime::join(const std::vector<InitialPeer>& ini
     answered_.erase(std::unique(answered_.begin(), answered_.end()), answered_.end());
     if (answered_.size() >= initial.size()) break;
     (void)fire_due_timers();
-    zmq_pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, static_cast<long>(to_millis(kJoinPoll))) > 0) receive_some();
+    if (options_.client_mode()) {  // the answers come back on the sockets that asked
+      receive_answers(sockets, initial);
+    } else {
+      poll_and_receive(static_cast<long>(to_millis(kJoinPoll)));
+    }
   }
   return answered_;
 }
@@ -699,6 +740,7 @@ void ZmqRuntime::reject(std::string_view reason, std::string_view identity) {
 }
 
 void ZmqRuntime::receive_some() {
+  if (!router_) return;
   for (size_t n = 0; n < options_.max_receives_per_turn() && !stopped_.load(); ++n) {
     zmq::message_t identity;
     try {
@@ -712,67 +754,132 @@ void ZmqRuntime::receive_some() {
       reject("no payload frame", id_bytes);
       continue;
     }
-    auto payload = std::make_shared<zmq::message_t>();
-    (void)router_->recv(*payload, zmq::recv_flags::none);  // parts of a message arrive together
-    std::optional<int64_t> due_unix_ns;
-    bool control = false;
-    if (payload->more() && (due_unix_ns = parse_delay_stamp(*payload))) {
-      (void)router_->recv(*payload, zmq::recv_flags::none);  // the message the stamp holds back
-    } else if (payload->more() && payload->size() == sizeof(kControlTag) &&
-               std::memcmp(payload->data(), kControlTag, sizeof(kControlTag)) == 0) {
-      control = true;
-      (void)router_->recv(*payload, zmq::recv_flags::none);  // the membership message
-    }
-    if (payload->more()) {
-      zmq::message_t rest;
-      size_t parts = 0;
-      do {
-        (void)router_->recv(rest, zmq::recv_flags::none);
-        ++parts;
-      } while (rest.more());
-      reject("multipart message (" + std::to_string(parts + 1) + " payload frames)", id_bytes);
-      continue;
-    }
+    Incoming in;
+    (void)router_->recv(*in.payload, zmq::recv_flags::none);  // parts of a message arrive together
+    read_rest(*router_, in);
     // Secure mode: the ZAP handler named the connection by its client's public key.
-    const char* user = secure() ? zmq_msg_gets(payload->handle(), "User-Id") : nullptr;
-    const std::string key = user ? user : "";
-    if (control) {
-      on_control(id_bytes, key, *payload);
-      continue;
+    const char* user = secure() ? zmq_msg_gets(in.payload->handle(), "User-Id") : nullptr;
+    accept(id_bytes, user ? user : "", in);
+  }
+}
+
+void ZmqRuntime::receive_from(PeerId peer, zmq::socket_t& s, const std::string& key) {
+  for (size_t n = 0; n < options_.max_receives_per_turn() && !stopped_.load(); ++n) {
+    Incoming in;
+    try {
+      if (!s.recv(*in.payload, zmq::recv_flags::dontwait)) return;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) return;
+      throw;
     }
-    const std::optional<PeerId> from = parse_peer_identity(id_bytes);
-    if (!from) {
-      reject("malformed identity", id_bytes);
-      continue;
+    read_rest(s, in);
+    // Only `peer` answers on this DEALER (in secure mode, CurveZMQ checked its key).
+    accept(peer_identity(peer), key, in);
+  }
+}
+
+void ZmqRuntime::read_rest(zmq::socket_t& s, Incoming& in) {
+  zmq::message_t& payload = *in.payload;
+  if (payload.more() && (in.due_unix_ns = parse_delay_stamp(payload))) {
+    (void)s.recv(payload, zmq::recv_flags::none);  // the message the stamp holds back
+  } else if (payload.more() && payload.size() == sizeof(kControlTag) &&
+             std::memcmp(payload.data(), kControlTag, sizeof(kControlTag)) == 0) {
+    in.control = true;
+    (void)s.recv(payload, zmq::recv_flags::none);  // the membership message
+  }
+  if (!payload.more()) return;
+  zmq::message_t rest;
+  do {
+    (void)s.recv(rest, zmq::recv_flags::none);
+    ++in.extra_parts;
+  } while (rest.more());
+}
+
+void ZmqRuntime::accept(const std::string& id_bytes, const std::string& key, Incoming& in) {
+  if (in.extra_parts > 0) {
+    return reject("multipart message (" + std::to_string(in.extra_parts + 1) + " payload frames)",
+                  id_bytes);
+  }
+  if (in.control) return on_control(id_bytes, key, *in.payload);
+  const std::optional<PeerId> from = parse_peer_identity(id_bytes);
+  if (!from) return reject("malformed identity", id_bytes);
+  auto known = directory_.find(*from);
+  if (known == directory_.end()) return reject("unknown peer", id_bytes);
+  if (secure() && (key.empty() || known->second.public_key != key)) {
+    return reject("identity does not match its key", id_bytes);
+  }
+  if (options_.open_membership()) heard_from(*from);
+  const std::shared_ptr<zmq::message_t>& payload = in.payload;
+  metrics_.count("net_bytes_received", static_cast<int64_t>(payload->size()));
+  // Decode in place when the frame is 8-aligned (tensors alias it); otherwise copy first.
+  const CodecLimits limits{options_.max_message_bytes(), CodecLimits{}.max_fields};
+  Result<Message> msg = Status::error("not decoded");
+  if (reinterpret_cast<uintptr_t>(payload->data()) % 8 == 0) {
+    Bytes b;
+    b.data = static_cast<const uint8_t*>(payload->data());
+    b.size = payload->size();
+    b.owner = payload;
+    msg = decode(b, limits);
+  } else {
+    msg = decode_copy(static_cast<const uint8_t*>(payload->data()), payload->size(), limits);
+  }
+  if (!msg.ok()) return reject(msg.error(), id_bytes);
+  deliver(*from, std::move(msg).value(), in.due_unix_ns);
+}
+
+void ZmqRuntime::receive_answers(std::vector<std::unique_ptr<zmq::socket_t>>& sockets,
+                                 const std::vector<InitialPeer>& initial) {
+  std::vector<zmq_pollitem_t> items;
+  for (auto& s : sockets) items.push_back(zmq_pollitem_t{s->handle(), 0, ZMQ_POLLIN, 0});
+  const int rc = zmq_poll(items.data(), static_cast<int>(items.size()),
+                          static_cast<long>(to_millis(kJoinPoll)));
+  if (rc < 0 && zmq_errno() != EINTR) throw zmq::error_t();
+  for (size_t i = 0; rc > 0 && i < sockets.size(); ++i) {
+    if (!(items[i].revents & ZMQ_POLLIN)) continue;
+    Incoming in;
+    while (sockets[i]->recv(*in.payload, zmq::recv_flags::dontwait)) {
+      read_rest(*sockets[i], in);
+      const auto m =
+          in.control && in.extra_parts == 0
+              ? decode_control(static_cast<const uint8_t*>(in.payload->data()), in.payload->size())
+              : Result<ControlMessage>(Status::error("not a membership message"));
+      // Only an answer says whose socket this is; anything else before it is refused.
+      if (m.ok() && m.value().kind == ControlKind::kHello &&
+          (m.value().hello.flags & Hello::kAnswer)) {
+        on_hello(m.value().hello.id, initial[i].public_key, m.value().hello);
+      } else {
+        reject(m.ok() ? "initial peer: not an answer to hello" : m.error(), initial[i].address);
+      }
+      in = Incoming();
     }
-    auto known = directory_.find(*from);
-    if (known == directory_.end()) {
-      reject("unknown peer", id_bytes);
-      continue;
+  }
+}
+
+void ZmqRuntime::poll_and_receive(long wait_ms) {
+  std::vector<zmq_pollitem_t> items;
+  std::vector<std::pair<PeerId, Destination*>> dealers;
+  if (router_) items.push_back(zmq_pollitem_t{router_->handle(), 0, ZMQ_POLLIN, 0});
+  if (options_.client_mode()) {  // a client hears its answers on its DEALERs
+    for (auto& [id, d] : directory_) {
+      if (!d.socket) continue;
+      items.push_back(zmq_pollitem_t{d.socket->handle(), 0, ZMQ_POLLIN, 0});
+      dealers.emplace_back(id, &d);
     }
-    if (secure() && (key.empty() || known->second.public_key != key)) {
-      reject("identity does not match its key", id_bytes);
-      continue;
-    }
-    if (options_.open_membership()) heard_from(*from);
-    metrics_.count("net_bytes_received", static_cast<int64_t>(payload->size()));
-    // Decode in place when the frame is 8-aligned (tensors alias it); otherwise copy first.
-    Result<Message> msg = Status::error("not decoded");
-    if (reinterpret_cast<uintptr_t>(payload->data()) % 8 == 0) {
-      Bytes b;
-      b.data = static_cast<const uint8_t*>(payload->data());
-      b.size = payload->size();
-      b.owner = payload;
-      msg = decode(b, CodecLimits{options_.max_message_bytes(), CodecLimits{}.max_fields});
-    } else {
-      msg = decode_copy(static_cast<const uint8_t*>(payload->data()), payload->size(),
-                        CodecLimits{options_.max_message_bytes(), CodecLimits{}.max_fields});
-    }
-    if (!msg.ok()) {
-      reject(msg.error(), id_bytes);
-      continue;
-    }
-    deliver(*from, std::move(msg).value(), due_unix_ns);
+  }
+  const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), wait_ms);
+  if (rc < 0) {
+    if (zmq_errno() == EINTR) return;  // a signal: stop() may have been called
+    throw zmq::error_t();
+  }
+  if (rc == 0) return;
+  size_t i = 0;
+  if (router_ && (items[i++].revents & ZMQ_POLLIN)) receive_some();
+  // Reading may change the directory (a hello, an eviction): look each peer up again.
+  for (const auto& [id, was] : dealers) {
+    const bool ready = items[i++].revents & ZMQ_POLLIN;
+    auto it = directory_.find(id);
+    if (!ready || it == directory_.end() || &it->second != was || !it->second.socket) continue;
+    receive_from(id, *it->second.socket, it->second.public_key);
   }
 }
 
@@ -830,14 +937,7 @@ void ZmqRuntime::run_until(Time end) {
     // spin.
     Time wait = std::min({end, next.value_or(end), t + kMaxPoll}) - t;
     if (wait.count() < 0) wait = Time(0);
-    const long wait_ms = static_cast<long>((wait.count() + 999999) / 1000000);
-    zmq_pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
-    const int rc = zmq_poll(&item, 1, wait_ms);
-    if (rc < 0) {
-      if (zmq_errno() == EINTR) continue;  // a signal: stop() may have been called
-      throw zmq::error_t();
-    }
-    if (rc > 0 && (item.revents & ZMQ_POLLIN)) receive_some();
+    poll_and_receive(static_cast<long>((wait.count() + 999999) / 1000000));
     report_refusals();
   }
 }

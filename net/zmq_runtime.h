@@ -15,6 +15,13 @@
 // cannot go is dropped and counted ("net_send_dropped"). options.delay_ms holds every message back
 // a drawn time first. With options.open_membership the directory grows by itself (see there).
 //
+// Client mode (options.client_mode, a peer behind NAT or a firewall): no ROUTER, no address. The
+// peer calls out on its DEALERs and hears the answers on them; its hello says it is a client, so
+// the peers it reached send to it through their ROUTER over the connection it opened (routing id
+// "p<client>"), and never give it away as an address ("who" is not answered for a client). Only
+// peers it has reached can reach it: workloads run it as a caller (a DHT node in client mode, an
+// expert trainer).
+//
 // Security (options.curve_secret_key set): every socket speaks CurveZMQ (encrypted, each end
 // authenticated by its Curve25519 key). Only peers in the directory may connect: a ZAP handler (a
 // thread of this runtime's own, the one exception to the contract below) accepts a connecting key
@@ -110,6 +117,8 @@ struct ZmqRuntimeOptions {
   CT_OPT(std::string, swarm_key, "")
   CT_OPT(Time, resolve_timeout, Time(std::chrono::seconds(3)))
   CT_OPT(size_t, resolve_fanout, 3)
+  // Client mode (see the top of this file); needs open_membership.
+  CT_OPT(bool, client_mode, false)
 #undef CT_OPT
 };
 
@@ -133,6 +142,7 @@ class ZmqRuntime : public Runtime {
   // The run's time 0 (now() == 0) as wall-clock nanoseconds since 1970-01-01 UTC.
   int64_t epoch_unix_ns() const { return epoch_unix_ns_; }
   // The address others reach this peer at (the bound port resolved when listen used "*").
+  // "" in client mode.
   const std::string& endpoint() const { return endpoint_; }
   // Adds or replaces a directory entry. A replaced address or key drops the old connection. In
   // secure mode the peer's public key (Z85) is required: it is whom this peer will talk to and
@@ -182,15 +192,23 @@ class ZmqRuntime : public Runtime {
     bool control = false;  // a membership message (not counted as the app's)
   };
   struct Destination {
-    std::string address;
-    std::string public_key;                 // secure mode
+    std::string address;     // "" for a client (reached through router_ by its routing id)
+    std::string public_key;  // secure mode
     std::unique_ptr<zmq::socket_t> socket;  // null until the first send or connect_all()
     std::deque<Outgoing> pending;           // waiting for the connection (connect_grace), in order
     size_t pending_bytes = 0;
     Time pending_since{0};  // the last progress of `pending`
     bool flush_scheduled = false;
-    bool given = true;  // by add_peer (never evicted), not learned
+    bool given = true;    // by add_peer (never evicted), not learned
+    bool client = false;  // a client peer's connection to this one's ROUTER (Hello::kClient)
     Time last_heard{0};
+  };
+  // A message read off a socket, after the routing identity (ROUTER).
+  struct Incoming {
+    std::shared_ptr<zmq::message_t> payload = std::make_shared<zmq::message_t>();
+    std::optional<int64_t> due_unix_ns;  // a delay stamp
+    bool control = false;                // a membership message
+    size_t extra_parts = 0;              // payload frames past the one allowed (refused)
   };
   struct Unresolved {  // messages to a peer whose address was asked for
     std::deque<Outgoing> waiting;
@@ -212,8 +230,10 @@ class ZmqRuntime : public Runtime {
   // Sends `out` to `to`, or queues it until its connection is up (or its address known).
   void dispatch(PeerId to, Outgoing out);
   void enqueue(PeerId to, Destination& d, Outgoing out);
-  // Whether ZeroMQ took the message.
-  bool try_send(zmq::socket_t& s, Outgoing& out);
+  // Whether ZeroMQ took the message. `route`: the routing id to send it to (a ROUTER).
+  bool try_send(zmq::socket_t& s, Outgoing& out, const std::string& route = "");
+  // Sends over `d`'s DEALER, or (a client) through the ROUTER; whether ZeroMQ took it.
+  bool send_to(PeerId to, Destination& d, Outgoing& out);
   // Puts this peer's hello first in `d`'s queue (open membership).
   void queue_hello(Destination& d);
   void flush(PeerId to);
@@ -228,7 +248,8 @@ class ZmqRuntime : public Runtime {
   void on_hello(PeerId from, const std::string& key, const Hello& h);
   // Adds a peer learned from the network (a hello or an answer), making room if the directory is
   // full; false when there is none.
-  bool learn_peer(PeerId id, const std::string& address, const std::string& key);
+  bool learn_peer(PeerId id, const std::string& address, const std::string& key,
+                  bool client = false);
   void resolve(PeerId to, Outgoing out);
   void resolved(PeerId id);
   void heard_from(PeerId from);
@@ -241,7 +262,20 @@ class ZmqRuntime : public Runtime {
   // Fires due timers (at most max_timers_per_turn, for at most max_turn_time); returns the next
   // deadline, if any.
   std::optional<Time> fire_due_timers();
+  // Reads what waits on the ROUTER (at most max_receives_per_turn messages).
   void receive_some();
+  // Client mode: reads what waits on the DEALER to `peer` (its answers).
+  void receive_from(PeerId peer, zmq::socket_t& s, const std::string& key);
+  // Reads the frames of a message whose first payload frame `in.payload` holds.
+  void read_rest(zmq::socket_t& s, Incoming& in);
+  // Checks and hands on a message read from the connection named `identity` (`key`: its CurveZMQ
+  // key, secure mode).
+  void accept(const std::string& identity, const std::string& key, Incoming& in);
+  // join() in client mode: the initial peers' answers on the sockets join() opened.
+  void receive_answers(std::vector<std::unique_ptr<zmq::socket_t>>& sockets,
+                       const std::vector<InitialPeer>& initial);
+  // Waits up to `wait_ms` for something to read, then reads it (the ROUTER, or a client's DEALERs).
+  void poll_and_receive(long wait_ms);
   void reject(std::string_view reason, std::string_view identity);
   void compact_timers();
   // Secure mode: binds the ZAP endpoint and starts its thread (before the ROUTER binds).

@@ -40,15 +40,52 @@ TEST(MembershipWire, RoundTrips) {
   EXPECT_EQ(i->is.public_key, key);
 }
 
+TEST(MembershipWire, AnAnswerNamesItsPeerAndAClientHasNoAddress) {
+  Hello answer;
+  answer.flags = Hello::kAnswer;
+  answer.id = 17;
+  answer.address = "tcp://10.0.0.7:5500";
+  auto a = decode(encode_hello(answer));
+  ASSERT_TRUE(a.ok()) << a.error();
+  EXPECT_EQ(a->hello.id, 17u);
+  EXPECT_EQ(a->hello.address, answer.address);
+
+  Hello client;
+  client.flags = Hello::kClient | Hello::kAnswerMe;
+  client.mac = hello_mac("swarm", 4, "", "");
+  auto c = decode(encode_hello(client));
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->hello.flags, Hello::kClient | Hello::kAnswerMe);
+  EXPECT_TRUE(c->hello.address.empty());
+  EXPECT_EQ(c->hello.mac, client.mac);
+
+  Hello addressed_client = client;  // a client that names an address
+  addressed_client.address = "tcp://10.0.0.8:1";
+  auto bad = decode(encode_hello(addressed_client));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("client announces no address"), std::string::npos) << bad.error();
+  Hello no_address;  // a hello without kClient must name a valid address
+  EXPECT_FALSE(decode(encode_hello(no_address)).ok());
+  Hello reserved = answer;
+  reserved.id = kNoPeer;
+  EXPECT_FALSE(decode(encode_hello(reserved)).ok());
+}
+
 TEST(MembershipWire, MalformedBodiesAreRefusedWithAReason) {
   Hello h;
   h.address = "tcp://127.0.0.1:5";
   const std::vector<uint8_t> hello = encode_hello(h);
+  Hello a = h;
+  a.flags = Hello::kAnswer;
+  a.id = 5;
+  const std::vector<uint8_t> answer = encode_hello(a);
   std::vector<std::vector<uint8_t>> bad;
-  bad.push_back({});                           // empty
-  bad.push_back({'X', 1, 2});                  // unknown kind
-  for (size_t n = 1; n < hello.size(); ++n) {  // every truncation
-    bad.emplace_back(hello.begin(), hello.begin() + static_cast<std::ptrdiff_t>(n));
+  bad.push_back({});           // empty
+  bad.push_back({'X', 1, 2});  // unknown kind
+  for (const auto* whole : {&hello, &answer}) {
+    for (size_t n = 1; n < whole->size(); ++n) {  // every truncation
+      bad.emplace_back(whole->begin(), whole->begin() + static_cast<std::ptrdiff_t>(n));
+    }
   }
   std::vector<uint8_t> trailing = hello;
   trailing.push_back(0);

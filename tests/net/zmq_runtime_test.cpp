@@ -659,10 +659,14 @@ TEST(ZmqRuntimeCurve, SwarmKeyAndIdentityFilesAreCreatedOnceAndChecked) {
 
 // Open membership: peers that know one address join through it, and learn the rest by asking.
 std::unique_ptr<ZmqRuntime> make_open(PeerId id, MetricsSink& sink, const std::string& swarm = "",
-                                      const CurveKeypair* keys = nullptr) {
-  ZmqRuntimeOptions o =
-      ZmqRuntimeOptions().id(id).open_membership(true).swarm_key(swarm).resolve_timeout(
-          milliseconds(300));
+                                      const CurveKeypair* keys = nullptr, bool client = false) {
+  ZmqRuntimeOptions o = ZmqRuntimeOptions()
+                            .id(id)
+                            .open_membership(true)
+                            .swarm_key(swarm)
+                            .resolve_timeout(milliseconds(300))
+                            .connect_grace(milliseconds(500))
+                            .client_mode(client);
   if (keys) o.curve_public_key(keys->public_key).curve_secret_key(keys->secret_key);
   auto rt = ZmqRuntime::create(o, sink);
   EXPECT_TRUE(rt.ok()) << rt.error();
@@ -757,6 +761,72 @@ TEST(ZmqRuntimeOpen, SecurePeersJoinWithTheSwarmKeyAndTalk) {
       {a.get(), outsider.get()}, [] { return false; }, milliseconds(300));
   EXPECT_EQ(delivered, 1);
   EXPECT_GE(sa.counter("net_rejected_messages"), 1);
+}
+
+// Every runtime answers a probe request with a probe response; `got` lists (receiver, sender).
+void answer_probes(const std::vector<ZmqRuntime*>& rts,
+                   std::vector<std::pair<PeerId, PeerId>>& got) {
+  for (ZmqRuntime* rt : rts) {
+    rt->set_handler([&got, rt](PeerId from, Message msg) {
+      got.emplace_back(rt->self(), from);
+      if (msg.type == MsgType::kProbeRequest) rt->send(from, Message(MsgType::kProbeResponse));
+    });
+  }
+}
+
+// A client (behind NAT: no address) joins, calls two peers and hears their answers on the
+// connections it opened; nobody gives it away as an address.
+void client_calls_out(const std::string& swarm, const CurveKeypair* ka, const CurveKeypair* kb,
+                      const CurveKeypair* kc) {
+  MetricsSink sa, sb, sc;
+  auto a = make_open(10, sa, swarm, ka);
+  auto b = make_open(20, sb, swarm, kb);
+  auto c = make_open(30, sc, swarm, kc, /*client=*/true);
+  EXPECT_TRUE(c->endpoint().empty());
+  const std::string a_key = ka ? ka->public_key : "";
+  EXPECT_EQ(join_through(*b, *a, a_key), std::vector<PeerId>{10});
+  EXPECT_EQ(join_through(*c, *a, a_key), std::vector<PeerId>{10});
+  EXPECT_EQ(sa.counter("net_clients_learned"), 1);
+  std::vector<std::pair<PeerId, PeerId>> got;
+  answer_probes({a.get(), b.get(), c.get()}, got);
+  const std::vector<ZmqRuntime*> all = {a.get(), b.get(), c.get()};
+  // b has never heard of the client: a does not give it away, so b's message is unresolved.
+  b->send(30, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive(all, [&] { return sb.counter("net_unresolved") == 1; }));
+  // The client calls a (known from the join) and b (its address asked of a); both answer it.
+  c->send(10, Message(MsgType::kProbeRequest));
+  c->send(20, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive(all, [&] { return got.size() >= 4; }));
+  std::sort(got.begin(), got.end());
+  const std::vector<std::pair<PeerId, PeerId>> want = {{10, 30}, {20, 30}, {30, 10}, {30, 20}};
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(sc.counter("net_resolved"), 1);
+  EXPECT_EQ(sb.counter("net_clients_learned"), 1);
+  EXPECT_EQ(sa.counter("net_rejected_messages") + sb.counter("net_rejected_messages") +
+                sc.counter("net_rejected_messages"),
+            0);
+  // Once the client has gone, a message to it waits out the connect grace and is dropped.
+  c.reset();
+  a->send(30, Message(MsgType::kProbeRequest));
+  ASSERT_TRUE(drive({a.get(), b.get()}, [&] { return sa.counter("net_send_dropped") == 1; }));
+}
+
+TEST(ZmqRuntimeOpen, AClientCallsOutAndHearsAnswersOnItsOwnConnections) {
+  client_calls_out("", nullptr, nullptr, nullptr);
+}
+
+TEST(ZmqRuntimeOpen, ASecureClientJoinsWithTheSwarmKey) {
+  ASSERT_TRUE(curve_available());
+  const CurveKeypair ka = fresh_keys("client_a"), kb = fresh_keys("client_b"),
+                     kc = fresh_keys("client_c");
+  client_calls_out("swarm secret", &ka, &kb, &kc);
+}
+
+TEST(ZmqRuntimeOpen, ClientModeNeedsOpenMembership) {
+  MetricsSink sink;
+  auto rt = ZmqRuntime::create(ZmqRuntimeOptions().id(1).client_mode(true), sink);
+  ASSERT_FALSE(rt.ok());
+  EXPECT_NE(rt.error().find("open membership"), std::string::npos) << rt.error();
 }
 
 TEST(ZmqRuntimeOpen, MalformedMembershipMessagesAreRejected) {
