@@ -41,10 +41,11 @@ WorkloadKind dht_kind() {
   k.check = dht::check_dht_options;
   k.make_shared = [](const Scenario& s) { return dht::make_dht_workload_shared(s.peers.count); };
   k.make_app = [](const Scenario& s, Runtime& rt, const WorkloadContext& c) {
-    return dht::make_dht_workload_app(rt, dht::dht_options_of(s), c);
+    return dht::make_dht_workload_app(rt, dht::dht_options_of(s), c, s.peers.count);
   };
   k.summary = [](const Scenario&, const MetricsSink& m) { return dht::dht_workload_summary(m); };
   k.liveness = dht::dht_liveness;
+  k.runs_as_client = true;  // a client node asks and stores, and serves nobody
   return k;
 }
 
@@ -101,6 +102,11 @@ Result<std::unique_ptr<PeerApp>> make_workload_app(const Scenario& scenario, Run
   const WorkloadKind* k = find_workload_kind(kind);
   if (k == nullptr || !k->make_app) {
     return Status::error("workload.kind: '" + kind + "' does not run as a peer workload");
+  }
+  if (context.client && !k->runs_as_client) {
+    return Status::error("workload.kind: '" + kind +
+                         "' cannot run on a client peer (one that cannot be called): its peers "
+                         "call each other");
   }
   return k->make_app(scenario, rt, context);
 }

@@ -54,6 +54,11 @@ struct WorkloadContext {
   // Simulated world: drawn from the run's seed and the peer's id (kept across its incarnations);
   // live world: --identity-file, or a fresh key from the OS's randomness. Null: no identity.
   std::shared_ptr<const dht::SigningKey> identity;
+  // This peer cannot be called (behind NAT or a firewall; live: --client): it calls out and hears
+  // the answers on its own connections, and only the peers it reached can reach it. A workload
+  // runs it as a caller (its DHT node in client mode, never in anyone's routing table); one whose
+  // peers must be callable refuses it (WorkloadKind::runs_as_client).
+  bool client = false;
 };
 
 // The peers a peer contacts first to join an overlay (DHT bootstrap): context.bootstrap when the
@@ -79,6 +84,9 @@ struct WorkloadKind {
   // The liveness goal (core/invariants.h), judged after a run with a liveness phase from its
   // "liveness.*" counters: {"goal": what must happen, "met": bool, figures...}. May be null.
   std::function<nlohmann::json(const Scenario&, const MetricsSink&)> liveness;
+  // Whether a peer that cannot be called (WorkloadContext::client) can run it; make_app may still
+  // refuse a role that must be callable (an expert server).
+  bool runs_as_client = false;
 };
 
 // Every registered kind, in registration order; the one named `name`, or null.

@@ -81,7 +81,8 @@ std::string join_live_flags(const LiveOptions& o) {
   }
   char duration[32];
   std::snprintf(duration, sizeof(duration), "%g", o.duration_s);
-  std::string s = " --id " + std::to_string(o.id) + " --listen " + o.listen;
+  std::string s =
+      " --id " + std::to_string(o.id) + (o.listen.empty() ? "" : " --listen " + o.listen);
   if (!peers.empty()) s += " --peers " + peers;
   std::string initial;
   for (const auto& [addr, key] : o.initial_peers) {
@@ -91,6 +92,7 @@ std::string join_live_flags(const LiveOptions& o) {
   if (!o.swarm_key_file.empty()) s += " --swarm-key-file " + o.swarm_key_file;
   if (!o.key_file.empty()) s += " --key-file " + o.key_file;
   if (!o.identity_file.empty()) s += " --identity-file " + o.identity_file;
+  if (o.client) s += " --client";
   s += std::string(" --duration ") + duration;
   if (!o.out_dir.empty()) s += " --out " + o.out_dir;
   if (o.epoch_unix_s) {
@@ -168,7 +170,7 @@ std::unique_ptr<ZmqRuntime> open_runtime(const Scenario& s, const LiveOptions& o
                                   .max_peers(kMaxLivePeers)
                                   .epoch_unix_ns(epoch_ns);
   const bool open = o.peers.empty();
-  options.open_membership(open);
+  options.open_membership(open).client_mode(o.client);
   if (!o.swarm_key_file.empty()) {
     auto swarm = load_or_create_swarm_key(o.swarm_key_file);
     if (!swarm.ok()) {
@@ -315,6 +317,7 @@ nlohmann::json live_summary(const Scenario& s, const MetricsSink& sink, const Zm
   sum["security"] = rt.secure() ? "curve" : "plain";
   sum["not_honoured"] = live_not_honoured(s);
   sum["listen"] = rt.endpoint();
+  sum["client"] = o.client;  // could not be called (--client)
   sum["epoch_unix_s"] = static_cast<double>(rt.epoch_unix_ns()) / 1e9;
   sum["app_start_s"] = to_seconds(t0);  // the workload ran from here to sim_time_s
   sum["interrupted"] = rt.stopped();
@@ -386,6 +389,7 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
     context.bootstrap = std::make_shared<const std::vector<PeerId>>(start.joined);
   }
   context.state_dir = dir + "/state";
+  context.client = o.client;
   if (o.identity_file.empty()) {
     context.identity = std::make_shared<const dht::SigningKey>(dht::SigningKey::generate());
   } else {

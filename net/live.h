@@ -18,7 +18,10 @@ constexpr size_t kMaxLivePeers = 1000;
 
 struct LiveOptions {
   PeerId id = 0;
-  std::string listen;                   // e.g. "tcp://127.0.0.1:5501"
+  std::string listen;  // e.g. "tcp://127.0.0.1:5501"; "" for a client
+  // A peer that cannot be called (behind NAT; --client): open membership, no listen address
+  // (ZmqRuntimeOptions::client_mode, WorkloadContext::client).
+  bool client = false;
   std::map<PeerId, std::string> peers;  // a fixed peer list: id -> address (may include self)
   // Open membership (no `peers`): the addresses this peer first says hello to (address, public
   // key in secure mode); none for the first peer of a swarm. It learns every other peer's address

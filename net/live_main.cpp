@@ -21,7 +21,8 @@ namespace {
 constexpr int kMaxParentsSearched = 16;
 
 const char* kLiveUsage =
-    "usage: crowdtrain live [SCENARIO] --id N --listen ADDR [--initial-peers ADDR,ADDR,...]\n"
+    "usage: crowdtrain live [SCENARIO] --id N (--listen ADDR | --client)\n"
+    "                       [--initial-peers ADDR,ADDR,...]\n"
     "                       [--swarm-key-file PATH] [--key-file PATH] [--identity-file PATH]\n"
     "                       [--duration S]\n"
     "                       [--epoch UNIX_SECONDS] [--out DIR] [--seed N] [--set key=value]...\n"
@@ -31,6 +32,10 @@ const char* kLiveUsage =
     "  Open membership (no --peers): a peer knows only its own address (--listen, which others\n"
     "    must be able to reach) and a few peers' (--initial-peers; none for the first peer);\n"
     "    it learns the others' from the swarm, and peers join and leave as they please.\n"
+    "  --client: a peer behind NAT or a firewall, which nobody can call (open membership only;\n"
+    "    no --listen): it calls out and hears the answers on its own connections. Workloads run\n"
+    "    it as a caller: a DHT node in client mode, an expert trainer (not a server); averaging\n"
+    "    and training refuse it.\n"
     "    --id is the peer's place in the scenario (roles and data follow it), 0..peers.count-1.\n"
     "  --peers: a fixed peer list instead (every peer's id and address).\n"
     "  --swarm-key-file: the swarm's shared secret (created, mode 0600, when missing; copy it to\n"
@@ -184,6 +189,8 @@ std::string apply_flag(const std::string& flag, const std::string& arg,
     a.help = true;
   } else if (flag == "--quiet") {
     a.quiet = true;
+  } else if (flag == "--client") {
+    o.client = true;
   } else if (flag == "--id") {
     uint64_t id = 0;
     if (!take() || !parse_uint(value, kNoPeer - 1, id)) return "--id needs a peer id";
@@ -243,9 +250,15 @@ std::string check_membership(const LiveArgs& a) {
   const LiveOptions& o = a.o;
   if (!o.peers.empty()) {
     if (a.have_initial) return "--peers and --initial-peers do not go together";
+    if (o.client) return "--client needs open membership (--initial-peers, no --peers)";
     return "";
   }
-  if (o.listen.empty()) return "--listen is required in open mode (no --peers)";
+  if (o.client) {
+    if (!o.listen.empty()) return "--client and --listen do not go together: a client listens not";
+    if (o.initial_peers.empty()) return "--client needs --initial-peers (it cannot be called)";
+  } else if (o.listen.empty()) {
+    return "--listen (or --client) is required in open mode (no --peers)";
+  }
   if (!o.key_file.empty() && o.swarm_key_file.empty()) {
     return "--key-file without --peers needs --swarm-key-file: in an open secure swarm the swarm "
            "key decides who may join";
@@ -297,7 +310,7 @@ std::string parse_live_args(const std::vector<std::string>& args, LiveArgs& a) {
       }
     }
   }
-  if (a.o.listen.empty()) {
+  if (a.o.listen.empty() && !a.o.client) {
     auto self = a.o.peers.find(a.o.id);
     if (self == a.o.peers.end()) {
       return "--listen is required when --peers has no entry for --id " + std::to_string(a.o.id);

@@ -53,6 +53,10 @@ LiveItem LiveKeySchedule::item(PeerId p, uint64_t n, uint32_t b) const {
   return it;
 }
 
+bool LiveKeySchedule::has_slot(const LiveItem& item, const DhtValue& got) {
+  return !item.subkey || !got.is_dictionary || got.dictionary.count(*item.subkey) > 0;
+}
+
 bool LiveKeySchedule::matches(const LiveItem& item, const DhtValue& got) {
   if (!item.subkey) return !got.is_dictionary && got.plain.value == item.value;
   if (!got.is_dictionary) return false;

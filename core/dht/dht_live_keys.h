@@ -41,6 +41,9 @@ class LiveKeySchedule {
   // Whether `got` is a right answer for `item`: the same plain value, or a dictionary whose entry
   // under the item's subkey is the item's value.
   static bool matches(const LiveItem& item, const DhtValue& got);
+  // Whether `got` holds a value in the item's place at all: a dictionary without the item's subkey
+  // (its storer's entry not stored, or gone) is a miss, not a wrong value.
+  static bool has_slot(const LiveItem& item, const DhtValue& got);
 
  private:
   double phase(PeerId p) const;

@@ -12,8 +12,9 @@ namespace {
 // A bootstrap that found no live peer is retried after this long.
 constexpr double kBootstrapRetryS = 5.0;
 
-DhtOptions options_of(const DhtWorkloadOptions& s) {
+DhtOptions options_of(const DhtWorkloadOptions& s, bool client) {
   return DhtOptions()
+      .client_mode(client)
       .k(s.k)
       .alpha(s.alpha)
       .replicas(s.replicas)
@@ -27,13 +28,16 @@ DhtOptions options_of(const DhtWorkloadOptions& s) {
 
 class DhtWorkloadApp final : public PeerApp {
  public:
-  DhtWorkloadApp(Runtime& rt, const DhtWorkloadOptions& spec, const WorkloadContext& context)
+  DhtWorkloadApp(Runtime& rt, const DhtWorkloadOptions& spec, const WorkloadContext& context,
+                 uint32_t world_peers)
       : rt_(rt),
         spec_(spec),
         context_(context),
+        world_peers_(world_peers),
         shared_(context.shared_as<DhtWorkloadShared>()),
         rpc_(rt),
-        node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()), options_of(spec))),
+        node_(std::make_unique<DhtNode>(rt, rpc_, DhtId::random(rt.rng()),
+                                        options_of(spec, context.client))),
         value_(spec.value_bytes, 'v'),
         live_keys_(spec) {}
 
@@ -280,11 +284,10 @@ class DhtWorkloadApp final : public PeerApp {
       LiveItem item;
     };
     std::vector<Want> plain, dict;
-    const auto& peers = context_.peers;
-    for (uint32_t i = 0; peers && peers->size() > 1 && i < spec_.batch; ++i) {
+    for (uint32_t i = 0; world_peers_ > 1 && i < spec_.batch; ++i) {
       PeerId p = rt_.self();
       for (int tries = 0; tries < 8 && p == rt_.self(); ++tries) {
-        p = (*peers)[rt_.rng().uniform_int(peers->size())];
+        p = static_cast<PeerId>(rt_.rng().uniform_int(world_peers_));
       }
       const uint64_t ops = p == rt_.self() ? 0 : live_keys_.ops_due(p, rt_.now() - settle);
       if (ops == 0) continue;
@@ -312,6 +315,10 @@ class DhtWorkloadApp final : public PeerApp {
             for (size_t i = 0; i < asked.size(); ++i) {
               const Want& w = asked[i];
               bool ok = values[i].ok();
+              if (ok && !LiveKeySchedule::has_slot(w.item, values[i].value())) {
+                ok = false;  // others' entries, not this one: a miss
+                rt_.metrics().count("dht_get_subkey_missing");
+              }
               if (ok) {
                 ok = check_invariant(rt_.metrics(),
                                      LiveKeySchedule::matches(w.item, values[i].value()),
@@ -343,6 +350,7 @@ class DhtWorkloadApp final : public PeerApp {
   Runtime& rt_;
   const DhtWorkloadOptions& spec_;
   WorkloadContext context_;
+  uint32_t world_peers_;  // keys "schedule": the peers whose schedules are asked for
   std::shared_ptr<DhtWorkloadShared> shared_;
   RpcEndpoint rpc_;
   std::unique_ptr<DhtNode> node_;  // after rpc_: destroyed first
@@ -355,13 +363,14 @@ class DhtWorkloadApp final : public PeerApp {
 }  // namespace
 
 Result<std::unique_ptr<PeerApp>> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
-                                                       const WorkloadContext& context) {
+                                                       const WorkloadContext& context,
+                                                       uint32_t world_peers) {
   if (spec.keys == DhtKeys::kOracle && !context.shared_as<DhtWorkloadShared>()) {
     return json_error("workload.dht.keys",
                       "\"oracle\" draws the keys to get from the simulated world's record of "
                       "stores, which this world does not keep; use \"schedule\"");
   }
-  return std::unique_ptr<PeerApp>(std::make_unique<DhtWorkloadApp>(rt, spec, context));
+  return std::unique_ptr<PeerApp>(std::make_unique<DhtWorkloadApp>(rt, spec, context, world_peers));
 }
 
 }  // namespace crowdtrain::dht

@@ -11,7 +11,8 @@
 // in both worlds: "oracle" draws them from the oracle's stored keys (the simulated world only);
 // "schedule" stores on a schedule every peer can compute (core/dht/dht_live_keys.h) and gets items
 // other peers' schedules say were stored a while ago, checking the answers (dht_live_get_ok/failed,
-// dht_get_wrong_value; each get event names the storer and when its store was due). Without an
+// dht_get_wrong_value, dht_get_subkey_missing: a dictionary found without the item's entry, a
+// miss; each get event names the storer and when its store was due). Without an
 // oracle (the live world), peers bootstrap from WorkloadContext::bootstrap/peers.
 // Single-threaded, on the world's loop.
 #pragma once
@@ -71,9 +72,12 @@ class DhtWorkloadShared final : public WorkloadShared {
 std::shared_ptr<WorkloadShared> make_dht_workload_shared(uint32_t peers);
 
 // The app of one peer incarnation; `context.shared`, when set, must come from
-// make_dht_workload_shared. An error when `spec.keys` is "oracle" and the world keeps no oracle.
+// make_dht_workload_shared. `world_peers` (the scenario's peers.count): the ids 0..world_peers-1
+// whose store schedules ("schedule" keys) it gets from, whether or not this peer has heard of
+// them (open membership). An error when `spec.keys` is "oracle" and the world keeps no oracle.
 Result<std::unique_ptr<PeerApp>> make_dht_workload_app(Runtime& rt, const DhtWorkloadOptions& spec,
-                                                       const WorkloadContext& context);
+                                                       const WorkloadContext& context,
+                                                       uint32_t world_peers);
 
 // summary.json's "dht" block: success rates and the counts they come from.
 nlohmann::json dht_workload_summary(const MetricsSink& sink);

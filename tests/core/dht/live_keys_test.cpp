@@ -80,9 +80,15 @@ TEST(LiveKeySchedule, ItemsAreDistinctAndAnswersAreCheckedStrictly) {
   DhtValue d;
   d.is_dictionary = true;
   d.dictionary["peer3/0.0"] = ValueEntry{"v3/0.0", Time(5)};
-  EXPECT_FALSE(LiveKeySchedule::matches(entry, d));  // the dictionary lacks the item's subkey
+  EXPECT_FALSE(LiveKeySchedule::matches(entry, d));   // the dictionary lacks the item's subkey:
+  EXPECT_FALSE(LiveKeySchedule::has_slot(entry, d));  // a miss, not a wrong value
+  d.dictionary["peer1/2.0"] = ValueEntry{"v1/2.9", Time(5)};
+  EXPECT_TRUE(LiveKeySchedule::has_slot(entry, d));  // a wrong value in the item's place
+  EXPECT_FALSE(LiveKeySchedule::matches(entry, d));
   d.dictionary["peer1/2.0"] = ValueEntry{"v1/2.0", Time(5)};
   EXPECT_TRUE(LiveKeySchedule::matches(entry, d));
+  EXPECT_TRUE(LiveKeySchedule::has_slot(plain, v));
+  EXPECT_TRUE(LiveKeySchedule::has_slot(entry, v));  // a plain value where a dictionary belongs
   EXPECT_FALSE(LiveKeySchedule::matches(plain, d));
   EXPECT_FALSE(LiveKeySchedule::matches(entry, v));
 }
@@ -91,15 +97,15 @@ TEST(DhtWorkload, OracleKeysNeedAWorldThatKeepsTheOracle) {
   testing::FakeWorld world;
   DhtWorkloadOptions o = spec();
   WorkloadContext alone;  // no shared state: the live world's context
-  auto refused = make_dht_workload_app(world.add_peer(0), o, alone);
+  auto refused = make_dht_workload_app(world.add_peer(0), o, alone, 4);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().find("workload.dht.keys"), std::string::npos) << refused.error();
   o.keys = DhtKeys::kSchedule;
-  EXPECT_TRUE(make_dht_workload_app(world.add_peer(1), o, alone).ok());
+  EXPECT_TRUE(make_dht_workload_app(world.add_peer(1), o, alone, 4).ok());
   WorkloadContext with_oracle;
   with_oracle.shared = make_dht_workload_shared(4);
   o.keys = DhtKeys::kOracle;
-  EXPECT_TRUE(make_dht_workload_app(world.add_peer(2), o, with_oracle).ok());
+  EXPECT_TRUE(make_dht_workload_app(world.add_peer(2), o, with_oracle, 4).ok());
 }
 
 }  // namespace
