@@ -3,7 +3,9 @@
 
 #include "core/scenario.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,15 @@
 #include "core/workload.h"
 
 namespace crowdtrain {
+
+uint32_t PeersSpec::client_count_from_fraction() const {
+  return static_cast<uint32_t>(std::floor(client_fraction * count + 0.5));
+}
+
+bool PeersSpec::is_client(uint32_t peer) const {
+  if (client_fraction > 0 && peer >= count - client_count_from_fraction()) return true;
+  return std::binary_search(client_ids.begin(), client_ids.end(), peer);
+}
 
 const EnumNames<Fidelity>& fidelity_names() {
   static const EnumNames<Fidelity> names = {{"message", Fidelity::kMessage},
@@ -191,6 +202,11 @@ Status check_scenario(Scenario& s, const std::string& base_dir) {
                               std::to_string(s.faults[i].peers[j]));
       }
     }
+  }
+  if (!s.peers.client_ids.empty() && s.peers.client_ids.back() >= s.peers.count) {
+    return json_error("peers.clients", "peer ids must be < peers.count (" +
+                                           std::to_string(s.peers.count) + "), got " +
+                                           std::to_string(s.peers.client_ids.back()));
   }
   if (s.churn.model == ChurnModel::kTrace) {
     auto file = resolve_data_file(s.churn.trace.path, base_dir, s.churn.trace.key);

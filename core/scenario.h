@@ -55,6 +55,14 @@ struct PeerClassSpec {
 struct PeersSpec {
   uint32_t count = 100;
   std::vector<PeerClassSpec> classes{PeerClassSpec{}};
+  // Peers that cannot be called (behind NAT or a firewall): they call out, and only the peers they
+  // reached can reach them (WorkloadContext::client). peers.clients is either a fraction (the
+  // last floor(fraction x count + 0.5) peer ids, so that roles given to the first ids, such as
+  // expert servers, stay callable) or a list of peer ids.
+  double client_fraction = 0.0;
+  std::vector<uint32_t> client_ids;  // sorted, unique
+  bool is_client(uint32_t peer) const;
+  uint32_t client_count_from_fraction() const;
 };
 
 struct RegionsSpec {

@@ -2,6 +2,7 @@
 // checks (fault peers against peers.count, region names, CSV files) are in scenario.cpp; each
 // workload kind reads and checks its own subtree (core/workload.h).
 
+#include <algorithm>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,9 +27,36 @@ void read_name(JsonReader& r, const std::string& key, std::string& out) {
 
 }  // namespace
 
+// peers.clients: a fraction of the peers or a list of peer ids.
+void read_clients(JsonReader& r, PeersSpec& out) {
+  if (!r.has("clients")) return (void)r.take("clients");
+  const nlohmann::json* v = r.take("clients");
+  if (v == nullptr) return;
+  const std::string path = r.path_of("clients");
+  if (v->is_number()) {
+    auto f = json_to_double(*v, path, NumberRange::fraction());
+    return f.ok() ? (void)(out.client_fraction = f.value()) : r.absorb(f.status());
+  }
+  if (!v->is_array()) {
+    return r.fail(path,
+                  "expected a fraction of the peers (a number in [0, 1]) or an array of "
+                  "peer ids");
+  }
+  std::vector<uint32_t> ids;
+  for (size_t i = 0; i < v->size() && r.ok(); ++i) {
+    auto id =
+        json_to_uint((*v)[i], json_index_path(path, i), NumberRange::closed(0, kMaxPeers - 1));
+    id.ok() ? ids.push_back(static_cast<uint32_t>(id.value())) : r.absorb(id.status());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  out.client_ids = std::move(ids);
+}
+
 void read_peers(JsonReader& r, PeersSpec& out, std::vector<bool>& class_sets_upload,
                 std::vector<bool>& class_sets_download) {
   r.read("count", out.count, NumberRange::closed(1, kMaxPeers));
+  read_clients(r, out);
   if (!r.has("classes")) return (void)r.take("classes");
   std::vector<PeerClassSpec> classes;
   std::set<std::string> names;

@@ -4,6 +4,7 @@
 #include "core/averaging/averaging_workload.h"
 #include "core/dht/dht_workload.h"
 #include "core/dht/dht_workload_options.h"
+#include "core/json_path.h"
 #include "core/moe/moe_workload.h"
 #include "core/probe.h"
 #include "core/train/training_options.h"
@@ -135,6 +136,14 @@ nlohmann::json workload_liveness(const Scenario& scenario, const MetricsSink& si
 
 Status check_workload(const Scenario& scenario) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
+  const PeersSpec& p = scenario.peers;
+  const bool clients = !p.client_ids.empty() || p.client_count_from_fraction() > 0;
+  if (k != nullptr && clients && !k->runs_as_client) {
+    return json_error("peers.clients",
+                      "workload.kind \"" + k->name +
+                          "\" cannot run on client peers (ones that cannot be called): its "
+                          "peers call each other; the dht and moe workloads can");
+  }
   return k != nullptr && k->check ? k->check(scenario) : Status();
 }
 

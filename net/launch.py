@@ -33,6 +33,7 @@ import random
 import shutil
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -77,9 +78,10 @@ def sim_timeline(a, n, duration, workdir):
     out = os.path.join(workdir, "sim_timeline")
     cmd = [a.bin, "run", a.scenario, "--quiet", "--out", out,
            "--set", f"peers.count={n}", "--set", f"duration_s={duration}",
-           "--set", 'workload={"kind": "probe"}', "--set", 'output={"events": "lifecycle"}']
+           "--set", 'workload={"kind": "probe"}', "--set", 'output={"events": "lifecycle"}',
+           "--set", "peers.clients=0"]  # the probe calls every peer: no clients when planning
     for s in a.sets:
-        if not s.startswith(("workload", "peers.count", "duration_s", "output")):
+        if not s.startswith(("workload", "peers.count", "peers.clients", "duration_s", "output")):
             cmd += ["--set", s]
     if a.seed:
         cmd += ["--seed", a.seed]
@@ -94,6 +96,17 @@ def sim_timeline(a, n, duration, workdir):
                 steps.append((e["t_ns"] / 1e9, e["ev"], e["peer"], e.get("reason", "")))
     summary = json.load(open(os.path.join(out, "summary.json")))
     return sorted(steps, key=lambda s: (s[0], s[1] != "leave")), summary
+
+
+def client_peers(scenario, sets, n):
+    """The peers that run as clients (--client): peers.clients, as core/scenario.h reads it (a
+    fraction: the last floor(f * n + 0.5) ids; or a list of ids)."""
+    spec = json.loads(sets["peers.clients"]) if "peers.clients" in sets else \
+        scenario.get("peers", {}).get("clients", 0)
+    if isinstance(spec, list):
+        return {int(p) for p in spec if int(p) < n}
+    k = int(math.floor(float(spec) * n + 0.5))
+    return set(range(n - k, n))
 
 
 def draw_mbps(spec, rng):
@@ -201,8 +214,9 @@ def open_netns(a, n, scenario):
 class Swarm:
     """The processes of the run, started and stopped on the shared timeline."""
 
-    def __init__(self, a, n, duration, out, base_port, epoch, keys, swarm_key, netns):
+    def __init__(self, a, n, duration, out, base_port, epoch, keys, swarm_key, netns, clients):
         self.a, self.n, self.duration, self.out, self.netns = a, n, duration, out, netns
+        self.clients = clients  # peers behind NAT: --client, never an initial peer
         self.base_port, self.epoch, self.keys, self.swarm_key = base_port, epoch, keys, swarm_key
         self.running = {}       # peer -> (Popen, incarnation, started wall time)
         self.incarnations = []  # dicts, one per process started
@@ -224,12 +238,14 @@ class Swarm:
         if not os.path.lexists(os.path.join(d, "state")):
             os.symlink(os.path.join("..", "state"), os.path.join(d, "state"))
         now = time.time()
-        up = [p for p, (_, _, t0) in self.running.items() if now - t0 >= UP_BEFORE_S]
-        up = sorted(up)[:MAX_INITIAL] or sorted(self.running)[:MAX_INITIAL]
+        callable_ = [p for p in self.running if p not in self.clients]
+        up = [p for p in callable_ if now - self.running[p][2] >= UP_BEFORE_S]
+        up = sorted(up)[:MAX_INITIAL] or sorted(callable_)[:MAX_INITIAL]
         cmd = ["ip", "netns", "exec", self.netns.ns(peer)] if self.netns else []
-        cmd += [self.a.bin, "live", self.a.scenario, "--id", str(peer), "--listen",
-               self.address(peer), "--epoch", f"{self.epoch:.3f}", "--duration",
-               str(self.duration), "--out", d, "--quiet"]
+        cmd += [self.a.bin, "live", self.a.scenario, "--id", str(peer)]
+        cmd += ["--client"] if peer in self.clients else ["--listen", self.address(peer)]
+        cmd += ["--epoch", f"{self.epoch:.3f}", "--duration", str(self.duration), "--out", d,
+                "--quiet"]
         if up:
             cmd += ["--initial-peers", ",".join(
                 self.address(p) + (f"#{self.keys[p]}" if self.keys else "") for p in up)]
@@ -372,19 +388,23 @@ def main(argv):
         timeline, sim_summary = sim_timeline(a, n, duration, work)
     keys, swarm_key = make_keys(a, n, out)
     netns = open_netns(a, n, sim_summary.get("scenario_resolved") or scenario)
+    clients = client_peers(scenario, sets, n)
     try:
-        return run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary)
+        return run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary,
+                   clients)
     finally:
         if netns:
             netns.teardown()
 
 
-def run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary):
+def run(a, n, duration, out, base, keys, swarm_key, netns, timeline, sim_summary, clients):
     where = (f"network namespaces {netns.ns(0)}.. on bridge {netns.bridge}" if netns else
              "plain loopback, unshaped")
     print(f"[launch] {n} live peers of {a.scenario} ({where}; ports {base}..)", file=sys.stderr)
     epoch = time.time() + (a.lead or 2.0 + 0.25 * n)
-    swarm = Swarm(a, n, duration, out, base, epoch, keys, swarm_key, netns)
+    swarm = Swarm(a, n, duration, out, base, epoch, keys, swarm_key, netns, clients)
+    if clients:
+        print(f"[launch] clients (behind NAT, --client): {sorted(clients)}", file=sys.stderr)
     print(f"[launch] {len(timeline)} joins and leaves planned; epoch {epoch:.3f}; outputs in {out}",
           file=sys.stderr)
     try:

@@ -351,6 +351,10 @@ int live_main(const std::vector<std::string>& args) {
     return 2;
   }
   if (a.quiet) s.value().output.progress = false;
+  if (s.value().peers.is_client(a.o.id) && !a.o.client) {
+    return usage_error("the scenario's peers.clients makes peer " + std::to_string(a.o.id) +
+                       " a client (behind NAT, never called): run it with --client");
+  }
   // The reproduce line carries the seed as --seed (reproduce_command adds it), the rest as --set.
   return run_live(s.value(), a.o, a.overrides);
 }

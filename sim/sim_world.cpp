@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <unordered_set>
 
 #include "core/dht/record_signing.h"
 #include "core/run_output.h"
@@ -50,7 +51,11 @@ class World final : public SimHost {
         o_(o),
         topology_(std::move(topology)),
         churn_(std::move(churn)),
-        peers_(s.peers.count) {}
+        peers_(s.peers.count) {
+    for (PeerId p = 0; p < s.peers.count; ++p) {
+      if (s.peers.is_client(p)) peers_[p].reached = std::make_unique<std::unordered_set<PeerId>>();
+    }
+  }
 
   ~World() override {
     for (auto& slot : peers_) {
@@ -77,6 +82,10 @@ class World final : public SimHost {
     std::unique_ptr<PeerApp> app;
     uint32_t incarnation = 0;
     bool alive = false;
+    // A client's (peers.clients; null for other peers): the peers its current incarnation has
+    // sent to, the only ones whose messages reach it (as over the connections a peer behind NAT
+    // opened).
+    std::unique_ptr<std::unordered_set<PeerId>> reached;
   };
 
   void join(PeerId p, const char* reason);
@@ -145,6 +154,11 @@ void World::host_send(PeerId from, PeerId to, Message msg) {
     }
     msg = std::move(decoded.value());
   }
+  if (peers_[from].reached) peers_[from].reached->insert(to);
+  if (peers_[to].reached && !peers_[to].reached->count(from)) {
+    sink_.count("messages_to_unreached_client");  // nobody can call a peer behind NAT
+    return;
+  }
   network_->send(from, to, std::move(msg), wire);
 }
 
@@ -166,7 +180,9 @@ void World::join(PeerId p, const char* reason) {
   network_->peer_up(p);
   slot.rt =
       std::make_unique<SimRuntime>(*this, p, derive_seed(s_.seed, "peer", p, slot.incarnation));
+  if (slot.reached) slot.reached->clear();  // a new incarnation has opened no connection yet
   WorkloadContext context = context_;
+  context.client = slot.reached != nullptr;
   context.upload_mbps = topology_.peer(p).up_bps / 1e6;
   context.download_mbps = topology_.peer(p).down_bps / 1e6;
   if (!state_root_.empty()) context.state_dir = state_root_ + "/peer-" + std::to_string(p);

@@ -91,6 +91,8 @@ class Averager final : public PeerApp {
  private:
   struct RoundState;
   void schedule_round(uint64_t round);
+  // After a round without a group: a grid key drawn at random (see there).
+  void redraw_key();
   void begin_round(uint64_t round);
   void on_group(uint64_t round, Result<AllReduceGroup> group);
   void on_allreduce(uint64_t round, const AllReduceGroup& group, Result<AllReduceOutcome> r);

@@ -134,14 +134,21 @@ class DhtWorkloadApp final : public PeerApp {
   void bootstrap() {
     std::vector<PeerId> peers = bootstrap_peers();
     // With an oracle, no ready peer means this is the network's first node; without one, a node
-    // that knows no other peer starts alone too (DhtNode::bootstrap's rule).
+    // that knows no other peer starts alone too (DhtNode::bootstrap's rule). A client never
+    // starts a network (nobody could reach it): it waits for one.
+    if (peers.empty() && context_.client) {
+      rt_.metrics().count("dht_bootstrap_retries");
+      rt_.schedule(from_seconds(kBootstrapRetryS), [this] { bootstrap(); });
+      return;
+    }
     node_->bootstrap(std::move(peers), [this](Status s) {
       if (!s.ok()) {
         rt_.metrics().count("dht_bootstrap_retries");
         rt_.schedule(from_seconds(kBootstrapRetryS), [this] { bootstrap(); });
         return;
       }
-      if (shared_) shared_->set_ready(rt_.self());
+      // Others bootstrap from ready peers: a client is not one (it cannot be called).
+      if (shared_ && !context_.client) shared_->set_ready(rt_.self());
       rt_.metrics().event("dht_ready", {{"routing_contacts", node_->routing_table().size()}},
                           EventDetail::kOperation);
       if (spec_.keys == DhtKeys::kSchedule) {  // the schedule every peer can compute

@@ -167,6 +167,14 @@ std::shared_ptr<const WorkloadOptions> read_moe_options(JsonReader& r) {
 
 Status check_moe_options(const Scenario& s) {
   const auto& o = s.workload.options_of<MoeOptions>("moe");
+  for (uint32_t p = 0; p < o.servers && p < s.peers.count; ++p) {
+    if (s.peers.is_client(p)) {
+      return json_error("peers.clients",
+                        "peer " + std::to_string(p) +
+                            " is an expert server (ids below workload.moe.servers), which "
+                            "trainers must be able to call: it cannot be a client");
+    }
+  }
   const ExpertGrid grid{o.grid_prefix + "0", o.grid_sizes};
   Status st = grid.check();
   if (!st.ok()) return json_error("workload.moe.grid", st.message());

@@ -90,6 +90,22 @@ TEST(DhtWorld, ScheduledKeysNoChurnEveryGetFindsTheValue) {
   EXPECT_EQ(sum["dht"]["live_get_success"], 1.0);
 }
 
+// A third of the peers behind NAT (peers.clients): they store and get through the others, nobody
+// bootstraps from them or calls them (the world drops a message to a client from a peer it has not
+// reached, and counts it), and the same seed gives the same log.
+TEST(DhtWorld, ClientsUnderChurnStoreAndGetAndNobodyCallsThem) {
+  Scenario s = with_churn(dht_scenario(200, 120, 7));
+  s.peers.client_fraction = 0.3;
+  const auto a = run(s);
+  ASSERT_FALSE(a.is_null());
+  const int64_t live = counter(a, "dht_get_live_replica");
+  EXPECT_GT(live, 200);
+  EXPECT_LE(counter(a, "dht_get_failed_with_live_replica"), live / 100);  // >= 99 %
+  EXPECT_GE(a["dht"]["store_success"].get<double>(), 0.99);
+  EXPECT_EQ(counter(a, "messages_to_unreached_client"), 0);
+  EXPECT_EQ(a["event_log_sha256"], run(s)["event_log_sha256"]);
+}
+
 TEST(DhtWorld, PacketLevelNoChurn) {
   Scenario s = dht_scenario(60, 60, 3);
   s.network.fidelity = Fidelity::kPacket;
