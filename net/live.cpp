@@ -73,28 +73,33 @@ class SignalScope {
   struct sigaction old_term_ {};
 };
 
+// The flags that make this run again, each value shell-quoted (keys hold characters such as $,
+// ( and #).
 std::string join_live_flags(const LiveOptions& o) {
   std::string peers;
   for (const auto& [id, addr] : o.peers) {
     if (!peers.empty()) peers += ",";
-    peers += std::to_string(id) + "=" + addr;
+    auto key = o.peer_keys.find(id);
+    peers += std::to_string(id) + "=" + addr + (key == o.peer_keys.end() ? "" : "#" + key->second);
   }
-  char duration[32];
-  std::snprintf(duration, sizeof(duration), "%g", o.duration_s);
-  std::string s =
-      " --id " + std::to_string(o.id) + (o.listen.empty() ? "" : " --listen " + o.listen);
-  if (!peers.empty()) s += " --peers " + peers;
+  std::string s = " --id " + std::to_string(o.id);
+  if (!o.listen.empty()) s += " --listen " + shell_quote(o.listen);
+  if (!peers.empty()) s += " --peers " + shell_quote(peers);
   std::string initial;
   for (const auto& [addr, key] : o.initial_peers) {
     initial += (initial.empty() ? "" : ",") + addr + (key.empty() ? "" : "#" + key);
   }
-  if (!initial.empty()) s += " --initial-peers " + initial;
-  if (!o.swarm_key_file.empty()) s += " --swarm-key-file " + o.swarm_key_file;
-  if (!o.key_file.empty()) s += " --key-file " + o.key_file;
-  if (!o.identity_file.empty()) s += " --identity-file " + o.identity_file;
+  if (!initial.empty()) s += " --initial-peers " + shell_quote(initial);
+  if (!o.swarm_key_file.empty()) s += " --swarm-key-file " + shell_quote(o.swarm_key_file);
+  if (!o.key_file.empty()) s += " --key-file " + shell_quote(o.key_file);
+  if (!o.identity_file.empty()) s += " --identity-file " + shell_quote(o.identity_file);
   if (o.client) s += " --client";
-  s += std::string(" --duration ") + duration;
-  if (!o.out_dir.empty()) s += " --out " + o.out_dir;
+  if (o.duration_s > 0) {  // 0: the scenario's duration_s
+    char duration[32];
+    std::snprintf(duration, sizeof(duration), "%g", o.duration_s);
+    s += std::string(" --duration ") + duration;
+  }
+  if (!o.out_dir.empty()) s += " --out " + shell_quote(o.out_dir);
   if (o.epoch_unix_s) {
     char epoch[40];
     std::snprintf(epoch, sizeof(epoch), "%.3f", *o.epoch_unix_s);

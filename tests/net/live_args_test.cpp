@@ -1,7 +1,13 @@
 // `crowdtrain live --client` (a peer behind NAT): the flags it needs and refuses (exit 2), and the
 // workloads that refuse a peer that cannot be called.
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <zmq.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -59,6 +65,63 @@ TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   auto dht = load_scenario(kScenario, {});
   ASSERT_TRUE(dht.ok()) << dht.error();
   EXPECT_TRUE(make_workload_app(dht.value(), *rt.value(), context).ok());
+}
+
+}  // namespace
+}  // namespace crowdtrain::net
+
+namespace crowdtrain::net {
+namespace {
+
+// The words a POSIX shell makes of `line`.
+std::vector<std::string> shell_words(const std::string& line) {
+  const std::string script = "/tmp/ct_words_" + std::to_string(::getpid()) + ".sh";
+  {
+    std::ofstream f(script);
+    f << "set -- " << line << "\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n";
+  }
+  std::vector<std::string> words;
+  FILE* p = ::popen(("sh " + script).c_str(), "r");
+  char buf[4096];
+  while (p && std::fgets(buf, sizeof(buf), p)) {
+    std::string w(buf);
+    if (!w.empty() && w.back() == '\n') w.pop_back();
+    words.push_back(w);
+  }
+  if (p) ::pclose(p);
+  std::remove(script.c_str());
+  return words;
+}
+
+// The reproduce line a live peer prints is one a shell reads back word for word, CurveZMQ keys
+// (Z85: $, (, # ...) included, and it names no --duration that the parser would refuse.
+TEST(LiveClientArgs, TheReproduceLineSurvivesTheShell) {
+  std::string key;  // the first of a fixed series of keys with a $ and a ( in it
+  for (int seed = 0; seed < 10000 && key.empty(); ++seed) {
+    uint8_t raw[32];
+    for (int i = 0; i < 32; ++i) raw[i] = static_cast<uint8_t>(i * 37 + seed * 101 + seed / 7);
+    char z85[41];
+    zmq_z85_encode(z85, raw, 32);
+    const std::string k(z85);
+    if (k.find('$') != std::string::npos && k.find('(') != std::string::npos) key = k;
+  }
+  ASSERT_EQ(key.size(), 40u);
+  const std::string initial = "tcp://127.0.0.1:1#" + key;
+  const std::string out = ::testing::TempDir() + "ct_reproduce_" + std::to_string(::getpid());
+  EXPECT_EQ(live({"--id", "1", "--client", "--initial-peers", initial, "--duration", "0.4", "--out",
+                  out}),
+            0)
+      << stderr_text;
+  const size_t at = stderr_text.find("reproduce: ");
+  ASSERT_NE(at, std::string::npos) << stderr_text;
+  const std::string line = stderr_text.substr(at + 11, stderr_text.find('\n', at) - at - 11);
+  const std::vector<std::string> words = shell_words(line);
+  auto it = std::find(words.begin(), words.end(), "--initial-peers");
+  ASSERT_NE(it, words.end()) << line;
+  ASSERT_NE(it + 1, words.end());
+  EXPECT_EQ(*(it + 1), initial) << line;
+  EXPECT_NE(std::find(words.begin(), words.end(), "--client"), words.end()) << line;
+  std::filesystem::remove_all(out);
 }
 
 }  // namespace
