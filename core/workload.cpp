@@ -1,5 +1,7 @@
 #include "core/workload.h"
 
+#include <algorithm>
+
 #include "core/averaging/averaging_options.h"
 #include "core/averaging/averaging_workload.h"
 #include "core/dht/dht_workload.h"
@@ -155,6 +157,9 @@ std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, 
   out.push_back(0);
   for (uint32_t i = 1; i < count && i < self; ++i) {
     out.push_back(static_cast<PeerId>(rng.uniform_int(self)));
+  }
+  if (context.is_client) {  // drawn as before, so that a run without clients draws the same
+    out.erase(std::remove_if(out.begin(), out.end(), context.is_client), out.end());
   }
   return out;
 }

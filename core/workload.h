@@ -59,11 +59,15 @@ struct WorkloadContext {
   // runs it as a caller (its DHT node in client mode, never in anyone's routing table); one whose
   // peers must be callable refuses it (WorkloadKind::runs_as_client).
   bool client = false;
+  // Whether the scenario makes a peer a client (peers.clients): nobody can call it, so it is never
+  // a first contact. Null: no peer is.
+  std::function<bool(PeerId)> is_client;
 };
 
 // The peers a peer contacts first to join an overlay (DHT bootstrap): context.bootstrap when the
 // world gives one; else, for peer `self` > 0, peer 0 and up to count - 1 peers drawn from the lower
-// ids (those present at t = 0 bootstrap in id order); none for peer 0. Draws from `rng`.
+// ids (those present at t = 0 bootstrap in id order), less the scenario's clients; none for peer
+// 0. Draws from `rng`.
 std::vector<PeerId> first_contacts(const WorkloadContext& context, PeerId self, uint32_t count,
                                    Rng& rng);
 

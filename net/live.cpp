@@ -395,6 +395,8 @@ int run_live_impl(const Scenario& s, const LiveOptions& o,
   }
   context.state_dir = dir + "/state";
   context.client = o.client;
+  const PeersSpec& roles = s.peers;
+  context.is_client = [&roles](PeerId p) { return p < roles.count && roles.is_client(p); };
   if (o.identity_file.empty()) {
     context.identity = std::make_shared<const dht::SigningKey>(dht::SigningKey::generate());
   } else {

@@ -157,6 +157,8 @@ void World::host_send(PeerId from, PeerId to, Message msg) {
   if (peers_[from].reached) peers_[from].reached->insert(to);
   if (peers_[to].reached && !peers_[to].reached->count(from)) {
     sink_.count("messages_to_unreached_client");  // nobody can call a peer behind NAT
+    sink_.event(now(), from, "message_to_unreached_client", EventDetail::kOperation,
+                {{"to", to}, {"type", static_cast<uint64_t>(msg.type)}});
     return;
   }
   network_->send(from, to, std::move(msg), wire);
@@ -436,6 +438,9 @@ void World::start_network() {
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
   context_.peers = ids;
   context_.shared = make_workload_shared(s_);
+  if (!s_.peers.client_ids.empty() || s_.peers.client_count_from_fraction() > 0) {
+    context_.is_client = [this](PeerId p) { return peers_[p].reached != nullptr; };
+  }
 }
 
 // Every peer online at the start joins now; the others when churn or their trace says.

@@ -57,6 +57,21 @@ TEST(MoeWorld, TrainersLearnThroughRemoteExperts) {
   EXPECT_EQ(moe_counter(sum, "moe_server_refused"), 0) << m.dump();
 }
 
+// The trainers behind NAT (peers.clients: the last 6 of 10, all of them): they call the servers
+// and learn as well, and nobody ever calls them (a message to a client from a peer it has not
+// called would be dropped and counted).
+TEST(MoeWorld, TrainersBehindNatLearnAndNobodyCallsThem) {
+  CT_REQUIRE_MNIST();
+  nlohmann::json doc = tiny_moe();
+  doc["peers"]["clients"] = 0.6;
+  const auto sum = testing::run_quiet(parse(doc));
+  const auto& m = sum["moe"];
+  EXPECT_GT(m["final_accuracy"].get<double>(), 0.6) << m.dump();
+  EXPECT_GT(moe_counter(sum, "dmoe_steps"), 6 * 20);
+  const auto& c = sum["counters"];
+  EXPECT_FALSE(c.contains("messages_to_unreached_client")) << c.dump();
+}
+
 TEST(MoeWorld, TrainingGoesOnWhenServersDie) {
   CT_REQUIRE_MNIST();
   nlohmann::json doc = tiny_moe();
