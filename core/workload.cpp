@@ -58,8 +58,10 @@ WorkloadKind averaging_kind() {
   k.read = read_averaging_options;
   k.make_shared = make_averaging_shared;
   k.make_app = make_averaging_app;
+  k.check = check_averaging_clients;
   k.summary = [](const Scenario&, const MetricsSink& m) { return averaging_summary(m); };
   k.liveness = averaging_liveness;
+  k.runs_as_client = true;  // the methods that meet through the DHT (the rest refuse a client)
   return k;
 }
 
@@ -144,7 +146,7 @@ Status check_workload(const Scenario& scenario) {
     return json_error("peers.clients",
                       "workload.kind \"" + k->name +
                           "\" cannot run on client peers (ones that cannot be called): its "
-                          "peers call each other; the dht and moe workloads can");
+                          "peers call each other; the dht, averaging and moe workloads can");
   }
   return k != nullptr && k->check ? k->check(scenario) : Status();
 }

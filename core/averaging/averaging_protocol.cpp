@@ -81,7 +81,13 @@ AdvertisedLink advertised_link(const LoadBalanceOptions& balance, const Workload
 
 Result<AveragingAppFactory> averaging_protocol(Runtime& rt, const GroupAveragingOptions& g,
                                                const AveragingPeerPlan& plan) {
-  if (is_gossip_method(g.method)) return gossip_protocol(rt, g, plan);
+  if (is_gossip_method(g.method)) {
+    if (plan.client) {
+      return Status::error(plan.workload + ": method " + averaging_method_name(g.method) +
+                           " sends to random peers: it cannot run on a client peer");
+    }
+    return gossip_protocol(rt, g, plan);
+  }
   AveragerOptions o;
   o.key_mode = key_mode_of(g.method);
   if (o.key_mode == GroupKeyMode::kFixedMembership || o.key_mode == GroupKeyMode::kEveryone) {
@@ -102,8 +108,16 @@ Result<AveragingAppFactory> averaging_protocol(Runtime& rt, const GroupAveraging
   o.rounds = plan.rounds;
   o.failure_prob = plan.failure_prob;
   o.bandwidth_mbps = plan.link.bandwidth_mbps;
-  o.mode = plan.link.mode;
+  o.mode = plan.client ? AveragingMode::kClient : plan.link.mode;
   set_group_sizes(g, plan.peers, o);
+  if (plan.client) {
+    if (o.key_mode == GroupKeyMode::kFixedMembership) {
+      return Status::error(plan.workload + ": method " + averaging_method_name(g.method) +
+                           " has every peer call every other: it cannot run on a client peer");
+    }
+    o.matchmaking.client(true);
+    o.dht.client_mode(true);
+  }
   o.allreduce.timeout(from_seconds(g.allreduce_timeout_s)).compression(plan.compression);
   if (plan.payload_scale != 1.0) o.allreduce.payload_scale(plan.payload_scale);
   o.dht.rpc_timeout(std::chrono::seconds(1));

@@ -43,6 +43,10 @@ struct AveragingPeerPlan {
   Compression compression = Compression::kNone;
   AdvertisedLink link;
   double payload_scale = 1.0;  // bytes on the wire per real byte (payload scaling)
+  // The peer cannot be called (WorkloadContext::client): a DHT client, a matchmaking client that
+  // never leads, and an averaging client (it sends its vector and receives the average, averaging
+  // no part). Only the methods that meet through the DHT take one.
+  bool client = false;
 };
 
 // The factory of the peer's averaging app; an error when the method cannot run with N peers.

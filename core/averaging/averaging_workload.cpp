@@ -9,6 +9,7 @@
 
 #include "core/averaging/averaging_protocol.h"
 #include "core/invariants.h"
+#include "core/json_path.h"
 
 namespace crowdtrain {
 namespace {
@@ -246,6 +247,20 @@ void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
   }
 }
 
+Status check_averaging_clients(const Scenario& scenario) {
+  const PeersSpec& p = scenario.peers;
+  if (p.client_ids.empty() && p.client_count_from_fraction() == 0) return Status();
+  const AveragingMethod m = averaging_options_of(scenario).group.method;
+  if (is_gossip_method(m) || m == AveragingMethod::kAllReduce) {
+    return json_error("peers.clients",
+                      "workload.averaging.method \"" + averaging_method_name(m) +
+                          "\" has peers call peers that never called them: clients (which "
+                          "nobody can call) need a method that meets through the DHT "
+                          "(moshpit, allreduce_open, random_groups)");
+  }
+  return Status();
+}
+
 std::shared_ptr<WorkloadShared> make_averaging_shared(const Scenario& scenario) {
   return std::make_shared<AveragingBoard>(scenario, /*local_view=*/false);
 }
@@ -270,6 +285,7 @@ Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Ru
   plan.rounds = a.rounds;
   plan.failure_prob = a.failure_prob;
   plan.link = advertised_link(a.group.balance, context);
+  plan.client = context.client;
   if (a.wire_params > 0) plan.payload_scale = a.wire_params * 4.0 / (a.vector_size * 8.0);
   auto protocol = averaging_protocol(rt, a.group, plan);
   if (!protocol.ok()) return protocol.status();

@@ -87,6 +87,10 @@ class AveragingBoard final : public AveragingObserver, public WorkloadShared {
 };
 
 std::shared_ptr<WorkloadShared> make_averaging_shared(const Scenario& scenario);
+// peers.clients with a method whose peers call peers that never called them (gossip, push-sum,
+// the fixed-membership all-reduce) is an error naming peers.clients.
+Status check_averaging_clients(const Scenario& scenario);
+
 Result<std::unique_ptr<PeerApp>> make_averaging_app(const Scenario& scenario, Runtime& rt,
                                                     const WorkloadContext& context);
 // {"mse_by_round": [...], "rounds_to_1e-9": r | null, "rounds_to_1e-4": r | null} from the

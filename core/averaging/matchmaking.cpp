@@ -69,6 +69,7 @@ void Matchmaker::cancel() {
 }
 
 void Matchmaker::declare() {
+  if (options_.client()) return;  // nobody can call it: it only asks
   dht_.store_subkey(key_, std::to_string(rt_.self()), "1", expiration_, [this](size_t stored) {
     if (stored == 0) rt_.metrics().count("mm_declare_failed");
   });
@@ -102,7 +103,7 @@ void Matchmaker::on_candidates(std::vector<Rank> ranks) {
   const Rank self{expiration_, rt_.self()};
   std::sort(ranks.begin(), ranks.end());
   for (const Rank& r : ranks) {
-    if (!(r < self)) break;
+    if (!(r < self) && !options_.client()) break;  // a client asks whoever declared
     if (r.peer == rt_.self() || tried_.count(r.peer)) continue;
     try_join(r.peer);
     return;
@@ -152,7 +153,9 @@ void Matchmaker::serve_join(PeerId from, Message req, RpcEndpoint::Responder res
     rt_.metrics().count("mm_bad_messages");
     return answer(MmJoinCode::kRefused);
   }
-  if (!done_ || ask->round != round_ || ask->key != key_) return answer(MmJoinCode::kRefused);
+  if (!done_ || ask->round != round_ || ask->key != key_ || options_.client()) {
+    return answer(MmJoinCode::kRefused);
+  }
   if (state_ == State::kFollowing) return answer(MmJoinCode::kRedirect, leader_);
   if (state_ == State::kJoining) return answer(MmJoinCode::kBusy);
   const Rank them{ask->expiration, from};

@@ -49,6 +49,9 @@ class MatchmakingOptions {
   // How long a follower waits past the deadline for its leader's kMmBegin.
   CT_MM_OPTION(Time, begin_grace, std::chrono::seconds(1))
   CT_MM_OPTION(Time, rpc_timeout, std::chrono::seconds(1))
+  // A peer that cannot be called (behind NAT, WorkloadContext::client): it never declares itself,
+  // so nobody asks it to lead, and asks the best-ranked declared peer to lead it instead.
+  CT_MM_OPTION(bool, client, false)
 #undef CT_MM_OPTION
 
  private:
@@ -59,6 +62,7 @@ class MatchmakingOptions {
   Time poll_interval_ = std::chrono::milliseconds(250);
   Time begin_grace_ = std::chrono::seconds(1);
   Time rpc_timeout_ = std::chrono::seconds(1);
+  bool client_ = false;
 };
 
 // True for the one-way matchmaking messages the owner must pass to on_message().

@@ -46,7 +46,7 @@ TEST(LiveClientArgs, AClientNeedsOpenMembershipAndNoAddress) {
 }
 
 // The workload decides, not the world: the DHT and the mixture-of-experts' trainers run as
-// clients; averaging, Moshpit SGD, the probe and an expert server refuse.
+// clients, and so does Moshpit averaging; Moshpit SGD, the probe and an expert server refuse.
 TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   MetricsSink sink;
   auto rt =
@@ -55,16 +55,20 @@ TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   WorkloadContext context;
   context.client = true;
   context.peers = std::make_shared<const std::vector<PeerId>>(std::vector<PeerId>{0});
-  for (const char* name : {"probe_world", "moshpit_averaging", "moshpit_sgd_mnist", "moe_live_5"}) {
+  for (const char* name : {"probe_world", "moshpit_sgd_mnist", "moe_live_5"}) {
     auto s = load_scenario(std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/" + name + ".json", {});
     ASSERT_TRUE(s.ok()) << name << ": " << s.error();
     auto app = make_workload_app(s.value(), *rt.value(), context);
     ASSERT_FALSE(app.ok()) << name;
     EXPECT_NE(app.error().find("client"), std::string::npos) << app.error();
   }
-  auto dht = load_scenario(kScenario, {});
-  ASSERT_TRUE(dht.ok()) << dht.error();
-  EXPECT_TRUE(make_workload_app(dht.value(), *rt.value(), context).ok());
+  for (const std::string& path :
+       {kScenario, std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/moshpit_averaging.json"}) {
+    auto s = load_scenario(path, {});
+    ASSERT_TRUE(s.ok()) << s.error();
+    auto app = make_workload_app(s.value(), *rt.value(), context);
+    EXPECT_TRUE(app.ok()) << path << ": " << app.error();
+  }
 }
 
 }  // namespace

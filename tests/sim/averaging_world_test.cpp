@@ -99,3 +99,23 @@ TEST(AveragingWorld, SwarmSeed389ALeftOutPeerDrawsANewCellAndTheSpreadFalls) {
 
 }  // namespace
 }  // namespace crowdtrain::sim
+
+namespace crowdtrain::sim {
+namespace {
+
+// A quarter of the peers behind NAT (peers.clients): they never lead and average no part, nobody
+// calls them first, and the error still falls by orders of magnitude.
+TEST(AveragingWorld, ClientsBehindNatAverageAndNobodyCallsThem) {
+  Scenario s = testing::averaging_scenario("moshpit", 64, 8, 2, 0.0, 6, 3);
+  s.peers.client_fraction = 0.25;
+  const auto sum = testing::run_quiet(s);
+  ASSERT_FALSE(sum.is_null());
+  const auto c = testing::averaging_curve(sum);
+  ASSERT_GE(c.size(), 6u);
+  EXPECT_LT(c.back(), c.front() * 1e-3) << sum["averaging"].dump();
+  EXPECT_EQ(testing::counter(sum, "messages_to_unreached_client"), 0);
+  EXPECT_GT(testing::counter(sum, "averaging_groups"), 0);
+}
+
+}  // namespace
+}  // namespace crowdtrain::sim
