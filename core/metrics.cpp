@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "core/status.h"
@@ -100,8 +101,24 @@ void MetricsSink::count(std::string_view name, int64_t delta) {
 
 void MetricsSink::observe(std::string_view name, double value) {
   auto it = samples_.find(name);
-  if (it == samples_.end()) it = samples_.emplace(std::string(name), std::vector<double>()).first;
-  it->second.push_back(value);
+  if (it == samples_.end()) {
+    it = samples_.emplace(std::string(name), Series()).first;
+    it->second.rng = std::hash<std::string_view>()(name) | 1;
+  }
+  Series& s = it->second;
+  ++s.count;
+  s.sum += value;
+  if (s.kept.size() < kMaxKeptSamples) {
+    s.kept.push_back(value);
+    return;
+  }
+  // splitmix64: value number `count` replaces a kept one with probability kMaxKeptSamples / count.
+  uint64_t z = (s.rng += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const uint64_t j = z % s.count;
+  if (j < kMaxKeptSamples) s.kept[j] = value;
 }
 
 void MetricsSink::event(Time t, uint32_t peer, std::string_view kind, EventDetail detail,
@@ -151,12 +168,14 @@ int64_t MetricsSink::counter(std::string_view name) const {
 
 double MetricsSink::percentile(std::string_view name, double q) const {
   auto it = samples_.find(name);
-  if (it == samples_.end() || it->second.empty()) return std::numeric_limits<double>::quiet_NaN();
-  // A copy, so that the stored order (and so the summation order of sample_mean) never changes.
+  if (it == samples_.end() || it->second.kept.empty()) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  // A copy, so that the kept values stay in place for the reservoir.
   // NaN samples have no rank (and would break nth_element's ordering); they are left out.
   std::vector<double> v;
-  v.reserve(it->second.size());
-  for (double x : it->second) {
+  v.reserve(it->second.kept.size());
+  for (double x : it->second.kept) {
     if (!std::isnan(x)) v.push_back(x);
   }
   if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
@@ -172,15 +191,15 @@ double MetricsSink::percentile(std::string_view name, double q) const {
 
 size_t MetricsSink::sample_count(std::string_view name) const {
   auto it = samples_.find(name);
-  return it == samples_.end() ? 0 : it->second.size();
+  return it == samples_.end() ? 0 : static_cast<size_t>(it->second.count);
 }
 
 double MetricsSink::sample_mean(std::string_view name) const {
   auto it = samples_.find(name);
-  if (it == samples_.end() || it->second.empty()) return std::numeric_limits<double>::quiet_NaN();
-  double sum = 0.0;
-  for (double x : it->second) sum += x;
-  return sum / static_cast<double>(it->second.size());
+  if (it == samples_.end() || it->second.count == 0) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+  return it->second.sum / static_cast<double>(it->second.count);
 }
 
 std::string MetricsSink::event_log_sha256() const { return hash_.hex_digest(); }

@@ -56,7 +56,13 @@ class MetricsSink {
   void close_event_file();
 
   void count(std::string_view name, int64_t delta = 1);
+  // One sample of the series `name`. A series keeps its count and sum exactly and at most
+  // kMaxKeptSamples values for its percentiles: every value up to that many, then a uniform
+  // reservoir (Vitter's algorithm R, drawn from a generator seeded by the series' name, so that a
+  // run stays deterministic). Memory stays bounded however long a peer runs (an hour-long live
+  // run grew 100 MB/h keeping every value).
   void observe(std::string_view name, double value);
+  static constexpr size_t kMaxKeptSamples = size_t{1} << 16;
 
   // The liveness phase (core/invariants.h): from `t` on, every count made through a Metrics handle
   // is also counted under kLivenessPrefix + name.
@@ -69,7 +75,8 @@ class MetricsSink {
 
   int64_t counter(std::string_view name) const;
   const std::map<std::string, int64_t, std::less<>>& counters() const { return counters_; }
-  // q-quantile (0..1) of the samples named `name` (nearest rank); NaN when there are none.
+  // q-quantile (0..1) of the samples named `name` (nearest rank; over the reservoir past
+  // kMaxKeptSamples); NaN when there are none.
   double percentile(std::string_view name, double q) const;
   size_t sample_count(std::string_view name) const;
   // Names of every sample series recorded so far, sorted.
@@ -83,7 +90,13 @@ class MetricsSink {
   EventDetail detail_ = EventDetail::kOperation;
   Time liveness_from_ = Time::max();
   std::map<std::string, int64_t, std::less<>> counters_;
-  mutable std::map<std::string, std::vector<double>, std::less<>> samples_;
+  struct Series {
+    std::vector<double> kept;  // every value, then a uniform reservoir of kMaxKeptSamples
+    uint64_t count = 0;
+    double sum = 0.0;  // in observation order: the mean of every value, exactly as before
+    uint64_t rng = 0;  // splitmix64 state, seeded by the name
+  };
+  std::map<std::string, Series, std::less<>> samples_;
   Sha256 hash_;
   uint64_t events_logged_ = 0;
   std::FILE* event_file_ = nullptr;

@@ -233,3 +233,31 @@ TEST(RunOutputTest, OutputDirAndReproduceCommand) {
 
 }  // namespace
 }  // namespace crowdtrain
+
+namespace crowdtrain {
+namespace {
+
+// A series keeps its count and mean exactly however long it runs, and its percentiles from a
+// bounded reservoir past kMaxKeptSamples: close to the truth, and the same in every run.
+TEST(MetricsSinkSamples, ALongSeriesStaysBoundedWithExactMeanAndCloseQuantiles) {
+  MetricsSink a, b;
+  const size_t n = 4 * MetricsSink::kMaxKeptSamples;
+  for (size_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>((i * 7919) % n);  // every value 0..n-1, shuffled
+    a.observe("latency", v);
+    b.observe("latency", v);
+  }
+  EXPECT_EQ(a.sample_count("latency"), n);
+  EXPECT_DOUBLE_EQ(a.sample_mean("latency"), (static_cast<double>(n) - 1) / 2);
+  for (double q : {0.1, 0.5, 0.9, 0.99}) {
+    EXPECT_NEAR(a.percentile("latency", q), q * static_cast<double>(n), 0.01 * n) << q;
+    EXPECT_EQ(a.percentile("latency", q), b.percentile("latency", q)) << q;
+  }
+  MetricsSink small;  // below the cap, every value is kept: exact quantiles
+  for (int i = 1; i <= 100; ++i) small.observe("x", i);
+  EXPECT_EQ(small.percentile("x", 0.5), 50);
+  EXPECT_EQ(small.percentile("x", 0.99), 99);
+}
+
+}  // namespace
+}  // namespace crowdtrain
