@@ -381,6 +381,12 @@ void ZmqRuntime::dispatch(PeerId to, Outgoing out) {
 
 void ZmqRuntime::enqueue(PeerId to, Destination& d, Outgoing out) {
   if (!d.client && !connect(to, d)) return;
+  if (options_.open_membership() && !d.client && !out.control &&
+      now() - d.last_heard >= options_.hello_refresh() &&
+      now() - d.last_hello >= options_.hello_refresh()) {
+    d.last_hello = now();  // not heard from lately: it may have restarted and forgotten this peer
+    enqueue(to, d, control_message(my_hello(0)));
+  }
   const size_t bytes = out.body->size() + out.head.size();
   if (d.pending.empty()) {
     if (send_to(to, d, out)) {
@@ -406,6 +412,7 @@ void ZmqRuntime::enqueue(PeerId to, Destination& d, Outgoing out) {
 }
 
 void ZmqRuntime::queue_hello(Destination& d) {
+  d.last_hello = now();
   Outgoing hello = control_message(my_hello(0));
   d.pending_bytes += hello.body->size() + hello.head.size();
   d.pending.push_front(std::move(hello));

@@ -116,6 +116,10 @@ struct ZmqRuntimeOptions {
   CT_OPT(bool, open_membership, false)
   CT_OPT(std::string, swarm_key, "")
   CT_OPT(Time, resolve_timeout, Time(std::chrono::seconds(3)))
+  // A message to a peer not heard from for this long goes behind a fresh hello (at most one per
+  // such period): a peer that restarted knows nobody, and its new incarnation would refuse the
+  // sender as unknown for good if its connection came back while the sender had nothing to send.
+  CT_OPT(Time, hello_refresh, Time(std::chrono::seconds(2)))
   CT_OPT(size_t, resolve_fanout, 3)
   // Client mode (see the top of this file); needs open_membership.
   CT_OPT(bool, client_mode, false)
@@ -202,6 +206,7 @@ class ZmqRuntime : public Runtime {
     bool given = true;    // by add_peer (never evicted), not learned
     bool client = false;  // a client peer's connection to this one's ROUTER (Hello::kClient)
     Time last_heard{0};
+    Time last_hello = Time::min() / 2;  // the last hello sent to it (open membership)
   };
   // A message read off a socket, after the routing identity (ROUTER).
   struct Incoming {

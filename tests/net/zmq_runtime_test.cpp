@@ -822,6 +822,46 @@ TEST(ZmqRuntimeOpen, ASecureClientJoinsWithTheSwarmKey) {
   client_calls_out("swarm secret", &ka, &kb, &kc);
 }
 
+// A peer that restarts at the same address knows nobody: the one that talks to it, silent while
+// it was down, puts a fresh hello before its next message once it has not heard from it for
+// hello_refresh, so the new incarnation takes it in instead of refusing it as unknown for good.
+TEST(ZmqRuntimeOpen, APeerThatRestartedHearsHelloAgain) {
+  MetricsSink sa, sb, sc, sa2;
+  auto a = make_open(10, sa);
+  auto b = make_open(20, sb);
+  // c never refreshes its hello: the control that shows what the refresh is for.
+  auto c = ZmqRuntime::create(
+      ZmqRuntimeOptions().id(30).open_membership(true).hello_refresh(std::chrono::hours(1)), sc);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(join_through(*b, *a), std::vector<PeerId>{10});
+  EXPECT_EQ(join_through(*c.value(), *a), std::vector<PeerId>{10});
+  int got = 0;
+  a->set_handler([&](PeerId, Message) { ++got; });
+  b->send(10, Message(MsgType::kProbeRequest));
+  c.value()->send(10, Message(MsgType::kProbeRequest));
+  const std::vector<ZmqRuntime*> senders = {b.get(), c.value().get()};
+  ASSERT_TRUE(drive({a.get(), b.get(), c.value().get()}, [&] { return got == 2; }));
+  const std::string address = a->endpoint();
+  a.reset();  // a dies; nobody sends meanwhile, then a comes back at the same address
+  drive(
+      senders, [] { return false; }, milliseconds(300));
+  auto again =
+      ZmqRuntime::create(ZmqRuntimeOptions().id(10).listen(address).open_membership(true), sa2);
+  ASSERT_TRUE(again.ok()) << again.error();
+  int from_b = 0;
+  again.value()->set_handler([&](PeerId from, Message) { from_b += from == 20; });
+  // Both heard from a more than hello_refresh (2 s) ago by the time they send again.
+  const std::vector<ZmqRuntime*> all = {again.value().get(), b.get(), c.value().get()};
+  drive(
+      all, [] { return false; }, milliseconds(2100));
+  for (int i = 0; i < 3; ++i) {
+    b->send(10, Message(MsgType::kProbeRequest));
+    c.value()->send(10, Message(MsgType::kProbeRequest));
+  }
+  ASSERT_TRUE(drive(all, [&] { return from_b == 3 && sa2.counter("net_rejected_messages") == 3; }))
+      << "from b " << from_b << ", rejected " << sa2.counter("net_rejected_messages");
+}
+
 TEST(ZmqRuntimeOpen, ClientModeNeedsOpenMembership) {
   MetricsSink sink;
   auto rt = ZmqRuntime::create(ZmqRuntimeOptions().id(1).client_mode(true), sink);
