@@ -62,6 +62,7 @@ struct PeersSpec {
   double client_fraction = 0.0;
   std::vector<uint32_t> client_ids;  // sorted, unique
   bool is_client(uint32_t peer) const;
+  bool has_clients() const { return !client_ids.empty() || client_count_from_fraction() > 0; }
   uint32_t client_count_from_fraction() const;
 };
 

@@ -140,9 +140,7 @@ nlohmann::json workload_liveness(const Scenario& scenario, const MetricsSink& si
 
 Status check_workload(const Scenario& scenario) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
-  const PeersSpec& p = scenario.peers;
-  const bool clients = !p.client_ids.empty() || p.client_count_from_fraction() > 0;
-  if (k != nullptr && clients && !k->runs_as_client) {
+  if (k != nullptr && scenario.peers.has_clients() && !k->runs_as_client) {
     return json_error("peers.clients",
                       "workload.kind \"" + k->name +
                           "\" cannot run on client peers (ones that cannot be called): its "

@@ -57,6 +57,17 @@ void set_common_options(zmq::socket_t& s, const ZmqRuntimeOptions& o) {
 // Owns an encoded frame until ZeroMQ has sent it (zero-copy send).
 // (the hint: a reference of the body's own, so that a send that fails leaves the body to its
 // Outgoing).
+// The first frame of a message waiting on `s`, without blocking; false when none waits or a signal
+// interrupted the read.
+bool recv_waiting(zmq::socket_t& s, zmq::message_t& frame) {
+  try {
+    return s.recv(frame, zmq::recv_flags::dontwait).has_value();
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return false;
+    throw;
+  }
+}
+
 void free_encoded(void* /*data*/, void* hint) {
   delete static_cast<std::shared_ptr<std::vector<uint8_t>>*>(hint);
 }
@@ -252,21 +263,26 @@ Result<size_t> ZmqRuntime::await_connections(Time limit) {
   return up;
 }
 
+std::unique_ptr<zmq::socket_t> ZmqRuntime::new_dealer(const std::string& server_key) {
+  auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
+  set_common_options(*s, options_);
+  s->set(zmq::sockopt::sndhwm, options_.send_hwm());
+  // Only a client hears anything back on its DEALERs.
+  s->set(zmq::sockopt::rcvhwm, options_.client_mode() ? options_.recv_hwm() : 1);
+  s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
+  s->set(zmq::sockopt::routing_id, peer_identity(self()));
+  if (secure()) {
+    s->set(zmq::sockopt::curve_serverkey, server_key);
+    s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
+    s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
+  }
+  return s;
+}
+
 zmq::socket_t* ZmqRuntime::connect(PeerId to, Destination& d, zmq::socket_t* monitor_reader) {
   if (d.socket) return d.socket.get();
   try {
-    auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-    set_common_options(*s, options_);
-    s->set(zmq::sockopt::sndhwm, options_.send_hwm());
-    // Only a client hears anything back on its DEALERs.
-    s->set(zmq::sockopt::rcvhwm, options_.client_mode() ? options_.recv_hwm() : 1);
-    s->set(zmq::sockopt::immediate, 1);  // no queueing for a peer that is not connected
-    s->set(zmq::sockopt::routing_id, peer_identity(self()));
-    if (secure()) {
-      s->set(zmq::sockopt::curve_serverkey, d.public_key);
-      s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
-      s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
-    }
+    std::unique_ptr<zmq::socket_t> s = new_dealer(d.public_key);
     if (monitor_reader) {
       const std::string monitor =
           "inproc://ct-monitor-" + std::to_string(to) + "-" + std::to_string(++monitor_seq_);
@@ -688,16 +704,7 @@ Result<std::vector<PeerId>> ZmqRuntime::join(const std::vector<InitialPeer>& ini
     if (secure() && !valid_curve_key(p.public_key)) {
       return Status::error("initial peer " + p.address + ": a secure runtime needs its public key");
     }
-    auto s = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
-    set_common_options(*s, options_);
-    s->set(zmq::sockopt::immediate, 1);
-    s->set(zmq::sockopt::routing_id, peer_identity(self()));
-    if (options_.client_mode()) s->set(zmq::sockopt::rcvhwm, options_.recv_hwm());
-    if (secure()) {
-      s->set(zmq::sockopt::curve_serverkey, p.public_key);
-      s->set(zmq::sockopt::curve_publickey, options_.curve_public_key());
-      s->set(zmq::sockopt::curve_secretkey, options_.curve_secret_key());
-    }
+    std::unique_ptr<zmq::socket_t> s = new_dealer(p.public_key);
     s->connect(p.address);
     sockets.push_back(std::move(s));
     said.push_back(false);
@@ -750,12 +757,7 @@ void ZmqRuntime::receive_some() {
   if (!router_) return;
   for (size_t n = 0; n < options_.max_receives_per_turn() && !stopped_.load(); ++n) {
     zmq::message_t identity;
-    try {
-      if (!router_->recv(identity, zmq::recv_flags::dontwait)) return;  // nothing more
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) return;
-      throw;
-    }
+    if (!recv_waiting(*router_, identity)) return;  // nothing more
     const std::string id_bytes = identity.to_string();
     if (!identity.more()) {
       reject("no payload frame", id_bytes);
@@ -773,12 +775,7 @@ void ZmqRuntime::receive_some() {
 void ZmqRuntime::receive_from(PeerId peer, zmq::socket_t& s, const std::string& key) {
   for (size_t n = 0; n < options_.max_receives_per_turn() && !stopped_.load(); ++n) {
     Incoming in;
-    try {
-      if (!s.recv(*in.payload, zmq::recv_flags::dontwait)) return;
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) return;
-      throw;
-    }
+    if (!recv_waiting(s, *in.payload)) return;
     read_rest(s, in);
     // Only `peer` answers on this DEALER (in secure mode, CurveZMQ checked its key).
     accept(peer_identity(peer), key, in);
@@ -844,7 +841,7 @@ void ZmqRuntime::receive_answers(std::vector<std::unique_ptr<zmq::socket_t>>& so
   for (size_t i = 0; rc > 0 && i < sockets.size(); ++i) {
     if (!(items[i].revents & ZMQ_POLLIN)) continue;
     Incoming in;
-    while (sockets[i]->recv(*in.payload, zmq::recv_flags::dontwait)) {
+    while (recv_waiting(*sockets[i], *in.payload)) {
       read_rest(*sockets[i], in);
       const auto m =
           in.control && in.extra_parts == 0
@@ -863,30 +860,31 @@ void ZmqRuntime::receive_answers(std::vector<std::unique_ptr<zmq::socket_t>>& so
 }
 
 void ZmqRuntime::poll_and_receive(long wait_ms) {
-  std::vector<zmq_pollitem_t> items;
-  std::vector<std::pair<PeerId, Destination*>> dealers;
-  if (router_) items.push_back(zmq_pollitem_t{router_->handle(), 0, ZMQ_POLLIN, 0});
+  poll_items_.clear();  // reused: this runs every turn of the loop
+  poll_peers_.clear();
+  if (router_) poll_items_.push_back(zmq_pollitem_t{router_->handle(), 0, ZMQ_POLLIN, 0});
   if (options_.client_mode()) {  // a client hears its answers on its DEALERs
     for (auto& [id, d] : directory_) {
       if (!d.socket) continue;
-      items.push_back(zmq_pollitem_t{d.socket->handle(), 0, ZMQ_POLLIN, 0});
-      dealers.emplace_back(id, &d);
+      poll_items_.push_back(zmq_pollitem_t{d.socket->handle(), 0, ZMQ_POLLIN, 0});
+      poll_peers_.push_back(id);
     }
   }
-  const int rc = zmq_poll(items.data(), static_cast<int>(items.size()), wait_ms);
+  const int rc = zmq_poll(poll_items_.data(), static_cast<int>(poll_items_.size()), wait_ms);
   if (rc < 0) {
     if (zmq_errno() == EINTR) return;  // a signal: stop() may have been called
     throw zmq::error_t();
   }
   if (rc == 0) return;
   size_t i = 0;
-  if (router_ && (items[i++].revents & ZMQ_POLLIN)) receive_some();
+  if (router_ && (poll_items_[i++].revents & ZMQ_POLLIN)) receive_some();
   // Reading may change the directory (a hello, an eviction): look each peer up again.
-  for (const auto& [id, was] : dealers) {
-    const bool ready = items[i++].revents & ZMQ_POLLIN;
+  for (PeerId id : poll_peers_) {
+    const bool ready = poll_items_[i++].revents & ZMQ_POLLIN;
     auto it = directory_.find(id);
-    if (!ready || it == directory_.end() || &it->second != was || !it->second.socket) continue;
-    receive_from(id, *it->second.socket, it->second.public_key);
+    if (ready && it != directory_.end() && it->second.socket) {
+      receive_from(id, *it->second.socket, it->second.public_key);
+    }
   }
 }
 

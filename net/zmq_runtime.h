@@ -260,6 +260,9 @@ class ZmqRuntime : public Runtime {
   void heard_from(PeerId from);
   // Hands a decoded message to the handler, at once or (a delay stamp still ahead) when it is due.
   void deliver(PeerId from, Message msg, std::optional<int64_t> due_unix_ns);
+  // A DEALER presenting this peer's routing id, for the peer whose CurveZMQ key is `server_key`
+  // (secure mode).
+  std::unique_ptr<zmq::socket_t> new_dealer(const std::string& server_key);
   // The DEALER to `to`, created and connected on first use; null when the address is refused.
   // With `monitor_reader`: its connection events go to that PAIR socket (hooked up before the
   // DEALER connects, so that no event is missed).
@@ -318,8 +321,10 @@ class ZmqRuntime : public Runtime {
   std::unique_ptr<zmq::socket_t> router_;
   std::map<PeerId, Destination> directory_;
   std::map<PeerId, Unresolved> unresolved_;
-  std::deque<PeerId> recent_senders_;  // the last distinct peers heard from, newest first
-  std::vector<PeerId> answered_;       // join(): initial peers that answered
+  std::deque<PeerId> recent_senders_;       // the last distinct peers heard from, newest first
+  std::vector<zmq_pollitem_t> poll_items_;  // poll_and_receive's, kept between turns
+  std::vector<PeerId> poll_peers_;          // the peers of poll_items_ after the ROUTER's
+  std::vector<PeerId> answered_;            // join(): initial peers that answered
   std::deque<std::pair<PeerId, Message>> early_;  // arrived before the handler was set
   size_t early_bytes_ = 0;
   uint64_t rejected_logged_ = 0;

@@ -438,7 +438,7 @@ void World::start_network() {
   for (PeerId p = 0; p < s_.peers.count; ++p) (*ids)[p] = p;
   context_.peers = ids;
   context_.shared = make_workload_shared(s_);
-  if (!s_.peers.client_ids.empty() || s_.peers.client_count_from_fraction() > 0) {
+  if (s_.peers.has_clients()) {
     context_.is_client = [this](PeerId p) { return peers_[p].reached != nullptr; };
   }
 }

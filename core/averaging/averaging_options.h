@@ -34,6 +34,12 @@ std::string averaging_method_name(AveragingMethod m);
 inline bool is_gossip_method(AveragingMethod m) {
   return m == AveragingMethod::kGossip || m == AveragingMethod::kPushSum;
 }
+// Whether a peer that cannot be called (a client) can take part: the methods whose peers meet
+// through the DHT. Gossip and push-sum send to neighbours, the fixed-membership all-reduce has
+// every peer call every other, unasked.
+inline bool method_takes_clients(AveragingMethod m) {
+  return !is_gossip_method(m) && m != AveragingMethod::kAllReduce;
+}
 
 // How averaging peers advertise themselves in matchmaking, so that butterfly all-reduce sizes
 // each member's part by its bandwidth (core/averaging/load_balancing.h).

@@ -81,13 +81,12 @@ AdvertisedLink advertised_link(const LoadBalanceOptions& balance, const Workload
 
 Result<AveragingAppFactory> averaging_protocol(Runtime& rt, const GroupAveragingOptions& g,
                                                const AveragingPeerPlan& plan) {
-  if (is_gossip_method(g.method)) {
-    if (plan.client) {
-      return Status::error(plan.workload + ": method " + averaging_method_name(g.method) +
-                           " sends to random peers: it cannot run on a client peer");
-    }
-    return gossip_protocol(rt, g, plan);
+  if (plan.client && !method_takes_clients(g.method)) {
+    return Status::error(plan.workload + ": method " + averaging_method_name(g.method) +
+                         " has peers call peers that never called them: it cannot run on a "
+                         "client peer");
   }
+  if (is_gossip_method(g.method)) return gossip_protocol(rt, g, plan);
   AveragerOptions o;
   o.key_mode = key_mode_of(g.method);
   if (o.key_mode == GroupKeyMode::kFixedMembership || o.key_mode == GroupKeyMode::kEveryone) {
@@ -111,10 +110,6 @@ Result<AveragingAppFactory> averaging_protocol(Runtime& rt, const GroupAveraging
   o.mode = plan.client ? AveragingMode::kClient : plan.link.mode;
   set_group_sizes(g, plan.peers, o);
   if (plan.client) {
-    if (o.key_mode == GroupKeyMode::kFixedMembership) {
-      return Status::error(plan.workload + ": method " + averaging_method_name(g.method) +
-                           " has every peer call every other: it cannot run on a client peer");
-    }
     o.matchmaking.client(true);
     o.dht.client_mode(true);
   }

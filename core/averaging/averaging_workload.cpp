@@ -248,10 +248,9 @@ void AveragingBoard::close_round(Runtime& rt, uint64_t round) {
 }
 
 Status check_averaging_clients(const Scenario& scenario) {
-  const PeersSpec& p = scenario.peers;
-  if (p.client_ids.empty() && p.client_count_from_fraction() == 0) return Status();
+  if (!scenario.peers.has_clients()) return Status();
   const AveragingMethod m = averaging_options_of(scenario).group.method;
-  if (is_gossip_method(m) || m == AveragingMethod::kAllReduce) {
+  if (!method_takes_clients(m)) {
     return json_error("peers.clients",
                       "workload.averaging.method \"" + averaging_method_name(m) +
                           "\" has peers call peers that never called them: clients (which "
