@@ -43,8 +43,15 @@ void Averager::start() {
     dht_->bootstrap(options_.bootstrap, [this](Status s) {
       if (!s.ok()) rt_.metrics().event("averaging_bootstrap_failed", {{"why", s.message()}});
     });
+    // A round whose peers are still declaring themselves is joined late (a live process up 45 ms
+    // after round 0 began, on a loaded machine, missed it, its partner found no group, and the
+    // missed round broke the grid's pairs); a fixed membership's all-reduce has begun at the
+    // round's start, so it waits for the next.
+    const Time grace = options_.key_mode == GroupKeyMode::kFixedMembership
+                           ? Time(0)
+                           : options_.matchmaking.declare_time();
     const uint64_t first =
-        first_open_round(rt_.now(), options_.first_round, options_.round_interval);
+        first_open_round(rt_.now(), options_.first_round, options_.round_interval, grace);
     // Rounds whose time had passed before this peer was up (a late joiner, or a slow process
     // start in live mode) are counted, so that nobody mistakes them for rounds it averaged in.
     const uint64_t missed = std::min<uint64_t>(first, options_.rounds);
@@ -102,12 +109,12 @@ void Averager::on_group(uint64_t round, Result<AllReduceGroup> group) {
     rt_.metrics().count("averaging_no_group");
     rt_.metrics().event("averaging_no_group", {{"round", round}, {"why", group.status().message()}},
                         EventDetail::kOperation);
-    redraw_key();
+    redraw_key(round);
     end_round(round);
     return;
   }
   if (group->members.size() < 2) {
-    redraw_key();
+    redraw_key(round);
     end_round(round);
     return;
   }
@@ -183,13 +190,22 @@ void Averager::observe_bound(const AllReduceGroup& group, const at::Tensor& loca
   rt_.metrics().observe("allreduce_bound_ms", round_time * bytes * 8.0 / 1e6 * 1e3);
 }
 
-// Left out of every group (its cell full without it, or empty but for it): the others' indices
-// after their groups can keep its cell full round after round (swarm seed 389: one peer of 64 left
-// out of a cell of 9 for nine rounds while the rest agreed), so it draws a new cell.
-void Averager::redraw_key() {
+// Left out of a full cell (a full group's worth of others declared under its key, and no group for
+// it): the others' indices after their groups can keep its cell full round after round (swarm seed
+// 389: one peer of 64 left out of a cell of 9 for nine rounds while the rest agreed), so it draws a
+// new cell. A peer that found no group for lack of partners (they were late, or gone) keeps its
+// cell: redrawing then would break the grid for the peers that come back to it (eight live peers on
+// a 2x2x2 grid, a slow start: redrawn cells of 3 and of 1 left 12 peer-rounds without a group).
+// A client always redraws: it declares nothing, so a cell of clients never forms a group.
+void Averager::redraw_key(uint64_t round) {
   if (options_.key_mode != GroupKeyMode::kGrid || bits_.empty()) return;
+  const MatchmakingOptions& mm = matchmaker_->options();
+  if (!mm.client() && matchmaker_->others_seen() < mm.target_group_size()) return;
   for (char& b : bits_) b = rt_.rng().uniform_int(2) ? '1' : '0';
   rt_.metrics().count("averaging_key_redrawn");
+  rt_.metrics().event("averaging_key_redrawn",
+                      {{"round", round}, {"others_seen", matchmaker_->others_seen()}},
+                      EventDetail::kOperation);
 }
 
 std::string Averager::group_key(uint64_t round) const {

@@ -92,7 +92,7 @@ class Averager final : public PeerApp {
   struct RoundState;
   void schedule_round(uint64_t round);
   // After a round without a group: a grid key drawn at random (see there).
-  void redraw_key();
+  void redraw_key(uint64_t round);
   void begin_round(uint64_t round);
   void on_group(uint64_t round, Result<AllReduceGroup> group);
   void on_allreduce(uint64_t round, const AllReduceGroup& group, Result<AllReduceOutcome> r);

@@ -53,6 +53,7 @@ void Matchmaker::look_for_group(std::string key, uint64_t round, DoneFn done) {
   followers_.clear();
   follower_info_.clear();
   tried_.clear();
+  others_seen_ = 0;
   started_ = rt_.now();
   expiration_ = started_ + options_.declare_time();
   deadline_ = started_ + options_.timeout();
@@ -102,6 +103,9 @@ void Matchmaker::poll() {
 void Matchmaker::on_candidates(std::vector<Rank> ranks) {
   const Rank self{expiration_, rt_.self()};
   std::sort(ranks.begin(), ranks.end());
+  const auto others = std::count_if(ranks.begin(), ranks.end(),
+                                    [&](const Rank& r) { return r.peer != rt_.self(); });
+  others_seen_ = std::max(others_seen_, static_cast<uint32_t>(others));
   for (const Rank& r : ranks) {
     if (!(r < self) && !options_.client()) break;  // a client asks whoever declared
     if (r.peer == rt_.self() || tried_.count(r.peer)) continue;

@@ -93,6 +93,9 @@ class Matchmaker {
   bool on_message(PeerId from, const Message& msg);
 
   bool searching() const { return static_cast<bool>(done_); }
+  // The most other peers this peer saw declared under its key at once in its last search: a search
+  // that failed with a full group's worth of others declared was left out of a full cell.
+  uint32_t others_seen() const { return others_seen_; }
   const MatchmakingOptions& options() const { return options_; }
 
  private:
@@ -129,6 +132,7 @@ class Matchmaker {
   uint64_t round_ = 0;
   uint64_t epoch_ = 0;  // bumped per search: stale callbacks see a different epoch
   Time started_{0};
+  uint32_t others_seen_ = 0;
   Time expiration_{0};  // this peer's declared planned start
   Time deadline_{0};
   PeerId leader_ = kNoPeer;

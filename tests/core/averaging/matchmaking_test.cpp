@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "core/averaging/round_slots.h"
 #include "tests/fake_runtime.h"
 
 namespace crowdtrain {
@@ -207,6 +208,20 @@ TEST(Matchmaking, AGroupOfClientsOnlyDoesNotBegin) {
     said |= s.apps[i]->result->status().message().find("can average") != std::string::npos;
   }
   EXPECT_TRUE(said);
+}
+
+// A peer up before round 0 takes it; one up later takes the next slot, or the one that began less
+// than the grace ago (its peers still declaring themselves).
+TEST(RoundSlots, ALatePeerTakesTheNextRoundOrOneStillGathering) {
+  const Time first = 2s, interval = 4s;
+  EXPECT_EQ(first_open_round(1s, first, interval), 0u);
+  EXPECT_EQ(first_open_round(2s, first, interval), 0u);
+  EXPECT_EQ(first_open_round(2045ms, first, interval), 1u);
+  EXPECT_EQ(first_open_round(2045ms, first, interval, 250ms), 0u);
+  EXPECT_EQ(first_open_round(2300ms, first, interval, 250ms), 1u);
+  EXPECT_EQ(first_open_round(6100ms, first, interval, 250ms), 1u);
+  EXPECT_EQ(first_open_round(6250ms, first, interval, 250ms), 2u);
+  EXPECT_EQ(first_open_round(5900ms, first, interval, 250ms), 1u);
 }
 
 }  // namespace
