@@ -73,6 +73,8 @@ WorkloadKind training_kind() {
   k.make_app = train::make_training_app;
   k.summary = train::training_summary;
   k.liveness = train::training_liveness;
+  k.check = train::check_training_clients;
+  k.runs_as_client = true;  // Moshpit SGD by a method that meets through the DHT; collaborative
   return k;
 }
 
@@ -141,10 +143,11 @@ nlohmann::json workload_liveness(const Scenario& scenario, const MetricsSink& si
 Status check_workload(const Scenario& scenario) {
   const WorkloadKind* k = find_workload_kind(scenario.workload.kind);
   if (k != nullptr && scenario.peers.has_clients() && !k->runs_as_client) {
-    return json_error("peers.clients",
-                      "workload.kind \"" + k->name +
-                          "\" cannot run on client peers (ones that cannot be called): its "
-                          "peers call each other; the dht, averaging and moe workloads can");
+    return json_error(
+        "peers.clients",
+        "workload.kind \"" + k->name +
+            "\" cannot run on client peers (ones that cannot be called): its "
+            "peers call each other; the dht, averaging, training and moe workloads can");
   }
   return k != nullptr && k->check ? k->check(scenario) : Status();
 }

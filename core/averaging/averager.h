@@ -113,6 +113,7 @@ class Averager final : public PeerApp {
   std::string bits_;
   bool busy_ = false;  // matchmaking or all-reduce of a round in progress
   uint64_t rounds_averaged_ = 0;
+  uint32_t lonely_rounds_ = 0;  // rounds running that found nobody else declared (redraw_key)
   std::shared_ptr<bool> alive_;
 };
 

@@ -14,17 +14,22 @@ namespace {
 
 constexpr size_t kMaxEarlyMessages = 4096;
 
+// A progress report: "EPOCH SAMPLES", and " c" after them from a peer that cannot be called.
 struct Report {
   uint64_t epoch = 0;
   int64_t samples = 0;
+  bool client = false;
 };
 
 bool parse_report(const std::string& text, Report* out) {
   unsigned long long e = 0;
   long long s = 0;
-  if (std::sscanf(text.c_str(), "%llu %lld", &e, &s) != 2 || s < 0) return false;
+  char mark[2] = {0, 0};
+  const int n = std::sscanf(text.c_str(), "%llu %lld %1s", &e, &s, mark);
+  if (n < 2 || s < 0 || (n == 3 && mark[0] != 'c')) return false;
   out->epoch = e;
   out->samples = s;
+  out->client = n == 3;
   return true;
 }
 
@@ -83,8 +88,9 @@ void CollaborativePeer::report() {
   });
   const std::string key = options_.key_prefix + ".progress";
   if (ready_) {
-    const std::string value =
-        std::to_string(epoch_) + " " + std::to_string(trainer_->samples_accumulated());
+    const std::string value = std::to_string(epoch_) + " " +
+                              std::to_string(trainer_->samples_accumulated()) +
+                              (options_.client ? " c" : "");
     dht_->store_subkey(key, std::to_string(rt_.self()), value, rt_.now() + options_.progress_ttl,
                        [](size_t) {});
   }
@@ -110,7 +116,7 @@ void CollaborativePeer::on_progress(Result<dht::DhtValue> value) {
         latest = r.epoch;
         ahead.clear();
       }
-      if (r.epoch == latest && r.epoch > epoch_) ahead.push_back(peer);
+      if (r.epoch == latest && r.epoch > epoch_ && !r.client) ahead.push_back(peer);
       if (r.epoch == epoch_) samples += r.samples;
     }
   }

@@ -43,6 +43,9 @@ struct CollaborativeOptions {
   // Advertised in matchmaking for load balancing (as AveragerOptions: Mb/s, 0 = unknown).
   double bandwidth_mbps = 0.0;
   AveragingMode mode = AveragingMode::kNode;
+  // It cannot be called (behind NAT): its progress reports say so, and nobody catches up from it.
+  // (The maker also sets the matchmaking and DHT options' client flags and mode = kClient.)
+  bool client = false;
   MatchmakingOptions matchmaking;
   AllReduceOptions allreduce;
   dht::DhtOptions dht;

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -151,6 +152,7 @@ struct TrainingPeerStart {
   std::vector<PeerId> state_peers;
   std::vector<PeerId> bootstrap;
   AdvertisedLink link;
+  bool client = false;  // it cannot be called: it asks and follows, never serves or leads
 };
 
 TrainingPeerStart plan_start(const Scenario& scenario, Runtime& rt,
@@ -158,11 +160,15 @@ TrainingPeerStart plan_start(const Scenario& scenario, Runtime& rt,
   const TrainingWorkloadOptions& t = training_options_of(scenario);
   const uint32_t n = scenario.peers.count;
   const PeerId self = rt.self();
-  std::vector<PeerId> everyone;
+  std::vector<PeerId> everyone;  // whom it may call: every peer but the clients
   if (context.peers) {
     everyone = *context.peers;
   } else {
     for (PeerId p = 0; p < n; ++p) everyone.push_back(p);
+  }
+  if (context.is_client) {
+    everyone.erase(std::remove_if(everyone.begin(), everyone.end(), context.is_client),
+                   everyone.end());
   }
   TrainingPeerStart out;
   out.joiner = to_seconds(rt.now()) > kJoinAfterS;
@@ -173,6 +179,7 @@ TrainingPeerStart plan_start(const Scenario& scenario, Runtime& rt,
   out.bootstrap = pick_anyone ? pick_peers(everyone, self, t.group.bootstrap_peers, rt.rng())
                               : first_contacts(context, self, t.group.bootstrap_peers, rt.rng());
   out.link = advertised_link(t.group.balance, context);
+  out.client = context.client;
   return out;
 }
 
@@ -192,7 +199,8 @@ std::unique_ptr<PeerApp> make_collaborative_peer(const Scenario& scenario, Runti
   c.join_by_download = start.joiner && t.download_state;
   c.state_timeout = from_seconds(t.state_timeout_s);
   c.bandwidth_mbps = start.link.bandwidth_mbps;
-  c.mode = start.link.mode;
+  c.mode = start.client ? AveragingMode::kClient : start.link.mode;
+  c.client = start.client;
   const uint32_t target = std::min<uint32_t>(g.target_group_size == 0 ? n : g.target_group_size,
                                              static_cast<uint32_t>(kMaxGroupSize));
   c.matchmaking.target_group_size(target)
@@ -201,7 +209,8 @@ std::unique_ptr<PeerApp> make_collaborative_peer(const Scenario& scenario, Runti
       .timeout(from_seconds(g.matchmaking_timeout_s))
       .begin_grace(std::chrono::milliseconds(500));
   c.allreduce.timeout(from_seconds(g.allreduce_timeout_s)).compression(t.compression);
-  c.dht.rpc_timeout(std::chrono::seconds(1));
+  c.matchmaking.client(start.client);
+  c.dht.rpc_timeout(std::chrono::seconds(1)).client_mode(start.client);
   return std::make_unique<CollaborativePeer>(rt, std::move(c), std::move(trainer), board);
 }
 
@@ -241,6 +250,7 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
   plan.rounds = 1000000;
   plan.compression = t.compression;
   plan.link = start.link;
+  plan.client = start.client;
   auto protocol = averaging_protocol(rt, t.group, plan);
   if (!protocol.ok()) return protocol.status();
   MoshpitSgdOptions o;
@@ -251,6 +261,20 @@ Result<std::unique_ptr<PeerApp>> make_training_app(const Scenario& scenario, Run
   o.steps_per_round = t.local_steps_per_round;
   return std::unique_ptr<PeerApp>(std::make_unique<MoshpitSgdPeer>(
       rt, std::move(o), std::move(trainer), protocol.value(), board));
+}
+
+Status check_training_clients(const Scenario& scenario) {
+  if (!scenario.peers.has_clients()) return Status();
+  const TrainingWorkloadOptions& t = training_options_of(scenario);
+  // Collaborative steps meet through the DHT whatever the method; Moshpit SGD averages by it.
+  if (t.mode == TrainingMode::kCollaborative || method_takes_clients(t.group.method)) {
+    return Status();
+  }
+  return json_error("peers.clients",
+                    "workload.training.method \"" + averaging_method_name(t.group.method) +
+                        "\" has peers call peers that never called them: clients (which nobody "
+                        "can call) need a method that meets through the DHT (moshpit, "
+                        "allreduce_open, random_groups) or the collaborative mode");
 }
 
 nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sink) {

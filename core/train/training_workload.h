@@ -62,6 +62,9 @@ nlohmann::json training_summary(const Scenario& scenario, const MetricsSink& sin
 // The liveness goal (core/invariants.h): once the faults stop, accuracy recovers (the last
 // evaluation within 0.02 of the best before the liveness phase). Safety, checked at every
 // evaluation: every live peer's parameters are finite (training_params_finite).
+// peers.clients: Moshpit SGD needs an averaging method that meets through the DHT (clients never
+// lead and are never called); the collaborative mode always does. The error names peers.clients.
+Status check_training_clients(const Scenario& scenario);
 nlohmann::json training_liveness(const Scenario& scenario, const MetricsSink& sink);
 
 }  // namespace crowdtrain::train

@@ -16,6 +16,7 @@
 #include "core/workload.h"
 #include "net/live.h"
 #include "net/zmq_runtime.h"
+#include "tests/mnist_required.h"
 
 namespace crowdtrain::net {
 namespace {
@@ -46,7 +47,7 @@ TEST(LiveClientArgs, AClientNeedsOpenMembershipAndNoAddress) {
 }
 
 // The workload decides, not the world: the DHT and the mixture-of-experts' trainers run as
-// clients, and so does Moshpit averaging; Moshpit SGD, the probe and an expert server refuse.
+// clients, and so does Moshpit averaging; the probe and an expert server refuse.
 TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   MetricsSink sink;
   auto rt =
@@ -55,7 +56,7 @@ TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   WorkloadContext context;
   context.client = true;
   context.peers = std::make_shared<const std::vector<PeerId>>(std::vector<PeerId>{0});
-  for (const char* name : {"probe_world", "moshpit_sgd_mnist", "moe_live_5"}) {
+  for (const char* name : {"probe_world", "moe_live_5"}) {
     auto s = load_scenario(std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/" + name + ".json", {});
     ASSERT_TRUE(s.ok()) << name << ": " << s.error();
     auto app = make_workload_app(s.value(), *rt.value(), context);
@@ -126,6 +127,29 @@ TEST(LiveClientArgs, TheReproduceLineSurvivesTheShell) {
   EXPECT_EQ(*(it + 1), initial) << line;
   EXPECT_NE(std::find(words.begin(), words.end(), "--client"), words.end()) << line;
   std::filesystem::remove_all(out);
+}
+
+// Moshpit SGD runs on a client by a method that meets through the DHT (moshpit), and refuses one
+// whose peers call peers (gossip) with a reason.
+TEST(LiveClientArgs, MoshpitSgdRunsAsAClientByAMethodThatMeetsThroughTheDht) {
+  CT_REQUIRE_MNIST();
+  MetricsSink sink;
+  auto rt =
+      ZmqRuntime::create(ZmqRuntimeOptions().id(1).open_membership(true).client_mode(true), sink);
+  ASSERT_TRUE(rt.ok()) << rt.error();
+  WorkloadContext context;
+  context.client = true;
+  context.peers = std::make_shared<const std::vector<PeerId>>(std::vector<PeerId>{0, 1});
+  const std::string path = std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/moshpit_sgd_mnist.json";
+  auto s = load_scenario(path, {"peers.count=4", "workload.training.grid_size=2"});
+  ASSERT_TRUE(s.ok()) << s.error();
+  auto app = make_workload_app(s.value(), *rt.value(), context);
+  EXPECT_TRUE(app.ok()) << app.error();
+  auto gossip = load_scenario(path, {"peers.count=4", "workload.training.method=gossip"});
+  ASSERT_TRUE(gossip.ok()) << gossip.error();
+  auto refused = make_workload_app(gossip.value(), *rt.value(), context);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("client"), std::string::npos) << refused.error();
 }
 
 }  // namespace

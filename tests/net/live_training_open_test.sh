@@ -4,7 +4,9 @@
 # starts alone and every other peer knows only peer 0's address and public key (--initial-peers)
 # and holds the swarm key file (CurveZMQ on every socket). Peer 7 starts LATE_S seconds after the
 # others (a joiner: it must download the training state from a peer it learned of through the
-# swarm) and peer 3 is SIGKILLed at KILL_S on the run's timeline. Every other peer must have
+# swarm), peer 3 is SIGKILLed at KILL_S on the run's timeline, and peer 5 runs as a client behind
+# NAT (--client, peers.clients: it calls out, is never called, never leads a group and serves no
+# state). Every other peer must have
 # averaged in groups, reached 85% test accuracy, rejected nothing, and known more peers at the end
 # than the one it was given; peer 7 must have downloaded the state and averaged after joining.
 # Needs the MNIST digits (the wrapper fetches them): a peer without them fails, and so does the
@@ -24,6 +26,7 @@ LIVE_OPEN=1
 LIVE_SECURE=1
 LIVE_LATE="7 $LATE_S"
 LIVE_KILLED="3"
+LIVE_CLIENTS="5"
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # shellcheck source=tests/net/live_lib.sh
 . "$(dirname "$0")/live_lib.sh"
@@ -43,7 +46,8 @@ kill_at() {
 LIVE_AFTER_LAUNCH=kill_at
 
 live_run scenarios/moshpit_sgd_mnist.json --epoch +3 --duration "$DURATION_S" \
-  --set peers.count=$N --set 'churn={"model": "none"}' --set workload.training.grid_size=2 \
+  --set peers.count=$N --set 'peers.clients=[5]' --set 'churn={"model": "none"}' \
+  --set workload.training.grid_size=2 \
   --set workload.training.grid_dims=3 --set workload.training.first_round_s=4 \
   --set workload.training.round_interval_s=6 --set workload.training.matchmaking_timeout_s=2 \
   --set workload.training.allreduce_timeout_s=2.5 --set workload.training.eval_interval_s=8
@@ -77,6 +81,10 @@ for i in range(n):
         bad.append(f"peer {i}: final accuracy {acc} (< 0.85)")
     if s["net_rejected_messages"] != 0:
         bad.append(f"peer {i}: rejected {s['net_rejected_messages']} messages")
+    if s["client"] != (i == 5) or (i == 5 and s["listen"]):
+        bad.append(f"peer {i}: client={s['client']} listen={s['listen']!r} (peer 5 alone is one)")
+    if i == 5 and c.get("mm_groups_led", 0) != 0:
+        bad.append(f"peer 5 (a client) led {c['mm_groups_led']} groups")
     if i == 7:
         if c.get("train_state_downloads", 0) < 1:
             bad.append("peer 7 (the joiner): downloaded no state")
@@ -86,4 +94,4 @@ for b in bad:
     print("  " + b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PYEOF
-echo "$TEST: PASS ($N peers, open membership, CurveZMQ, peer 3 killed at ${KILL_S} s, peer 7 late)"
+echo "$TEST: PASS ($N peers, open membership, CurveZMQ, peer 3 killed at ${KILL_S} s, peer 7 late, peer 5 a client)"

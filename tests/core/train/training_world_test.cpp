@@ -83,5 +83,36 @@ TEST(TrainingWorld, SameSeedSameRun) {
   EXPECT_GT(a["training"]["train_steps"].get<int64_t>(), 100);
 }
 
+// A quarter of the peers behind NAT (peers.clients): Moshpit SGD still learns, restarted peers
+// download the state from peers that can be called, and nobody calls a client first.
+TEST(TrainingWorld, ClientsBehindNatTrainAndNobodyCallsThem) {
+  CT_REQUIRE_MNIST();
+  Scenario s = tiny("moshpit");
+  s.peers.client_fraction = 0.25;
+  const auto sum = testing::run_quiet(s);
+  const auto& t = sum["training"];
+  EXPECT_GT(t["final_accuracy"].get<double>(), 0.6) << t.dump();
+  EXPECT_GT(t["averaging_groups"].get<int64_t>(), 8) << t.dump();
+  EXPECT_EQ(t["train_state_downloads"].get<int64_t>(), 2) << t.dump();
+  EXPECT_EQ(testing::counter(sum, "messages_to_unreached_client"), 0);
+}
+
+// The collaborative mode with clients: they report progress marked as theirs, follow the global
+// steps, and nobody catches up from them.
+TEST(TrainingWorld, CollaborativeClientsTakeGlobalStepsAndNobodyCallsThem) {
+  CT_REQUIRE_MNIST();
+  Scenario s = tiny("allreduce_open");
+  s.peers.client_fraction = 0.25;
+  auto& o = s.workload.edit<train::TrainingWorkloadOptions>("training");
+  o.mode = train::TrainingMode::kCollaborative;
+  o.target_batch_size = 256;
+  o.lr = 0.2;
+  const auto sum = testing::run_quiet(s);
+  const auto& t = sum["training"];
+  EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
+  EXPECT_GT(t["final_accuracy"].get<double>(), 0.3) << t.dump();
+  EXPECT_EQ(testing::counter(sum, "messages_to_unreached_client"), 0);
+}
+
 }  // namespace
 }  // namespace crowdtrain::sim
