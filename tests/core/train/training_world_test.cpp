@@ -58,13 +58,19 @@ TEST(TrainingWorld, MoshpitSgdLearnsAndJoinersDownloadTheState) {
   EXPECT_EQ(t["train_state_refused"].get<int64_t>(), 0);
 }
 
-TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
-  CT_REQUIRE_MNIST();
+// tiny() in the collaborative mode: a global step every 256 samples.
+Scenario tiny_collaborative() {
   Scenario s = tiny("allreduce_open");
   auto& o = s.workload.edit<train::TrainingWorkloadOptions>("training");
   o.mode = train::TrainingMode::kCollaborative;
   o.target_batch_size = 256;
   o.lr = 0.2;
+  return s;
+}
+
+TEST(TrainingWorld, CollaborativeModeTakesGlobalSteps) {
+  CT_REQUIRE_MNIST();
+  const Scenario s = tiny_collaborative();
   const auto sum = testing::run_quiet(s);
   const auto& t = sum["training"];
   EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
@@ -101,12 +107,8 @@ TEST(TrainingWorld, ClientsBehindNatTrainAndNobodyCallsThem) {
 // steps, and nobody catches up from them.
 TEST(TrainingWorld, CollaborativeClientsTakeGlobalStepsAndNobodyCallsThem) {
   CT_REQUIRE_MNIST();
-  Scenario s = tiny("allreduce_open");
+  Scenario s = tiny_collaborative();
   s.peers.client_fraction = 0.25;
-  auto& o = s.workload.edit<train::TrainingWorkloadOptions>("training");
-  o.mode = train::TrainingMode::kCollaborative;
-  o.target_batch_size = 256;
-  o.lr = 0.2;
   const auto sum = testing::run_quiet(s);
   const auto& t = sum["training"];
   EXPECT_GT(t["collab_steps"].get<int64_t>(), 8 * 3) << t.dump();
