@@ -199,7 +199,7 @@ void Averager::observe_bound(const AllReduceGroup& group, const at::Tensor& loca
 // a 2x2x2 grid, a slow start: redrawn cells of 3 and of 1 left 12 peer-rounds without a group).
 // A client cannot lead, so it draws a new cell whenever the peers declared in its cell did not take
 // it (64 simulated peers, a quarter clients: kept cells left 33 client-rounds without a group and
-// the error 200x above the goal), and when it saw nobody declared in two rounds running (after
+// the error 180x above the goal), and when it saw nobody declared in two rounds running (after
 // one, its partner may only have been late: eight live peers, one a client that redrew at once,
 // found a full pair in every cell it drew).
 void Averager::redraw_key(uint64_t round) {
