@@ -46,6 +46,14 @@ TEST(LiveClientArgs, AClientNeedsOpenMembershipAndNoAddress) {
   EXPECT_NE(stderr_text.find("--listen (or --client) is required"), std::string::npos);
 }
 
+// What `crowdtrain live --client` hands a workload: a client that knows `peers`.
+WorkloadContext client_context(std::vector<PeerId> peers) {
+  WorkloadContext context;
+  context.client = true;
+  context.peers = std::make_shared<const std::vector<PeerId>>(std::move(peers));
+  return context;
+}
+
 // The workload decides, not the world: the DHT and the mixture-of-experts' trainers run as
 // clients, and so does Moshpit averaging; the probe and an expert server refuse.
 TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
@@ -53,9 +61,7 @@ TEST(LiveClientArgs, WorkloadsThatNeedCallablePeersRefuseAClient) {
   auto rt =
       ZmqRuntime::create(ZmqRuntimeOptions().id(0).open_membership(true).client_mode(true), sink);
   ASSERT_TRUE(rt.ok()) << rt.error();
-  WorkloadContext context;
-  context.client = true;
-  context.peers = std::make_shared<const std::vector<PeerId>>(std::vector<PeerId>{0});
+  const WorkloadContext context = client_context({0});
   for (const char* name : {"probe_world", "moe_live_5"}) {
     auto s = load_scenario(std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/" + name + ".json", {});
     ASSERT_TRUE(s.ok()) << name << ": " << s.error();
@@ -137,9 +143,7 @@ TEST(LiveClientArgs, MoshpitSgdRunsAsAClientByAMethodThatMeetsThroughTheDht) {
   auto rt =
       ZmqRuntime::create(ZmqRuntimeOptions().id(1).open_membership(true).client_mode(true), sink);
   ASSERT_TRUE(rt.ok()) << rt.error();
-  WorkloadContext context;
-  context.client = true;
-  context.peers = std::make_shared<const std::vector<PeerId>>(std::vector<PeerId>{0, 1});
+  const WorkloadContext context = client_context({0, 1});
   const std::string path = std::string(CROWDTRAIN_SOURCE_DIR) + "/scenarios/moshpit_sgd_mnist.json";
   auto s = load_scenario(path, {"peers.count=4", "workload.training.grid_size=2"});
   ASSERT_TRUE(s.ok()) << s.error();
